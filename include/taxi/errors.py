@@ -1,0 +1,46 @@
+"""The errors a user can act on, each carrying what happened, where, and what to do.
+
+Tasks turn ``SourceNotPublished`` into a skip and ``BadSourceFile`` into a failure without
+retries (retrying cannot fix a bad file); anything else is treated as transient and retried.
+"""
+
+from __future__ import annotations
+
+
+class SourceNotPublished(Exception):
+    """The source answered 404: the month is not (yet) published."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"not published: {url} answered 404; nothing was loaded")
+        self.url = url
+
+
+class BadSourceFile(Exception):
+    """The file breaks the schema contract or is not the file we asked for."""
+
+    def __init__(
+        self,
+        file: str,
+        problem: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+        hint: str = "",
+    ) -> None:
+        where = file
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column}"
+        message = f"bad source file {where}: {problem}"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.problem = problem
+
+
+class IncompleteDownload(Exception):
+    """The connection ended before the announced size arrived; a retry may succeed."""

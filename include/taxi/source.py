@@ -1,0 +1,106 @@
+"""Where the source files live and how they are fetched: streamed to disk, never into memory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from include.taxi.contract import ZONES, contract_for
+from include.taxi.errors import BadSourceFile, IncompleteDownload, SourceNotPublished
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def file_name(service: str, month: str) -> str:
+    """``yellow_tripdata_2021-01.csv.gz``; the zone lookup has one file for all months."""
+    if service == ZONES:
+        return "taxi_zone_lookup.csv"
+    contract_for(service)
+    return f"{service}_tripdata_{month}.csv.gz"
+
+
+def source_url(base: str, service: str, month: str) -> str:
+    """``{base}/{service}/{file}`` for trips, ``{base}/misc/taxi_zone_lookup.csv`` for zones."""
+    folder = "misc" if service == ZONES else service
+    return f"{base.rstrip('/')}/{folder}/{file_name(service, month)}"
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    path: Path
+    bytes: int
+    seconds: float
+    etag: str | None
+    last_modified: str | None
+
+
+def _session(retries: int) -> requests.Session:
+    """A session that retries refused connections and 429/5xx answers with backoff."""
+    retry = Retry(
+        total=retries,
+        backoff_factor=1.0,
+        backoff_max=30,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=("GET", "HEAD"),
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def download(url: str, dest: Path, *, retries: int = 3, timeout: float = 60.0) -> Download:
+    """Stream ``url`` to ``dest``; 404 is SourceNotPublished, a short body IncompleteDownload."""
+    started = time.monotonic()
+    with _session(retries) as session, session.get(url, stream=True, timeout=timeout) as resp:
+        if resp.status_code == 404:
+            raise SourceNotPublished(url)
+        resp.raise_for_status()
+        size = 0
+        with dest.open("wb") as out:
+            # the bytes as sent: a server may label a .csv.gz "Content-Encoding: gzip"
+            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                out.write(chunk)
+                size += len(chunk)
+        expected = resp.headers.get("Content-Length")
+        if expected is not None and int(expected) != size:
+            raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
+        result = Download(
+            url=url,
+            path=dest,
+            bytes=size,
+            seconds=time.monotonic() - started,
+            etag=resp.headers.get("ETag"),
+            last_modified=resp.headers.get("Last-Modified"),
+        )
+    log.info("downloaded %s: %d bytes in %.1f s", url, result.bytes, result.seconds)
+    if url.endswith(".gz"):
+        check_gzip(dest)
+    return result
+
+
+def check_gzip(path: Path) -> None:
+    """Refuse what is not gzip (a wrong URL usually returns an HTML page) before parsing it."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    if not head:
+        raise BadSourceFile(path.name, "the file is empty", hint="Check the source URL")
+    if head[:2] != GZIP_MAGIC:
+        shown = head[:40].decode("utf-8", "replace").strip()
+        raise BadSourceFile(
+            path.name,
+            f"not a gzip file (it starts with {shown!r})",
+            hint="A wrong URL often returns an HTML page: check the Variable taxi_source_url",
+        )
