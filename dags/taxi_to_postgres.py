@@ -1,0 +1,104 @@
+"""taxi_to_postgres: one run per data month loads yellow, green and fhv trips into Postgres.
+
+Each (service, month) is a mapped task that downloads the source csv.gz, checks it against
+the schema contract and replaces that month's partition in one transaction, so reruns and
+backfills never duplicate. Logic lives in include/taxi; this file only wires and schedules.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.taxi import schedule
+
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+default_args = {
+    "owner": "data-eng",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=1),
+}
+
+
+@dag(
+    dag_id="taxi_to_postgres",
+    description="NYC TLC trips (yellow, green, fhv) and zones into Postgres, a month per run",
+    schedule=schedule.MONTHLY,
+    start_date=schedule.start_date(),
+    end_date=schedule.end_date(),
+    catchup=schedule.catchup(),
+    max_active_runs=2,
+    default_args=default_args,
+    tags=["taxi", "postgres", "ingest"],
+    params={
+        "service": Param(
+            "all",
+            type="string",
+            enum=["all", "yellow", "green", "fhv"],
+            title="Service",
+            description="Which trip files to load; 'all' loads yellow, green and fhv.",
+        ),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=MONTH_PATTERN,
+            title="Month (YYYY-MM)",
+            description="The month to load, e.g. 2021-01. Empty: the run's data-interval month.",
+        ),
+    },
+    doc_md=__doc__,
+)
+def taxi_to_postgres() -> None:
+    @task
+    def plan(**context) -> list[dict[str, str]]:
+        """Validate the Params before any I/O; one entry per (service, month) to load."""
+        from include.taxi.airflow_tasks import run_month
+
+        return run_month(
+            context["params"].get("service"),
+            context["params"].get("month"),
+            context.get("data_interval_start"),
+            context["dag_run"].run_after,
+        )
+
+    @task(map_index_template="{{ service_month }}")
+    def load_trips(service: str, month: str) -> dict:
+        """Download one source file and replace its month in Postgres."""
+        from include.taxi import airflow_tasks as at
+        from include.taxi.ingest import month_to_postgres
+
+        get_current_context()["service_month"] = f"{service} {month}"
+        return at.outcome(
+            lambda: month_to_postgres(
+                service,
+                month,
+                source_base=at.source_base(),
+                conninfo=at.postgres_conninfo(),
+                schema=at.postgres_schema(),
+            )
+        )
+
+    @task
+    def load_zones() -> dict:
+        """Replace the taxi-zone lookup table (small; reloaded with every month)."""
+        from include.taxi import airflow_tasks as at
+        from include.taxi.ingest import zones_to_postgres
+
+        return at.outcome(
+            lambda: zones_to_postgres(
+                source_base=at.source_base(),
+                conninfo=at.postgres_conninfo(),
+                schema=at.postgres_schema(),
+            )
+        )
+
+    load_trips.expand_kwargs(plan())
+    load_zones()
+
+
+taxi_to_postgres()
