@@ -1,0 +1,83 @@
+"""Shared fixtures: a private Airflow home, a real PostgreSQL and a local source web server.
+
+Airflow reads its configuration when first imported, so the test home is set up here, at
+import time, before any test module imports airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from dev import local_postgres
+from dev.airflow_env import airflow_env
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="taxi-airflow-test-"))
+os.environ.update(airflow_env(AIRFLOW_HOME))
+os.environ.pop("AIRFLOW_CONN_TAXI_POSTGRES", None)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the test home (needed by dag.test and the CLI)."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ,
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DATABASE_URL if given, otherwise an embedded PostgreSQL started for this session."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    data = tmp_path_factory.mktemp("pgdata")
+    url = local_postgres.start(data, local_postgres.free_port(), durable=False)
+    try:
+        yield url
+    finally:
+        local_postgres.stop(data)
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh schema per test, dropped afterwards."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture(scope="session")
+def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A web server on 127.0.0.1 serving a folder laid out like the real source."""
+    root = tmp_path_factory.mktemp("source")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()

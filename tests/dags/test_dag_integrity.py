@@ -1,0 +1,87 @@
+"""Every DAG file imports cleanly, fast, offline, and follows the project's conventions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dev.airflow_env import PROJECT
+
+DAGS_DIR = PROJECT / "dags"
+DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
+PARSE_BUDGET_S = 2.0
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_there_are_dag_files() -> None:
+    assert DAG_FILES, f"no DAG files in {DAGS_DIR}"
+
+
+def test_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_no_warnings_while_parsing(dagbag) -> None:
+    assert dict(dagbag.captured_warnings) == {}
+
+
+def test_every_file_defines_one_dag_named_like_the_file(dagbag) -> None:
+    by_file: dict[str, list[str]] = {}
+    for dag_id, dag in dagbag.dags.items():
+        by_file.setdefault(Path(dag.fileloc).stem, []).append(dag_id)
+    assert by_file == {p.stem: [p.stem] for p in DAG_FILES}
+
+
+def test_parse_time_within_budget(dagbag) -> None:
+    slow = {
+        stat.file: stat.duration.total_seconds()
+        for stat in dagbag.dagbag_stats
+        if stat.duration.total_seconds() > PARSE_BUDGET_S
+    }
+    assert slow == {}, f"DAG files parsing slower than {PARSE_BUDGET_S}s: {slow}"
+
+
+def test_conventions(dagbag) -> None:
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert dag.doc_md, f"{dag_id} has no doc_md"
+        for task in dag.tasks:
+            assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id}: set an owner"
+            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+
+
+OFFLINE_IMPORT = """
+import socket, sys
+def refuse(*args, **kwargs):
+    raise RuntimeError("network or database access at DAG import time")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(len(bag.dags), bag.import_errors)
+sys.exit(1 if bag.import_errors or not bag.dags else 0)
+"""
+
+
+def test_import_needs_no_network_or_database(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{tmp_path}/absent/db.sqlite"
+    env["AIRFLOW_CONN_TAXI_POSTGRES"] = "postgres://nobody@127.0.0.1:1/none"
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_IMPORT, str(DAGS_DIR)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,98 @@
+"""Replacing a month in a real PostgreSQL: exact counts, idempotent, isolated, all-or-nothing."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dev.synthetic import write_month, write_zones
+from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP
+from include.taxi.csv_reader import ContractReader
+from include.taxi.errors import BadSourceFile
+from include.taxi.postgres_month import replace_month, replace_table
+
+JAN, FEB = date(2021, 1, 1), date(2021, 2, 1)
+
+
+def _counts(url: str, schema: str, table: str) -> dict[date, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f'SELECT source_month, count(*) FROM "{schema}"."{table}" GROUP BY 1 ORDER BY 1'
+        ).fetchall()
+    return dict(rows)
+
+
+def _load(url: str, schema: str, path: Path, contract, month: date):
+    return replace_month(url, schema, ContractReader(path, contract, month, block_size=64 << 10))
+
+
+def test_load_then_reload_replaces_exactly(tmp_path, postgres_url, pg_schema) -> None:
+    path = tmp_path / "y1.csv.gz"
+    write_month(path, "yellow", JAN, 3_000)
+    first = _load(postgres_url, pg_schema, path, YELLOW, JAN)
+    assert (first.rows_read, first.rows_written, first.rows_in_target) == (3_000, 3_000, 3_000)
+    write_month(path, "yellow", JAN, 2_500, seed=9)
+    _load(postgres_url, pg_schema, path, YELLOW, JAN)
+    assert _counts(postgres_url, pg_schema, "yellow_tripdata") == {JAN: 2_500}
+
+
+def test_another_month_does_not_touch_the_first(tmp_path, postgres_url, pg_schema) -> None:
+    write_month(tmp_path / "jan.csv.gz", "fhv", JAN, 700)
+    write_month(tmp_path / "feb.csv.gz", "fhv", FEB, 400)
+    _load(postgres_url, pg_schema, tmp_path / "jan.csv.gz", FHV, JAN)
+    _load(postgres_url, pg_schema, tmp_path / "feb.csv.gz", FHV, FEB)
+    _load(postgres_url, pg_schema, tmp_path / "feb.csv.gz", FHV, FEB)
+    assert _counts(postgres_url, pg_schema, "fhv_tripdata") == {JAN: 700, FEB: 400}
+
+
+def test_values_survive_the_round_trip(tmp_path, postgres_url, pg_schema) -> None:
+    path = tmp_path / "y.csv.gz"
+    write_month(path, "yellow", JAN, 1_000)
+    _load(postgres_url, pg_schema, path, YELLOW, JAN)
+    with psycopg.connect(postgres_url) as conn:
+        nulls, outside, dotted = conn.execute(
+            f"""SELECT count(*) FILTER (WHERE vendorid IS NULL AND passenger_count IS NULL),
+                       count(*) FILTER (WHERE tpep_pickup_datetime < '2021-01-01'),
+                       count(*) FILTER (WHERE improvement_surcharge = 0.3)
+                FROM "{pg_schema}".yellow_tripdata"""
+        ).fetchone()
+    assert nulls == 10
+    assert outside >= 1
+    assert dotted == 1_000
+
+
+def test_a_bad_file_leaves_the_previous_month_intact(tmp_path, postgres_url, pg_schema) -> None:
+    good = tmp_path / "good.csv.gz"
+    write_month(good, "yellow", JAN, 2_000)
+    _load(postgres_url, pg_schema, good, YELLOW, JAN)
+    bad = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    write_month(bad, "yellow", JAN, 5_000, seed=2)
+    with bad.open("ab") as f:  # a second gzip member with a broken last row, after many good ones
+        import gzip
+
+        f.write(gzip.compress(b"1,2,3\n"))
+    with pytest.raises(BadSourceFile, match="line 5002"):
+        _load(postgres_url, pg_schema, bad, YELLOW, JAN)
+    assert _counts(postgres_url, pg_schema, "yellow_tripdata") == {JAN: 2_000}
+    with psycopg.connect(postgres_url) as conn:
+        leftovers = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
+            (pg_schema, "%_load"),
+        ).fetchone()[0]
+    assert leftovers == 0
+
+
+def test_zone_lookup_is_replaced_whole(tmp_path, postgres_url, pg_schema) -> None:
+    path = tmp_path / "taxi_zone_lookup.csv"
+    rows = write_zones(path)
+    for _ in range(2):
+        result = replace_table(postgres_url, pg_schema, ContractReader(path, ZONE_LOOKUP))
+    assert result.rows_in_target == rows
+    with psycopg.connect(postgres_url) as conn:
+        zone = conn.execute(
+            f'SELECT borough, zone FROM "{pg_schema}".taxi_zone_lookup WHERE locationid = 132'
+        ).fetchone()
+    assert zone == ("Queens", "JFK Airport")

@@ -1,0 +1,138 @@
+"""The taxi_to_postgres DAG run in-process (dag.test) against a local source and real Postgres."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from dev.airflow_env import PROJECT
+from dev.synthetic import write_month, write_zones
+
+ROWS = {
+    ("yellow", "2021-01"): 1_500,
+    ("green", "2021-01"): 800,
+    ("fhv", "2021-01"): 600,
+    ("yellow", "2021-02"): 1_100,
+    ("green", "2021-02"): 500,
+    ("fhv", "2021-02"): 450,
+}
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT / "dags" / "taxi_to_postgres.py"))
+    return bag.dags["taxi_to_postgres"]
+
+
+@pytest.fixture(scope="module")
+def published(source_server):
+    base, root = source_server
+    for (service, month), rows in ROWS.items():
+        name = f"{service}_tripdata_{month}.csv.gz"
+        write_month(root / service / name, service, date.fromisoformat(f"{month}-01"), rows)
+    write_zones(root / "misc" / "taxi_zone_lookup.csv")
+    return base
+
+
+@pytest.fixture
+def warehouse(monkeypatch, postgres_url, pg_schema, published):
+    parts = urlsplit(postgres_url)
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "password": "",
+        "schema": parts.path.lstrip("/"),
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_TAXI_POSTGRES", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", published)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
+    return pg_schema
+
+
+def _run(dag, month: str, **conf):
+    """A manual run for ``month`` (a manual run's data interval is the month *before* its
+    logical date, so the month is passed as a Param, as `make month` does)."""
+    logical = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
+    return dag.test(logical_date=logical, run_conf={"month": month, **conf})
+
+
+def _states(run) -> dict[str, str]:
+    return {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in run.get_task_instances()}
+
+
+def _counts(url: str, schema: str, table: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f'SELECT to_char(source_month, \'YYYY-MM\'), count(*) FROM "{schema}"."{table}" '
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse, postgres_url):
+    run = _run(dag, "2021-01")
+    assert run.state == "success", _states(run)
+    assert _states(run) == {
+        "plan[-1]": "success",
+        "load_zones[-1]": "success",
+        "load_trips[0]": "success",
+        "load_trips[1]": "success",
+        "load_trips[2]": "success",
+    }
+    for service in ("yellow", "green", "fhv"):
+        assert _counts(postgres_url, warehouse, f"{service}_tripdata") == {
+            "2021-01": ROWS[(service, "2021-01")]
+        }
+    assert _run(dag, "2021-01").state == "success"
+    assert _counts(postgres_url, warehouse, "yellow_tripdata") == {"2021-01": 1_500}
+    assert _run(dag, "2021-02").state == "success"
+    for service in ("yellow", "green", "fhv"):
+        assert _counts(postgres_url, warehouse, f"{service}_tripdata") == {
+            month: ROWS[(service, month)] for month in ("2021-01", "2021-02")
+        }
+    with psycopg.connect(postgres_url) as conn:
+        total = conn.execute(
+            f'SELECT round(sum(total_amount)::numeric, 2) FROM "{warehouse}".yellow_tripdata '
+            "WHERE source_month = '2021-01-01'"
+        ).fetchone()[0]
+        zones = conn.execute(f'SELECT count(*) FROM "{warehouse}".taxi_zone_lookup').fetchone()[0]
+    assert total > 0
+    assert zones == 7
+
+
+def test_params_choose_service_and_month(dag, warehouse, postgres_url):
+    run = _run(dag, "2021-02", service="green")
+    assert run.state == "success"
+    assert _counts(postgres_url, warehouse, "green_tripdata") == {"2021-02": 500}
+    with psycopg.connect(postgres_url) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (warehouse,)
+            )
+        }
+    assert "yellow_tripdata" not in tables
+
+
+def test_unpublished_month_is_skipped_not_failed(dag, warehouse, postgres_url):
+    run = _run(dag, "2020-06", service="yellow")
+    assert run.state == "success"
+    assert _states(run)["load_trips[0]"] == "skipped"
+
+
+def test_bad_month_param_fails_the_run_with_a_clear_message(dag, warehouse):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="2021-13"):
+        dag.test(
+            logical_date=datetime(2021, 1, 1, tzinfo=UTC),
+            run_conf={"service": "yellow", "month": "2021-13"},
+        )
