@@ -41,8 +41,27 @@ def admin_password(home: Path) -> str:
     return password
 
 
-def airflow_env(home: Path, *, api_port: int = 8080, parallelism: int = 4) -> dict[str, str]:
-    """``os.environ`` plus this project's Airflow settings, the caller's values winning."""
+def dotenv(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a .env file (comments and blanks skipped, one level of quotes)."""
+    if not path.exists():
+        return {}
+    values = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def airflow_env(
+    home: Path, *, api_port: int = 8080, parallelism: int = 4, use_dotenv: bool = True
+) -> dict[str, str]:
+    """``os.environ`` plus .env plus this project's settings; earlier sources win."""
     home = home.resolve()
     values = _secrets(home)
     defaults = {
@@ -68,7 +87,8 @@ def airflow_env(home: Path, *, api_port: int = 8080, parallelism: int = 4) -> di
         "NO_PROXY": "*",
     }
     env = dict(os.environ)
-    for key, value in defaults.items():
+    from_file = dotenv(PROJECT / ".env") if use_dotenv else {}
+    for key, value in {**defaults, **from_file}.items():
         env.setdefault(key, value)
     if "PYTHONPATH" in os.environ and str(PROJECT) not in os.environ["PYTHONPATH"].split(":"):
         env["PYTHONPATH"] = f"{PROJECT}:{os.environ['PYTHONPATH']}"

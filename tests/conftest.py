@@ -23,7 +23,7 @@ from dev import local_postgres
 from dev.airflow_env import airflow_env
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="taxi-airflow-test-"))
-os.environ.update(airflow_env(AIRFLOW_HOME))
+os.environ.update(airflow_env(AIRFLOW_HOME, use_dotenv=False))
 os.environ.pop("AIRFLOW_CONN_TAXI_POSTGRES", None)
 
 

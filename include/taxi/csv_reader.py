@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 from include.taxi.contract import INT, TIMESTAMP, Contract
 from include.taxi.errors import BadSourceFile
 
-BLOCK_SIZE = 4 << 20
+BLOCK_SIZE = 1 << 20
 CONTRACT_HINT = (
     "Nothing was loaded. If the source really changed, declare it in include/taxi/contract.py"
 )

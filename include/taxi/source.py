@@ -9,6 +9,7 @@ from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from include.taxi.contract import ZONES, contract_for
@@ -71,9 +72,12 @@ def download(url: str, dest: Path, *, retries: int = 3, timeout: float = 60.0) -
         size = 0
         with dest.open("wb") as out:
             # the bytes as sent: a server may label a .csv.gz "Content-Encoding: gzip"
-            for chunk in resp.raw.stream(CHUNK, decode_content=False):
-                out.write(chunk)
-                size += len(chunk)
+            try:
+                for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                    out.write(chunk)
+                    size += len(chunk)
+            except ProtocolError as exc:
+                raise IncompleteDownload(f"{url}: connection broken after {size} bytes") from exc
         expected = resp.headers.get("Content-Length")
         if expected is not None and int(expected) != size:
             raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
