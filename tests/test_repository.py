@@ -57,7 +57,9 @@ def test_no_credentials_in_the_repository() -> None:
 
 def test_the_secret_scan_would_catch_a_key() -> None:
     # assembled at run time so that this file itself does not trip the scan
-    leaked = "-----BEGIN " + "PRIVATE KEY-----\nMIIE" + "\nAIRFLOW__CORE__FERNET_KEY=" + "a" * 43 + "="
+    leaked = (
+        "-----BEGIN " + "PRIVATE KEY-----\nMIIE" + "\nAIRFLOW__CORE__FERNET_KEY=" + "a" * 43 + "="
+    )
     assert SECRET_PATTERNS["private key"].search(leaked)
     assert SECRET_PATTERNS["Fernet key"].search(leaked)
     assert SECRET_PATTERNS["password in a URL"].search("postgresql://u:" + "hunter2@db/x")
