@@ -50,6 +50,12 @@ default_args = {
             title="Month (YYYY-MM)",
             description="The month to load, e.g. 2021-01. Empty: the run's data-interval month.",
         ),
+        "force_reload": Param(
+            False,
+            type="boolean",
+            title="Force reload",
+            description="Reload even if the source file is unchanged since its last load.",
+        ),
     },
     doc_md=__doc__,
 )
@@ -68,11 +74,12 @@ def taxi_to_postgres() -> None:
 
     @task(map_index_template="{{ service_month }}")
     def load_trips(service: str, month: str) -> dict:
-        """Download one source file and replace its month in Postgres."""
+        """Download one source file and replace its month in Postgres (unless unchanged)."""
         from include.taxi import airflow_tasks as at
         from include.taxi.ingest import month_to_postgres
 
-        get_current_context()["service_month"] = f"{service} {month}"
+        context = get_current_context()
+        context["service_month"] = f"{service} {month}"
         return at.outcome(
             lambda: month_to_postgres(
                 service,
@@ -80,6 +87,8 @@ def taxi_to_postgres() -> None:
                 source_base=at.source_base(),
                 conninfo=at.postgres_conninfo(),
                 schema=at.postgres_schema(),
+                force=bool(context["params"].get("force_reload")),
+                run_id=context["run_id"],
             )
         )
 

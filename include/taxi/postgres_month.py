@@ -2,12 +2,14 @@
 
 Each trip table is LIST-partitioned by ``source_month``. A load writes the month into a fresh
 stage table with ADBC's binary COPY (Arrow batches in, no text round trip), then drops the old
-partition and attaches the stage in its place, all in one transaction:
+partition and attaches the stage in its place, all in one transaction that also writes the
+month's ingestion-log row:
 
 * a failed or killed load rolls back and leaves the previous month exactly as it was;
 * readers see the old month until COMMIT and the new one after, never a mix or a gap;
 * a rerun replaces rather than appends, so nothing is ever doubled;
-* a transaction-scoped advisory lock per (table, month) serialises concurrent loads of a month.
+* a transaction-scoped advisory lock per (table, month) serialises concurrent loads of a
+  month, and a load that waited for another one of the same source file does not repeat it.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
+from include.taxi import ingestion_log, pg
 from include.taxi.contract import SOURCE_MONTH, Contract
 from include.taxi.csv_reader import ContractReader
+from include.taxi.ingestion_log import Attempt
 from include.taxi.months import partition_suffix
-from include.taxi.sql_files import statements
+from include.taxi.source import SourceVersion
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class LoadMismatch(Exception):
 @dataclass(frozen=True)
 class LoadResult:
     table: str
+    status: str
+    """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file."""
     rows_read: int
     rows_written: int
     rows_in_target: int
@@ -67,6 +72,10 @@ def table_name(contract: Contract) -> str:
     return "taxi_zone_lookup" if not contract.monthly else f"{contract.name}_tripdata"
 
 
+def partition_name(contract: Contract, month: date) -> str:
+    return f"{table_name(contract)}_{partition_suffix(month)}"
+
+
 def _column_defs(contract: Contract) -> sql.Composable:
     defs = []
     for field in contract.arrow_schema:
@@ -79,51 +88,23 @@ def _column_defs(contract: Contract) -> sql.Composable:
     return sql.SQL(",\n    ").join(defs)
 
 
-@contextmanager
-def _connect(conninfo: str) -> Iterator[tuple[adbc.Connection, adbc.Cursor]]:
-    with adbc.connect(conninfo) as conn, conn.cursor() as cur:
-        yield conn, cur
-
-
-def _run(cur: adbc.Cursor, name: str, **parts: sql.Composable) -> None:
-    for statement in statements(name, **parts):
-        cur.execute(statement)
-
-
-def _count(cur: adbc.Cursor, table: sql.Composable) -> int:
-    _run(cur, "postgres/count_rows.sql", table=table)
-    return int(cur.fetchone()[0])
-
-
 def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
-    """Create the table if needed and add columns the contract gained since."""
-    name = table_name(contract)
-    table = sql.Identifier(check_schema_name(schema), name)
+    """Create the table and the ingestion log if needed; add columns the contract gained."""
+    table = sql.Identifier(check_schema_name(schema), table_name(contract))
     template = (
         "postgres/ensure_trip_table.sql" if contract.monthly else "postgres/ensure_zone_table.sql"
     )
-    with _connect(conninfo) as (conn, cur):
-        _run(
-            cur,
-            "postgres/advisory_lock.sql",
-            table_name=sql.Literal(f"{schema}.{name}"),
-            key=sql.Literal(0),
-        )
-        _run(
-            cur,
-            template,
-            schema=sql.Identifier(schema),
-            table=table,
+    with pg.connect(conninfo) as (conn, cur):
+        ingestion_log.ensure(cur, schema)
+        pg.run(
+            cur, template, schema=sql.Identifier(schema), table=table,
             columns=_column_defs(contract),
-        )
+        )  # fmt: skip
         for field in contract.arrow_schema:
-            _run(
-                cur,
-                "postgres/add_column.sql",
-                table=table,
-                column=sql.Identifier(field.name),
+            pg.run(
+                cur, "postgres/add_column.sql", table=table, column=sql.Identifier(field.name),
                 type=sql.SQL(PG_TYPES[field.type]),
-            )
+            )  # fmt: skip
         conn.commit()
 
 
@@ -148,24 +129,43 @@ def _reconcile(table: str, read: int, written: int, present: int) -> None:
         )
 
 
-def replace_month(conninfo: str, schema: str, reader: ContractReader) -> LoadResult:
+def _loaded_meanwhile(cur: adbc.Cursor, schema: str, attempt: Attempt) -> int | None:
+    """Rows of a load of this very file that committed while we waited for the lock."""
+    last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
+    same_file = last is not None and attempt.source.sha256 and last.sha256 == attempt.source.sha256
+    if same_file and last.finished_at >= attempt.started_at:
+        return last.rows_in_target
+    return None
+
+
+def _local_attempt(reader: ContractReader) -> Attempt:
+    """How the log describes a load of a local file that was not downloaded by the pipeline."""
+    source = SourceVersion(reader.path.resolve().as_uri(), reader.path.stat().st_size, None, None)
+    contract = reader.contract
+    return Attempt(table_name(contract), contract.name, reader.month, source, datetime.now(UTC))
+
+
+def replace_month(
+    conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
+) -> LoadResult:
     """Load the reader's month into its partition, replacing what was there, in one transaction."""
     contract, month = reader.contract, reader.month
     if month is None:
         raise ValueError(f"{contract.name} is not a monthly table; use replace_table")
+    attempt = attempt or _local_attempt(reader)
     started = time.monotonic()
     ensure_table(conninfo, schema, contract)
     parent = table_name(contract)
-    partition = f"{parent}_{partition_suffix(month)}"
+    partition = partition_name(contract, month)
     stage = f"{partition}_load"
-    with _connect(conninfo) as (conn, cur):
-        _run(
-            cur,
-            "postgres/advisory_lock.sql",
-            table_name=sql.Literal(f"{schema}.{parent}"),
-            key=sql.Literal(month.year * 100 + month.month),
-        )
-        _run(
+    with pg.connect(conninfo) as (conn, cur):
+        pg.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
+        if (rows := _loaded_meanwhile(cur, schema, attempt)) is not None:
+            conn.rollback()
+            log.info("%s %s: a concurrent run just loaded this same file; nothing to do", parent,
+                     month.isoformat()[:7])  # fmt: skip
+            return LoadResult(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
+        pg.run(
             cur,
             "postgres/create_month_stage.sql",
             stage=sql.Identifier(schema, stage),
@@ -174,7 +174,7 @@ def replace_month(conninfo: str, schema: str, reader: ContractReader) -> LoadRes
             month=sql.Literal(month),
         )
         written = _ingest(cur, reader, schema, stage)
-        _run(
+        pg.run(
             cur,
             "postgres/swap_month_partition.sql",
             partition=sql.Identifier(schema, partition),
@@ -183,45 +183,50 @@ def replace_month(conninfo: str, schema: str, reader: ContractReader) -> LoadRes
             table=sql.Identifier(schema, parent),
             month=sql.Literal(month),
         )
-        present = _count(cur, sql.Identifier(schema, partition))
+        present = pg.count(cur, sql.Identifier(schema, partition))
         _reconcile(f"{schema}.{partition}", reader.rows, written, present)
+        ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         conn.commit()
     result = LoadResult(
-        f"{schema}.{parent}", reader.rows, written, present, time.monotonic() - started
+        f"{schema}.{parent}", "loaded", reader.rows, written, present, time.monotonic() - started
     )
     log.info(
         "replaced %s month %s: %d rows read, %d written, %d in the month now, %.1f s",
-        result.table,
-        month.isoformat()[:7],
-        result.rows_read,
-        result.rows_written,
-        result.rows_in_target,
-        result.seconds,
-    )
+        result.table, month.isoformat()[:7], result.rows_read, result.rows_written,
+        result.rows_in_target, result.seconds,
+    )  # fmt: skip
     return result
 
 
-def replace_table(conninfo: str, schema: str, reader: ContractReader) -> LoadResult:
+def replace_table(
+    conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
+) -> LoadResult:
     """Replace a small lookup table whole (DELETE + COPY in one transaction)."""
     contract = reader.contract
+    attempt = attempt or _local_attempt(reader)
     started = time.monotonic()
     ensure_table(conninfo, schema, contract)
     name = table_name(contract)
     table = sql.Identifier(schema, name)
-    with _connect(conninfo) as (conn, cur):
-        _run(
-            cur,
-            "postgres/advisory_lock.sql",
-            table_name=sql.Literal(f"{schema}.{name}"),
-            key=sql.Literal(1),
-        )
-        _run(cur, "postgres/clear_table.sql", table=table)
+    with pg.connect(conninfo) as (conn, cur):
+        pg.advisory_lock(cur, f"{schema}.{name}", 1)
+        pg.run(cur, "postgres/clear_table.sql", table=table)
         written = _ingest(cur, reader, schema, name)
-        present = _count(cur, table)
+        present = pg.count(cur, table)
         _reconcile(f"{schema}.{name}", reader.rows, written, present)
+        ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         conn.commit()
     result = LoadResult(
-        f"{schema}.{name}", reader.rows, written, present, time.monotonic() - started
+        f"{schema}.{name}", "loaded", reader.rows, written, present, time.monotonic() - started
     )
     log.info("replaced %s: %d rows, %.1f s", result.table, result.rows_in_target, result.seconds)
     return result
+
+
+def month_rows(conninfo: str, schema: str, contract: Contract, month: date) -> int | None:
+    """Rows now in a month's partition; None if the month was never loaded."""
+    with pg.connect(conninfo) as (_, cur):
+        try:
+            return pg.count(cur, sql.Identifier(schema, partition_name(contract, month)))
+        except adbc.ProgrammingError:
+            return None

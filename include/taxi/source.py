@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -37,13 +38,33 @@ def source_url(base: str, service: str, month: str) -> str:
 
 
 @dataclass(frozen=True)
-class Download:
+class SourceVersion:
+    """What identifies one published version of a source file."""
+
     url: str
-    path: Path
-    bytes: int
-    seconds: float
+    bytes: int | None
     etag: str | None
     last_modified: str | None
+    sha256: str | None = None
+
+    def same_as(self, bytes_: int | None, etag: str | None, last_modified: str | None) -> bool:
+        """Same size and the same ETag (or, without ETags, Last-Modified): what HEAD can tell."""
+        if self.bytes is None or self.bytes != bytes_:
+            return False
+        if self.etag and etag:
+            return self.etag == etag
+        return bool(self.last_modified and self.last_modified == last_modified)
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    version: SourceVersion
+    seconds: float
+
+    @property
+    def bytes(self) -> int:
+        return self.version.bytes or 0
 
 
 def _session(retries: int) -> requests.Session:
@@ -70,29 +91,51 @@ def download(url: str, dest: Path, *, retries: int = 3, timeout: float = 60.0) -
             raise SourceNotPublished(url)
         resp.raise_for_status()
         size = 0
+        digest = hashlib.sha256()
         with dest.open("wb") as out:
             # the bytes as sent: a server may label a .csv.gz "Content-Encoding: gzip"
             try:
                 for chunk in resp.raw.stream(CHUNK, decode_content=False):
                     out.write(chunk)
+                    digest.update(chunk)
                     size += len(chunk)
             except ProtocolError as exc:
                 raise IncompleteDownload(f"{url}: connection broken after {size} bytes") from exc
         expected = resp.headers.get("Content-Length")
         if expected is not None and int(expected) != size:
             raise IncompleteDownload(f"{url}: got {size} of {expected} bytes")
-        result = Download(
+        version = SourceVersion(
             url=url,
-            path=dest,
             bytes=size,
-            seconds=time.monotonic() - started,
             etag=resp.headers.get("ETag"),
             last_modified=resp.headers.get("Last-Modified"),
+            sha256=digest.hexdigest(),
         )
+        result = Download(path=dest, version=version, seconds=time.monotonic() - started)
     log.info("downloaded %s: %d bytes in %.1f s", url, result.bytes, result.seconds)
     if url.endswith(".gz"):
         check_gzip(dest)
     return result
+
+
+def probe(url: str, *, retries: int = 3, timeout: float = 30.0) -> SourceVersion | None:
+    """HEAD the file: its size and validators, to skip a download when nothing changed.
+
+    404 raises SourceNotPublished; a server that does not answer HEAD usefully gives None.
+    """
+    with _session(retries) as session:
+        resp = session.head(url, allow_redirects=True, timeout=timeout)
+    if resp.status_code == 404:
+        raise SourceNotPublished(url)
+    length = resp.headers.get("Content-Length")
+    if not resp.ok or length is None:
+        return None
+    return SourceVersion(
+        url=url,
+        bytes=int(length),
+        etag=resp.headers.get("ETag"),
+        last_modified=resp.headers.get("Last-Modified"),
+    )
 
 
 def check_gzip(path: Path) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import hashlib
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -12,9 +13,17 @@ from dev.synthetic import write_month, write_zones
 from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP
 from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import BadSourceFile
-from include.taxi.postgres_month import replace_month, replace_table
+from include.taxi.ingestion_log import Attempt
+from include.taxi.postgres_month import replace_month, replace_table, table_name
+from include.taxi.source import SourceVersion
 
 JAN, FEB = date(2021, 1, 1), date(2021, 2, 1)
+
+
+def _attempt(path: Path, contract, month: date | None) -> Attempt:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = SourceVersion(f"file://{path}", path.stat().st_size, None, None, digest)
+    return Attempt(table_name(contract), contract.name, month, source, datetime.now(UTC))
 
 
 def _counts(url: str, schema: str, table: str) -> dict[date, int]:
@@ -26,7 +35,8 @@ def _counts(url: str, schema: str, table: str) -> dict[date, int]:
 
 
 def _load(url: str, schema: str, path: Path, contract, month: date):
-    return replace_month(url, schema, ContractReader(path, contract, month, block_size=64 << 10))
+    reader = ContractReader(path, contract, month, block_size=64 << 10)
+    return replace_month(url, schema, reader, _attempt(path, contract, month))
 
 
 def test_load_then_reload_replaces_exactly(tmp_path, postgres_url, pg_schema) -> None:
@@ -89,7 +99,8 @@ def test_zone_lookup_is_replaced_whole(tmp_path, postgres_url, pg_schema) -> Non
     path = tmp_path / "taxi_zone_lookup.csv"
     rows = write_zones(path)
     for _ in range(2):
-        result = replace_table(postgres_url, pg_schema, ContractReader(path, ZONE_LOOKUP))
+        reader = ContractReader(path, ZONE_LOOKUP)
+        result = replace_table(postgres_url, pg_schema, reader, _attempt(path, ZONE_LOOKUP, None))
     assert result.rows_in_target == rows
     with psycopg.connect(postgres_url) as conn:
         zone = conn.execute(

@@ -1,0 +1,24 @@
+-- One row per load attempt of a (target table, month). A 'loaded' row is written in the same
+-- transaction as the data it describes, so the log never claims a load that did not commit.
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {log} (
+    id                   bigserial PRIMARY KEY,
+    target               text NOT NULL,
+    table_name           text NOT NULL,
+    service              text NOT NULL,
+    source_month         date,
+    source_url           text NOT NULL,
+    source_bytes         bigint,
+    source_etag          text,
+    source_last_modified text,
+    source_sha256        text,
+    rows_read            bigint,
+    rows_written         bigint,
+    rows_in_target       bigint,
+    started_at           timestamptz NOT NULL,
+    finished_at          timestamptz NOT NULL DEFAULT now(),
+    status               text NOT NULL CHECK (status IN ('loaded', 'unchanged', 'failed')),
+    error                text,
+    run_id               text
+);
+CREATE INDEX IF NOT EXISTS {log_index} ON {log} (table_name, source_month, finished_at DESC);

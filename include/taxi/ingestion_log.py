@@ -1,0 +1,119 @@
+"""The ingestion log: per table and month, what was loaded from which source version.
+
+A ``loaded`` row is written inside the load's own transaction, so it exists exactly when the
+data does. ``failed`` rows are written afterwards, best effort, to say why a month was not
+replaced; ``unchanged`` rows record a run that found nothing new to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import adbc_driver_postgresql.dbapi as adbc
+from psycopg import sql
+
+from include.taxi import pg
+from include.taxi.source import SourceVersion
+from include.taxi.sql_files import statements
+
+log = logging.getLogger(__name__)
+
+LOG_TABLE = "taxi_ingestion_log"
+TARGET = "postgres"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One load attempt of a table's month (``month`` None for whole-table loads)."""
+
+    table: str
+    service: str
+    month: date | None
+    source: SourceVersion
+    started_at: datetime
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LastLoad:
+    bytes: int | None
+    etag: str | None
+    last_modified: str | None
+    sha256: str | None
+    rows_in_target: int
+    finished_at: datetime
+
+
+def _log(schema: str) -> sql.Composable:
+    return sql.Identifier(schema, LOG_TABLE)
+
+
+def ensure(cur: adbc.Cursor, schema: str) -> None:
+    """Create the log table if needed (under the schema's DDL lock)."""
+    pg.advisory_lock(cur, schema, pg.DDL_KEY)
+    for statement in statements(
+        "postgres/ensure_ingestion_log.sql",
+        schema=sql.Identifier(schema),
+        log=_log(schema),
+        log_index=sql.Identifier(f"{LOG_TABLE}_month_idx"),
+    ):
+        cur.execute(statement)
+
+
+def write(
+    cur: adbc.Cursor,
+    schema: str,
+    attempt: Attempt,
+    status: str,
+    *,
+    rows: tuple[int | None, int | None, int | None] = (None, None, None),
+    error: str | None = None,
+) -> None:
+    """Insert one log row on ``cur``'s transaction; every value is a bound parameter."""
+    (statement,) = statements("postgres/insert_ingestion_log.sql", log=_log(schema))
+    source = attempt.source
+    cur.execute(
+        statement,
+        (
+            TARGET, attempt.table, attempt.service, attempt.month, source.url, source.bytes,
+            source.etag, source.last_modified, source.sha256, *rows, attempt.started_at,
+            status, error, attempt.run_id,
+        ),
+    )  # fmt: skip
+
+
+def last_load(cur: adbc.Cursor, schema: str, table: str, month: date | None) -> LastLoad | None:
+    (statement,) = statements("postgres/last_load.sql", log=_log(schema))
+    cur.execute(statement, (table, month))
+    row = cur.fetchone()
+    return LastLoad(*row) if row else None
+
+
+def read_last_load(conninfo: str, schema: str, table: str, month: date | None) -> LastLoad | None:
+    with pg.connect(conninfo) as (_, cur):
+        try:
+            return last_load(cur, schema, table, month)
+        except adbc.ProgrammingError:  # no log yet: nothing was ever loaded here
+            return None
+
+
+def record(
+    conninfo: str,
+    schema: str,
+    attempt: Attempt,
+    status: str,
+    *,
+    rows_in_target: int | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Log an attempt that changed no data (unchanged, failed); best effort, never raises."""
+    message = f"{type(error).__name__}: {error}"[:2000] if error else None
+    try:
+        with pg.connect(conninfo) as (conn, cur):
+            ensure(cur, schema)
+            write(cur, schema, attempt, status, rows=(None, None, rows_in_target), error=message)
+            conn.commit()
+    except Exception as exc:  # the warehouse may be what failed
+        log.warning("could not write to the ingestion log: %s", exc)
