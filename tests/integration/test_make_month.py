@@ -1,0 +1,58 @@
+"""`make month` (python -m dev.local month): one month in-process, exit status tells the outcome.
+
+Runs the real command in a fresh Airflow home, with the caller's connection and Variables
+exported, as a user would; checks that they win and that a failed run exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from urllib.parse import urlsplit
+
+import psycopg
+
+from dev.airflow_env import PROJECT
+from dev.synthetic import write_month
+
+
+def _month(env: dict[str, str], service: str, month: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dev.local", "month", "taxi_to_postgres", service, month],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_make_month_loads_with_the_callers_settings_and_reports_failure(
+    tmp_path, source_server, postgres_url, pg_schema
+) -> None:
+    base, root = source_server
+    write_month(root / "green" / "green_tripdata_2020-11.csv.gz", "green", date(2020, 11, 1), 321)
+    (root / "fhv").mkdir(exist_ok=True)
+    (root / "fhv" / "fhv_tripdata_2020-11.csv.gz").write_text("<html>moved</html>")
+    parts = urlsplit(postgres_url)
+    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
+            "login": parts.username, "schema": parts.path.lstrip("/")}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_VAR_TAXI_SOURCE_URL=base,
+        AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=pg_schema,
+    )
+    ok = _month(env, "green", "2020-11")
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    assert "taxi_to_postgres green 2020-11: success" in ok.stdout
+    with psycopg.connect(postgres_url) as db:
+        rows = db.execute(
+            f"SELECT count(*) FROM \"{pg_schema}\".green_tripdata WHERE source_month = '2020-11-01'"
+        ).fetchone()[0]
+    assert rows == 321
+
+    bad = _month(env, "fhv", "2020-11")
+    assert bad.returncode == 1
+    assert "not a gzip file" in bad.stdout + bad.stderr
+    assert "taxi_to_postgres fhv 2020-11: FAILED" in bad.stdout
