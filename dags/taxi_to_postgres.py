@@ -12,6 +12,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.taxi import schedule
+from include.taxi.notify import FailureNotifier
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -22,6 +23,7 @@ default_args = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": FailureNotifier(),
 }
 
 

@@ -85,3 +85,27 @@ def outcome(work: Callable[[], T]) -> T:
         raise AirflowSkipException(str(exc)) from None
     except (BadSourceFile, ValueError) as exc:
         raise AirflowFailException(str(exc)) from None
+
+
+def lookback_months() -> int:
+    return int(Variable.get("taxi_daily_lookback_months", default="3"))
+
+
+def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
+    """TriggerDagRunOperator kwargs, one per (service, month) new or republished at the source."""
+    from include.taxi.discovery import changed_months, recent_months
+
+    found = changed_months(
+        list(SERVICES),
+        recent_months(today.date(), lookback_months()),
+        source_base=source_base(),
+        conninfo=postgres_conninfo(),
+        schema=postgres_schema(),
+    )
+    return [
+        {
+            "conf": {"service": m["service"], "month": m["month"]},
+            "trigger_run_id": f"{run_id}__{m['service']}_{m['month']}",
+        }
+        for m in found
+    ]

@@ -1,4 +1,5 @@
-"""A local HTTP server whose answers a test scripts: status codes, bodies, cut-off bodies."""
+"""A local HTTP server whose answers a test scripts (status codes, bodies, cut-off bodies)
+and that records what is POSTed to it (a webhook receiver)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.script: dict[str, deque[Answer]] = defaultdict(deque)
         self.requests: list[str] = []
+        self.posted: list[tuple[str, bytes]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,6 +42,14 @@ class ScriptedServer:
                 self.wfile.write(answer.body)
                 if answer.announce is not None:
                     self.close_connection = True
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                server.posted.append((self.path, self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass

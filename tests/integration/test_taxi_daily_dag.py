@@ -1,0 +1,81 @@
+"""taxi_daily run in-process: new and republished months are triggered, unchanged ones not."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
+
+import pytest
+
+from dev.airflow_env import PROJECT
+from dev.synthetic import write_month
+from include.taxi.discovery import recent_months
+from include.taxi.ingest import month_to_postgres
+
+TODAY = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+
+
+def test_recent_months_are_the_complete_months_before_today() -> None:
+    assert recent_months(date(2026, 1, 5), 3) == ["2025-12", "2025-11", "2025-10"]
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT / "dags"))
+
+
+def _publish(root, service: str, month: str, rows: int, seed: int = 0) -> None:
+    path = root / service / f"{service}_tripdata_{month}.csv.gz"
+    write_month(path, service, date.fromisoformat(f"{month}-01"), rows, seed=seed)
+    os.utime(path, (path.stat().st_mtime + rows, path.stat().st_mtime + rows))
+
+
+def test_daily_triggers_new_and_republished_months_only(
+    dags, monkeypatch, source_server, postgres_url, pg_schema
+) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    base, root = source_server
+    load = dict(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    _publish(root, "green", "2026-10", 300)  # new: never loaded
+    _publish(root, "yellow", "2026-09", 200)  # unchanged: loaded, same file
+    month_to_postgres("yellow", "2026-09", **load)
+    _publish(root, "fhv", "2026-08", 100)  # republished after its load
+    month_to_postgres("fhv", "2026-08", **load)
+    _publish(root, "fhv", "2026-08", 150, seed=1)
+
+    parts = urlsplit(postgres_url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TAXI_POSTGRES",
+        json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
+                    "login": parts.username, "schema": parts.path.lstrip("/")}),
+    )  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_LOOKBACK_MONTHS", "3")
+    dags.dags["taxi_to_postgres"].test(  # registers the triggered DAG in the test metadata DB
+        logical_date=datetime(2019, 1, 1, tzinfo=UTC), run_conf={"month": "2030-01"}
+    )
+    run = dags.dags["taxi_daily"].test(logical_date=TODAY)
+    assert run.state == "success"
+    with create_session() as session:
+        triggered = session.query(DagRun).filter(
+            DagRun.dag_id == "taxi_to_postgres", DagRun.run_id.startswith(run.run_id)
+        )
+        confs = sorted((r.conf["service"], r.conf["month"]) for r in triggered)
+    assert confs == [("fhv", "2026-08"), ("green", "2026-10")]
+
+
+def test_a_day_with_nothing_new_triggers_nothing(dags, monkeypatch, source_server, pg_schema):
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", source_server[0] + "/nothing-here")
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
+    monkeypatch.setenv("AIRFLOW_CONN_TAXI_POSTGRES", "postgresql://nobody@127.0.0.1:1/none")
+    run = dags.dags["taxi_daily"].test(logical_date=datetime(2026, 11, 23, tzinfo=UTC))
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {"find_changed_months": "success", "load_month": "skipped"}
