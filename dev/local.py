@@ -27,7 +27,6 @@ from dev.airflow_env import ADMIN_USER, PROJECT, admin_password, airflow_env
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT / ".airflow"))
 PG_DATA = PROJECT / ".data" / "postgres"
-PG_PORT = int(os.environ.get("TAXI_PG_PORT", "5433"))
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
@@ -53,7 +52,7 @@ def warehouse_env(env: dict[str, str]) -> tuple[dict[str, str], bool]:
         env["AIRFLOW_CONN_TAXI_POSTGRES"] = _connection_json(url)
         return env, False
     started = not local_postgres.is_running(PG_DATA)
-    url = local_postgres.start(PG_DATA, PG_PORT)
+    url = local_postgres.start(PG_DATA, int(env.get("TAXI_PG_PORT") or 5433))
     print(f"warehouse: embedded PostgreSQL at {url} (data in {PG_DATA})", flush=True)
     env["AIRFLOW_CONN_TAXI_POSTGRES"] = _connection_json(url)
     return env, started
