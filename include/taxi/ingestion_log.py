@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
 from include.taxi import pg
@@ -50,8 +49,10 @@ def _log(schema: str) -> sql.Composable:
     return sql.Identifier(schema, LOG_TABLE)
 
 
-def ensure(cur: adbc.Cursor, schema: str) -> None:
-    """Create the log table if needed (under the schema's DDL lock)."""
+def ensure(cur: pg.Session, schema: str) -> None:
+    """Create the log table if it does not exist yet (under the schema's DDL lock)."""
+    if pg.existing_columns(cur, schema, LOG_TABLE):
+        return
     pg.advisory_lock(cur, schema, pg.DDL_KEY)
     for statement in statements(
         "postgres/ensure_ingestion_log.sql",
@@ -63,7 +64,7 @@ def ensure(cur: adbc.Cursor, schema: str) -> None:
 
 
 def write(
-    cur: adbc.Cursor,
+    cur: pg.Session,
     schema: str,
     attempt: Attempt,
     status: str,
@@ -84,7 +85,7 @@ def write(
     )  # fmt: skip
 
 
-def last_load(cur: adbc.Cursor, schema: str, table: str, month: date | None) -> LastLoad | None:
+def last_load(cur: pg.Session, schema: str, table: str, month: date | None) -> LastLoad | None:
     (statement,) = statements("postgres/last_load.sql", log=_log(schema))
     cur.execute(statement, (table, month))
     row = cur.fetchone()
@@ -92,10 +93,10 @@ def last_load(cur: adbc.Cursor, schema: str, table: str, month: date | None) -> 
 
 
 def read_last_load(conninfo: str, schema: str, table: str, month: date | None) -> LastLoad | None:
-    with pg.connect(conninfo) as (_, cur):
+    with pg.connect(conninfo) as cur:
         try:
             return last_load(cur, schema, table, month)
-        except adbc.ProgrammingError:  # no log yet: nothing was ever loaded here
+        except pg.ProgrammingError:  # no log yet: nothing was ever loaded here
             return None
 
 
@@ -111,9 +112,9 @@ def record(
     """Log an attempt that changed no data (unchanged, failed); best effort, never raises."""
     message = f"{type(error).__name__}: {error}"[:2000] if error else None
     try:
-        with pg.connect(conninfo) as (conn, cur):
+        with pg.connect(conninfo) as cur:
             ensure(cur, schema)
             write(cur, schema, attempt, status, rows=(None, None, rows_in_target), error=message)
-            conn.commit()
+            cur.commit()
     except Exception as exc:  # the warehouse may be what failed
         log.warning("could not write to the ingestion log: %s", exc)

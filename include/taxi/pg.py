@@ -1,11 +1,18 @@
-"""Small helpers for talking to Postgres over ADBC: connect, run SQL files, lock, count."""
+"""A Postgres session over ADBC's low-level API: SQL, bound parameters, binary COPY of Arrow.
+
+Not ADBC's DB-API module: that one imports ``pyarrow.dataset`` and with it pandas, which
+costs a task about 60 MB of memory and a second of start-up for nothing it uses here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
+import adbc_driver_manager as adbc
+import adbc_driver_postgresql
+import pyarrow as pa
 from psycopg import sql
 
 from include.taxi.sql_files import statements
@@ -13,24 +20,86 @@ from include.taxi.sql_files import statements
 DDL_KEY = 0
 """Advisory-lock key for schema changes: concurrent CREATE TABLE IF NOT EXISTS can collide."""
 
+ProgrammingError = adbc.ProgrammingError
+
+
+class Session:
+    """One connection in manual-commit mode: nothing is kept unless ``commit()`` is called."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._db = adbc_driver_postgresql.connect(conninfo)
+        self._conn = adbc.AdbcConnection(self._db)
+        self._conn.set_autocommit(False)
+        self._rows: list[tuple] = []
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement; ``params`` bind to $1, $2, ... (never formatted into the SQL)."""
+        with adbc.AdbcStatement(self._conn) as stmt:
+            stmt.set_sql_query(statement)
+            if params:
+                stmt.bind(pa.record_batch([pa.array([p]) for p in params], names=[
+                    f"p{i}" for i in range(len(params))
+                ]))  # fmt: skip
+            handle, _ = stmt.execute_query()
+            table = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+        self._rows = [tuple(row.values()) for row in table.to_pylist()]
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._rows)
+
+    def ingest(self, schema: str, table: str, batches: pa.RecordBatchReader) -> int:
+        """Append the batches to an existing table by binary COPY; returns rows written."""
+        with adbc.AdbcStatement(self._conn) as stmt:
+            stmt.set_options(
+                **{
+                    adbc.INGEST_OPTION_TARGET_TABLE: table,
+                    adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND,
+                    adbc.StatementOptions.INGEST_TARGET_DB_SCHEMA.value: schema,
+                }
+            )
+            stmt.bind_stream(batches)
+            return int(stmt.execute_update())
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+    def close(self) -> None:
+        self._conn.close()
+        self._db.close()
+
 
 @contextmanager
-def connect(conninfo: str) -> Iterator[tuple[adbc.Connection, adbc.Cursor]]:
-    """A connection in manual-commit mode: nothing is kept unless ``conn.commit()`` is called."""
-    with adbc.connect(conninfo) as conn, conn.cursor() as cur:
-        yield conn, cur
+def connect(conninfo: str) -> Iterator[Session]:
+    session = Session(conninfo)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
-def run(cur: adbc.Cursor, name: str, **parts: sql.Composable) -> None:
+def run(session: Session, name: str, **parts: sql.Composable) -> None:
     for statement in statements(name, **parts):
-        cur.execute(statement)
+        session.execute(statement)
 
 
-def advisory_lock(cur: adbc.Cursor, name: str, key: int) -> None:
+def advisory_lock(session: Session, name: str, key: int) -> None:
     """Wait for, then hold until the transaction ends, the lock on (``name``, ``key``)."""
-    run(cur, "postgres/advisory_lock.sql", table_name=sql.Literal(name), key=sql.Literal(key))
+    run(session, "postgres/advisory_lock.sql", table_name=sql.Literal(name), key=sql.Literal(key))
 
 
-def count(cur: adbc.Cursor, table: sql.Composable) -> int:
-    run(cur, "postgres/count_rows.sql", table=table)
-    return int(cur.fetchone()[0])
+def existing_columns(session: Session, schema: str, table: str) -> set[str]:
+    """The columns ``schema.table`` has; empty if it does not exist."""
+    (statement,) = statements("postgres/existing_columns.sql")
+    session.execute(statement, (schema, table))
+    return {name for (name,) in session.fetchall()}
+
+
+def count(session: Session, table: sql.Composable) -> int:
+    run(session, "postgres/count_rows.sql", table=table)
+    return int(session.fetchone()[0])  # type: ignore[index]

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
@@ -94,26 +93,28 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
     template = (
         "postgres/ensure_trip_table.sql" if contract.monthly else "postgres/ensure_zone_table.sql"
     )
-    with pg.connect(conninfo) as (conn, cur):
+    with pg.connect(conninfo) as cur:
         ingestion_log.ensure(cur, schema)
-        pg.run(
-            cur, template, schema=sql.Identifier(schema), table=table,
-            columns=_column_defs(contract),
-        )  # fmt: skip
-        for field in contract.arrow_schema:
+        present = pg.existing_columns(cur, schema, table_name(contract))
+        missing = [f for f in contract.arrow_schema if f.name not in present]
+        if missing:
+            pg.advisory_lock(cur, schema, pg.DDL_KEY)
             pg.run(
-                cur, "postgres/add_column.sql", table=table, column=sql.Identifier(field.name),
-                type=sql.SQL(PG_TYPES[field.type]),
+                cur, template, schema=sql.Identifier(schema), table=table,
+                columns=_column_defs(contract),
             )  # fmt: skip
-        conn.commit()
+            for field in missing:
+                pg.run(
+                    cur, "postgres/add_column.sql", table=table,
+                    column=sql.Identifier(field.name), type=sql.SQL(PG_TYPES[field.type]),
+                )  # fmt: skip
+        cur.commit()
 
 
-def _ingest(cur: adbc.Cursor, reader: ContractReader, schema: str, table: str) -> int:
+def _ingest(cur: pg.Session, reader: ContractReader, schema: str, table: str) -> int:
     """Binary COPY of the reader's batches; a contract violation comes back as itself."""
     try:
-        written = cur.adbc_ingest(
-            table, reader.record_batch_reader(), mode="append", db_schema_name=schema
-        )
+        written = cur.ingest(schema, table, reader.record_batch_reader())
     except Exception:
         if reader.error is not None:
             raise reader.error from None
@@ -129,7 +130,7 @@ def _reconcile(table: str, read: int, written: int, present: int) -> None:
         )
 
 
-def _loaded_meanwhile(cur: adbc.Cursor, schema: str, attempt: Attempt) -> int | None:
+def _loaded_meanwhile(cur: pg.Session, schema: str, attempt: Attempt) -> int | None:
     """Rows of a load of this very file that committed while we waited for the lock."""
     last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
     same_file = last is not None and attempt.source.sha256 and last.sha256 == attempt.source.sha256
@@ -158,10 +159,10 @@ def replace_month(
     parent = table_name(contract)
     partition = partition_name(contract, month)
     stage = f"{partition}_load"
-    with pg.connect(conninfo) as (conn, cur):
+    with pg.connect(conninfo) as cur:
         pg.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
         if (rows := _loaded_meanwhile(cur, schema, attempt)) is not None:
-            conn.rollback()
+            cur.rollback()
             log.info("%s %s: a concurrent run just loaded this same file; nothing to do", parent,
                      month.isoformat()[:7])  # fmt: skip
             return LoadResult(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
@@ -169,7 +170,7 @@ def replace_month(
             cur,
             "postgres/create_month_stage.sql",
             stage=sql.Identifier(schema, stage),
-            table=sql.Identifier(schema, parent),
+            columns=_column_defs(contract),
             check_name=sql.Identifier(f"{partition}_month"),
             month=sql.Literal(month),
         )
@@ -186,7 +187,7 @@ def replace_month(
         present = pg.count(cur, sql.Identifier(schema, partition))
         _reconcile(f"{schema}.{partition}", reader.rows, written, present)
         ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
-        conn.commit()
+        cur.commit()
     result = LoadResult(
         f"{schema}.{parent}", "loaded", reader.rows, written, present, time.monotonic() - started
     )
@@ -208,14 +209,14 @@ def replace_table(
     ensure_table(conninfo, schema, contract)
     name = table_name(contract)
     table = sql.Identifier(schema, name)
-    with pg.connect(conninfo) as (conn, cur):
+    with pg.connect(conninfo) as cur:
         pg.advisory_lock(cur, f"{schema}.{name}", 1)
         pg.run(cur, "postgres/clear_table.sql", table=table)
         written = _ingest(cur, reader, schema, name)
         present = pg.count(cur, table)
         _reconcile(f"{schema}.{name}", reader.rows, written, present)
         ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
-        conn.commit()
+        cur.commit()
     result = LoadResult(
         f"{schema}.{name}", "loaded", reader.rows, written, present, time.monotonic() - started
     )
@@ -225,8 +226,8 @@ def replace_table(
 
 def month_rows(conninfo: str, schema: str, contract: Contract, month: date) -> int | None:
     """Rows now in a month's partition; None if the month was never loaded."""
-    with pg.connect(conninfo) as (_, cur):
+    with pg.connect(conninfo) as cur:
         try:
             return pg.count(cur, sql.Identifier(schema, partition_name(contract, month)))
-        except adbc.ProgrammingError:
+        except pg.ProgrammingError:
             return None

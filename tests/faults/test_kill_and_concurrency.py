@@ -120,3 +120,29 @@ def test_two_concurrent_loads_of_a_month_load_it_once(big_month, postgres_url, p
             f'SELECT status FROM "{pg_schema}".taxi_ingestion_log ORDER BY id'
         ).fetchall()
     assert [s for (s,) in statuses].count("loaded") == 1
+
+
+def test_two_months_of_one_service_load_at_once(source_server, postgres_url, pg_schema) -> None:
+    """Both replace a partition of one parent table: they must queue, not deadlock."""
+    base, root = source_server
+    rows = {"2021-06": 150_000, "2021-07": 120_000}
+    for seed in (0, 1):  # a first load of each month, then both reloaded at once
+        for month, n in rows.items():
+            path = root / "green" / f"green_tripdata_{month}.csv.gz"
+            write_month(path, "green", date.fromisoformat(f"{month}-01"), n - seed, seed=seed)
+        if seed == 0:
+            for month in rows:
+                assert _start_load(base, postgres_url, pg_schema, "green", month).wait(300) == 0
+    rows = {month: n - 1 for month, n in rows.items()}
+    runs = [_start_load(base, postgres_url, pg_schema, "green", m) for m in rows]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    with psycopg.connect(postgres_url) as conn:
+        counts = dict(
+            conn.execute(
+                f"SELECT to_char(source_month, 'YYYY-MM'), count(*) "
+                f'FROM "{pg_schema}".green_tripdata GROUP BY 1'
+            ).fetchall()
+        )
+    assert counts == rows

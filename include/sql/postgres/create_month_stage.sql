@@ -1,6 +1,8 @@
--- The new month is written to a table no reader can see yet. The CHECK lets ATTACH skip its
+-- The new month is written to a table no reader can see yet. Its columns come from the contract,
+-- not from LIKE the parent: LIKE would hold a lock on the parent for the whole COPY, and two
+-- months loading at once would then deadlock when they swap. The CHECK lets ATTACH skip its
 -- validation scan. Created inside the load transaction: if the load dies, it never existed.
 CREATE TABLE {stage} (
-    LIKE {table},
+    {columns},
     CONSTRAINT {check_name} CHECK (source_month = {month})
 );
