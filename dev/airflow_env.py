@@ -82,6 +82,10 @@ def airflow_env(
         "AIRFLOW__API_AUTH__JWT_SECRET": values["jwt_secret"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # the scheduler's log server: 8793 beside the default 8080, elsewhere for other ports
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(
+            api_port + 713 if api_port + 713 <= 65535 else api_port - 713
+        ),
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "NO_PROXY": "*",

@@ -146,6 +146,8 @@ def backfill(dag_id: str, first: str, last: str, service: str | None = None) -> 
         f"{first}-01",
         "--to-date",
         end.isoformat(),
+        "--max-active-runs",
+        "2",
     ]
     if service:
         args += ["--dag-run-conf", json.dumps({"service": service})]

@@ -54,6 +54,8 @@ def ensure(cur: pg.Session, schema: str) -> None:
     if pg.existing_columns(cur, schema, LOG_TABLE):
         return
     pg.advisory_lock(cur, schema, pg.DDL_KEY)
+    if pg.existing_columns(cur, schema, LOG_TABLE):  # created while we waited for the lock
+        return
     for statement in statements(
         "postgres/ensure_ingestion_log.sql",
         schema=sql.Identifier(schema),

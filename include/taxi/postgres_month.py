@@ -95,15 +95,19 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
     )
     with pg.connect(conninfo) as cur:
         ingestion_log.ensure(cur, schema)
-        present = pg.existing_columns(cur, schema, table_name(contract))
-        missing = [f for f in contract.arrow_schema if f.name not in present]
-        if missing:
+        cur.commit()  # never hold the log's DDL locks while waiting for the table's
+
+        def missing() -> list[pa.Field]:
+            present = pg.existing_columns(cur, schema, table_name(contract))
+            return [f for f in contract.arrow_schema if f.name not in present]
+
+        if missing():
             pg.advisory_lock(cur, schema, pg.DDL_KEY)
             pg.run(
                 cur, template, schema=sql.Identifier(schema), table=table,
                 columns=_column_defs(contract),
             )  # fmt: skip
-            for field in missing:
+            for field in missing():  # again, now under the lock: another run may have added them
                 pg.run(
                     cur, "postgres/add_column.sql", table=table,
                     column=sql.Identifier(field.name), type=sql.SQL(PG_TYPES[field.type]),
