@@ -13,7 +13,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv run test month backfill lint format lock clean
+.PHONY: venv run test month backfill lint format lock clean bench
 
 venv: $(VENV)/.synced
 
@@ -36,6 +36,12 @@ month: venv
 backfill: venv
 	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill DAG=taxi_to_postgres FROM=2021-01 TO=2021-03 [SERVICE=yellow]" && exit 2)
 	$(PY) -m dev.local backfill $(DAG) $(FROM) $(TO) $(if $(filter command line,$(origin SERVICE)),$(SERVICE),)
+
+# Load-path benchmark (not a test): writes bench/results/latest.{json,md,png}.
+# Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--repeats 5" or "--quick".
+BENCH_ARGS ?=
+bench: venv
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,457 @@
+"""`make bench`: time the project's load paths against psql, pandas and DuckDB on the same files.
+
+    python -m bench.run [--repeats N] [--pandas-repeats N] [--quick] [--skip-pandas]
+                        [--out DIR] [--data-dir DIR]
+
+Methods run round-robin (one repeat of each, then the next round), so a noisy minute on a
+shared machine spreads over all of them instead of sinking one. Writes ``latest.json``,
+``latest.md`` and ``latest.png`` to ``--out`` and prints the Markdown. Exits 0 when every
+method ran, whether or not the targets are met (the report says which are not); 1 if a method
+failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import postgres, report, sources
+from bench.harness import Measured, measure
+from bench.sources import Source
+
+PROJECT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = PROJECT / "bench" / "results"
+DEFAULT_DATA = PROJECT / "bench" / "data"
+
+
+@dataclass
+class Setup:
+    """Everything a method needs to build its command and reset its state."""
+
+    url: str
+    files: dict[str, Path]
+    sources: dict[str, Source]
+    work: Path
+    psql: postgres.Psql | None
+    env: dict[str, str]
+    parse_env: dict[str, str]
+
+    def worker(self, method: str, result: Path, *args: str) -> list[str]:
+        return [sys.executable, "-m", "bench.worker", method, "--result", str(result), *args]
+
+    def source_args(self, key: str) -> list[str]:
+        src = self.sources[key]
+        return ["--file", str(self.files[key]), "--service", src.service, "--month", str(src.month)]
+
+
+def _no_reset(_: Setup) -> None:
+    """Methods that write no table start from nothing to reset."""
+
+
+def _json_result(_: Measured, result: Path) -> dict[str, Any]:
+    return json.loads(result.read_text())
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of moving one source file, run as a child process per repeat."""
+
+    key: str
+    label: str
+    group: str
+    source: str
+    argv: Callable[[Setup, Path], list[str]]
+    repeats: int
+    prepare: Callable[[Setup], None] = _no_reset
+    parse_result: Callable[[Measured, Path], dict[str, Any]] = _json_result
+    env: str = "env"
+    """Which of Setup's environments the child gets: ``env`` or ``parse_env`` (Airflow's)."""
+    notes: str = ""
+
+
+@dataclass
+class Outcome:
+    method: Method
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _project_load(key: str) -> Callable[[Setup, Path], list[str]]:
+    def argv(setup: Setup, result: Path) -> list[str]:
+        return setup.worker(
+            "project-load",
+            result,
+            *setup.source_args(key),
+            "--url",
+            setup.url,
+            "--schema",
+            postgres.PROJECT_SCHEMA,
+        )
+
+    return argv
+
+
+def _ensure_loaded(key: str) -> Callable[[Setup], None]:
+    """A reload starts from the month already in place (loaded here, unmeasured, if not)."""
+
+    def prepare(setup: Setup) -> None:
+        src = setup.sources[key]
+        if postgres.project_month_rows(setup.url, src) != src.rows:
+            postgres.reset_project(setup.url)
+            argv = _project_load(key)(setup, setup.work / "preload.json")
+            done = subprocess.run(argv, env=setup.env, cwd=PROJECT, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"preloading the month failed: {done.stderr[-2000:]}")
+        postgres.checkpoint(setup.url)
+
+    return prepare
+
+
+def _parquet(worker: str, key: str, method_key: str) -> Callable[[Setup, Path], list[str]]:
+    def argv(setup: Setup, result: Path) -> list[str]:
+        out = setup.work / f"{method_key}.parquet"
+        return setup.worker(worker, result, *setup.source_args(key), "--out", str(out))
+
+    return argv
+
+
+def _psql_rows(measured: Measured, _: Path) -> dict[str, Any]:
+    found = re.search(r"^COPY (\d+)$", measured.output, re.MULTILINE)
+    if not found:
+        raise RuntimeError(f"psql did not report a COPY count: {measured.output[-500:]}")
+    return {"rows": int(found.group(1))}
+
+
+def _reference_copy(setup: Setup, key: str, repeats: int) -> Method:
+    """psql's client-side \\copy FROM PROGRAM gzip; psycopg's COPY if no psql is installed."""
+    src = setup.sources[key]
+    table = f"{postgres.BASELINE_SCHEMA}.{postgres.table_name_for(src)}"
+
+    def prepare(s: Setup) -> None:
+        postgres.reset_baseline(s.url, src)
+
+    if setup.psql is not None:
+        psql = setup.psql
+
+        def psql_argv(s: Setup, _: Path) -> list[str]:
+            statement = postgres.copy_statement(table, s.files[key], client_side=True)
+            return [psql.path, "-X", "-v", "ON_ERROR_STOP=1", "-d", s.url, "-c", statement]
+
+        return Method(
+            f"psql_copy_{key}",
+            f"psql \\copy FROM PROGRAM 'gzip -dc' ({src.service} {_size(key)})",
+            "postgres",
+            key,
+            psql_argv,
+            repeats,
+            prepare=prepare,
+            parse_result=_psql_rows,
+            notes=f"psql {psql.version} ({psql.path}); text COPY parsed by the server; "
+            "peak RSS is the larger of psql and its gzip",
+        )
+
+    def copy_argv(s: Setup, result: Path) -> list[str]:
+        statement = postgres.copy_statement(table, s.files[key], client_side=False)
+        args = ["--file", str(s.files[key]), "--url", s.url, "--copy-sql", statement]
+        return s.worker("psycopg-copy", result, *args)
+
+    return Method(
+        f"psycopg_copy_{key}",
+        f"psycopg COPY of the gunzipped stream ({src.service} {_size(key)}; no psql found)",
+        "postgres",
+        key,
+        copy_argv,
+        repeats,
+        prepare=prepare,
+        notes="stand-in for psql, which is not installed here",
+    )
+
+
+def _pandas(setup: Setup, key: str, repeats: int) -> Method:
+    src = setup.sources[key]
+
+    def argv(s: Setup, result: Path) -> list[str]:
+        return s.worker(
+            "pandas-to-sql",
+            result,
+            *s.source_args(key),
+            "--sqlalchemy-url",
+            postgres.sqlalchemy_url(s.url),
+            "--schema",
+            postgres.BASELINE_SCHEMA,
+            "--table",
+            postgres.table_name_for(src),
+        )
+
+    return Method(
+        f"pandas_to_sql_{key}",
+        f"course: pandas read_csv + to_sql(chunksize=100k) ({src.service} {_size(key)})",
+        "postgres",
+        key,
+        argv,
+        repeats=repeats,
+        prepare=lambda s: postgres.reset_baseline(s.url, src),
+        notes="whole file into pandas, the two datetimes via pd.to_datetime, "
+        "SQLAlchemy + psycopg2; column names lower-cased to fit the table",
+    )
+
+
+def _size(key: str) -> str:
+    return key.split("_")[-1].replace("x", "×")
+
+
+def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
+    """Every method in the order one round runs them."""
+
+    def reset(s: Setup) -> None:
+        postgres.reset_project(s.url)
+
+    def load(key: str, *, reload: bool = False) -> Method:
+        src = setup.sources[key]
+        what = "reload (replace the loaded month)" if reload else "first load"
+        return Method(
+            f"project_pg_{key}" + ("_reload" if reload else ""),
+            f"project → Postgres, {what} ({src.service} {_size(key)})",
+            "postgres",
+            key,
+            _project_load(key),
+            repeats,
+            prepare=_ensure_loaded(key) if reload else reset,
+            notes="ContractReader → replace_month (ADBC binary COPY into a stage table, "
+            "partition swap, one transaction)"
+            + (", the month already loaded" if reload else ", no table beforehand"),
+        )
+
+    def parquet(worker: str, key: str, label: str, notes: str) -> Method:
+        method_key = f"{worker.replace('-', '_')}_{key}"
+        return Method(
+            method_key,
+            f"{label} ({_size(key)})",
+            "parquet",
+            key,
+            _parquet(worker, key, method_key),
+            repeats,
+            notes=notes,
+        )
+
+    methods = [
+        load("yellow_1x"),
+        load("yellow_1x", reload=True),
+        _reference_copy(setup, "yellow_1x", repeats),
+    ]
+    if pandas_repeats:
+        methods.append(_pandas(setup, "yellow_1x", pandas_repeats))
+    duckdb_notes = "DuckDB defaults: types inferred by read_csv, snappy, all cores"
+    preview_notes = "ContractReader batches → pyarrow ParquetWriter(zstd), a write per batch"
+    methods += [
+        load("yellow_4x"),
+        load("green_1x"),
+        Method(
+            "project_read_yellow_1x",
+            "diagnostic: project ContractReader alone, no sink (1×)",
+            "diagnostic",
+            "yellow_1x",
+            lambda s, r: s.worker("project-read", r, *s.source_args("yellow_1x")),
+            repeats,
+            notes="parse + conform only: the share of the load spent before Postgres",
+        ),
+        parquet("duckdb-parquet", "yellow_1x", "DuckDB COPY read_csv → parquet", duckdb_notes),
+        parquet(
+            "project-parquet", "yellow_1x", "project contract → parquet (preview)", preview_notes
+        ),
+        parquet("duckdb-parquet", "yellow_4x", "DuckDB COPY read_csv → parquet", duckdb_notes),
+        parquet(
+            "project-parquet", "yellow_4x", "project contract → parquet (preview)", preview_notes
+        ),
+    ]
+    for dag_file in sorted((PROJECT / "dags").glob("*.py")):
+        methods.append(
+            Method(
+                f"dag_parse:{dag_file.name}",
+                f"DagBag parse of dags/{dag_file.name}",
+                "parse",
+                "",
+                lambda s, r, f=dag_file: s.worker("dag-parse", r, "--file", str(f)),
+                repeats,
+                env="parse_env",
+            )
+        )
+    return methods
+
+
+def _cpu_pressure() -> float | None:
+    """Share of the last 10 s some task waited for a CPU (Linux PSI): how shared the machine is."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    found = re.search(r"avg10=([\d.]+)", line)
+    return float(found.group(1)) if found else None
+
+
+def run_once(setup: Setup, method: Method, round_no: int) -> dict[str, Any]:
+    """One measured run: reset state, run the child, read what it did, clean its output."""
+    method.prepare(setup)
+    result = setup.work / "result.json"
+    result.unlink(missing_ok=True)
+    load_before, pressure_before = os.getloadavg()[0], _cpu_pressure()
+    measured = measure(
+        method.argv(setup, result), getattr(setup, method.env), PROJECT, setup.work / "child.log"
+    )
+    for leftover in setup.work.glob("*.parquet"):
+        leftover.unlink()
+    if measured.returncode != 0:
+        raise RuntimeError(
+            f"exit {measured.returncode}: {measured.output[-2000:].strip() or '(no output)'}"
+        )
+    sample: dict[str, Any] = {
+        "round": round_no,
+        "wall_s": measured.wall_s,
+        "peak_rss_mb": measured.peak_rss_mb,
+        "cpu_s": measured.cpu_s,
+        "loadavg_1m_before": load_before,
+        "cpu_pressure_pct_before": pressure_before,
+        **method.parse_result(measured, result),
+    }
+    if "rows" in sample:
+        sample["rows_per_s"] = sample["rows"] / measured.wall_s
+    return sample
+
+
+def _progress(method: Method, sample: dict[str, Any]) -> str:
+    if method.group == "parse":
+        return f"parse {sample['parse_s'] * 1000:.0f} ms"
+    return (
+        f"{sample['rows']:,} rows in {sample['wall_s']:.2f} s = "
+        f"{sample['rows_per_s'] / 1000:,.0f}k rows/s, peak {sample['peak_rss_mb']:.0f} MB"
+    )
+
+
+def run_rounds(setup: Setup, methods: list[Method]) -> list[Outcome]:
+    outcomes = [Outcome(m) for m in methods]
+    rounds = max(m.repeats for m in methods)
+    for round_no in range(1, rounds + 1):
+        for outcome in outcomes:
+            method = outcome.method
+            if round_no > method.repeats:
+                continue
+            try:
+                sample = run_once(setup, method, round_no)
+            except Exception as exc:
+                outcome.errors.append(f"round {round_no}: {exc}")
+                print(f"[{round_no}/{rounds}] {method.label}: FAILED {exc}", flush=True)
+                continue
+            outcome.samples.append(sample)
+            print(f"[{round_no}/{rounds}] {method.label}: {_progress(method, sample)}", flush=True)
+    return outcomes
+
+
+def _parse_env(home: Path) -> dict[str, str]:
+    from dev.airflow_env import airflow_env
+
+    return airflow_env(home, use_dotenv=False)
+
+
+def _memory_gib() -> float:
+    meminfo = Path("/proc/meminfo").read_text()
+    found = re.search(r"MemTotal:\s+(\d+) kB", meminfo)
+    return round(int(found.group(1)) / 2**20, 1) if found else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, help="rounds of every method (default 3; quick 1)")
+    parser.add_argument(
+        "--pandas-repeats", type=int, default=1, help="runs of the slow pandas method (default 1)"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny files, one round (smoke test)")
+    parser.add_argument("--skip-pandas", action="store_true", help="leave out the pandas method")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the results go")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="source file cache")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    pandas_repeats = 0 if args.skip_pandas else min(args.pandas_repeats, repeats)
+
+    started = time.monotonic()
+    wanted = sources.sources(args.quick)
+    files = {key: sources.ensure(src, args.data_dir) for key, src in wanted.items()}
+    generated_s = time.monotonic() - started
+
+    work = Path(tempfile.mkdtemp(prefix="bench-work-"))
+    paths = [str(PROJECT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    try:
+        with postgres.server() as (url, url_source):
+            major, version = postgres.server_version(url)
+            setup = Setup(
+                url=url,
+                files=files,
+                sources=wanted,
+                work=work,
+                psql=postgres.find_psql(major),
+                env=env,
+                parse_env=_parse_env(work / "airflow-home"),
+            )
+            methods = plan(setup, repeats, pandas_repeats)
+            machine = {
+                "cores": os.cpu_count(),
+                "memory_gib": _memory_gib(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "postgres": version,
+                "postgres_from": url_source,
+                "psql": f"{setup.psql.path} ({setup.psql.version})"
+                if setup.psql
+                else "none found: psycopg COPY of the gunzipped stream stands in",
+                "loadavg_at_start": os.getloadavg(),
+            }
+            bench_started = time.monotonic()
+            outcomes = run_rounds(setup, methods)
+            machine["loadavg_at_end"] = os.getloadavg()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    results = report.build(
+        outcomes,
+        machine=machine,
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        options={
+            "repeats": repeats,
+            "pandas_repeats": pandas_repeats,
+            "quick": args.quick,
+            "sources": {k: {"file": files[k].name, "rows": s.rows} for k, s in wanted.items()},
+        },
+        timing={
+            "bench_wall_s": time.monotonic() - bench_started,
+            "source_generation_s": generated_s,
+            "total_s": time.monotonic() - started,
+        },
+    )
+    markdown = report.write(results, args.out)
+    print()
+    print(markdown)
+    unmet = [t["name"] for t in results["targets"] if not t["met"]]
+    print(f"targets met: {len(results['targets']) - len(unmet)}/{len(results['targets'])}")
+    for name in unmet:
+        print(f"NOT MET: {name}")
+    failed = [o.method.label for o in outcomes if o.errors]
+    for label in failed:
+        print(f"FAILED TO RUN: {label}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""One measured method, run as its own process: ``python -m bench.worker METHOD --result R ...``.
+
+The harness times the whole process and reads its peak RSS from ``wait4``, so each method
+imports only what it needs, inside its function: a library another method uses must not
+inflate this one's memory or start-up. The worker writes the rows it handled (and the time of
+the load call alone, without interpreter start-up and imports) as JSON to ``--result``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+Result = dict[str, Any]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(work: Callable[[], Result]) -> Result:
+    """Run the load itself (imports are done by now): its time alone and the RSS before it."""
+    rss_ready = _rss_mb()
+    started = time.perf_counter()
+    result = work()
+    result.update(load_s=time.perf_counter() - started, rss_after_imports_mb=round(rss_ready, 1))
+    return result
+
+
+def project_load(args: argparse.Namespace) -> Result:
+    """The DAG's load step after the download (include/taxi/ingest.py): reader → replace_month.
+
+    The attempt carries no sha256: the download computes it while streaming, which is outside
+    what is measured here (and without it a load never takes another's place as "unchanged").
+    """
+    from datetime import UTC, datetime
+
+    from include.taxi.contract import contract_for
+    from include.taxi.csv_reader import ContractReader
+    from include.taxi.ingestion_log import Attempt
+    from include.taxi.postgres_month import replace_month, table_name
+    from include.taxi.source import SourceVersion
+
+    def work() -> Result:
+        path, contract = Path(args.file).resolve(), contract_for(args.service)
+        source = SourceVersion(path.as_uri(), path.stat().st_size, None, None)
+        attempt = Attempt(
+            table_name(contract), contract.name, args.month, source, datetime.now(UTC)
+        )
+        reader = ContractReader(path, contract, args.month)
+        result = replace_month(args.url, args.schema, reader, attempt)
+        if result.status != "loaded" or result.rows_in_target != reader.rows:
+            raise RuntimeError(f"{result}: expected {reader.rows} rows loaded")
+        return {"rows": result.rows_in_target}
+
+    return _timed(work)
+
+
+def project_read(args: argparse.Namespace) -> Result:
+    """The reader alone (no sink): how much of the load is parsing and conforming."""
+    from include.taxi.contract import contract_for
+    from include.taxi.csv_reader import ContractReader
+
+    def work() -> Result:
+        reader = ContractReader(Path(args.file), contract_for(args.service), args.month)
+        batches = sum(1 for _ in reader)
+        return {"rows": reader.rows, "batches": batches}
+
+    return _timed(work)
+
+
+def project_parquet(args: argparse.Namespace) -> Result:
+    """Lake-path preview: the contract reader's batches written one by one, zstd."""
+    import pyarrow.parquet as pq
+
+    from include.taxi.contract import contract_for
+    from include.taxi.csv_reader import ContractReader
+
+    def work() -> Result:
+        reader = ContractReader(Path(args.file), contract_for(args.service), args.month)
+        with pq.ParquetWriter(args.out, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+        meta = pq.read_metadata(args.out)
+        return {"rows": meta.num_rows, "row_groups": meta.num_row_groups, **_size(args.out)}
+
+    return _timed(work)
+
+
+def duckdb_parquet(args: argparse.Namespace) -> Result:
+    """DuckDB's own conversion, as the issue names it (its defaults: inferred types, snappy)."""
+    import duckdb
+
+    def work() -> Result:
+        con = duckdb.connect()
+        (rows,) = con.execute(
+            "COPY (SELECT * FROM read_csv(?)) TO '" + _sql_text(args.out) + "' (FORMAT parquet)",
+            [args.file],
+        ).fetchone()
+        (threads,) = con.execute("SELECT current_setting('threads')").fetchone()
+        con.close()
+        return {"rows": int(rows), "threads": int(threads), **_size(args.out)}
+
+    return _timed(work)
+
+
+def pandas_to_sql(args: argparse.Namespace) -> Result:
+    """The course's notebook: whole file into pandas, datetimes parsed, to_sql in 100k chunks.
+
+    Only change: column names are lower-cased so the rows land in the same table as the others.
+    """
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    from include.taxi.contract import TIMESTAMP, contract_for
+
+    def work() -> Result:
+        df = pd.read_csv(args.file)
+        df.columns = [c.lower() for c in df.columns]
+        for col in contract_for(args.service).columns:
+            if col.type == TIMESTAMP and col.name in df.columns:
+                df[col.name] = pd.to_datetime(df[col.name])
+        engine = create_engine(args.sqlalchemy_url)
+        df.to_sql(
+            args.table,
+            engine,
+            schema=args.schema,
+            if_exists="append",
+            index=False,
+            chunksize=100_000,
+        )
+        engine.dispose()
+        return {"rows": len(df)}
+
+    return _timed(work)
+
+
+def psycopg_copy(args: argparse.Namespace) -> Result:
+    """Stand-in for psql when none is installed: COPY the gunzipped stream in 1 MiB writes."""
+    import gzip
+
+    import psycopg
+
+    def work() -> Result:
+        with (
+            psycopg.connect(args.url) as conn,
+            conn.cursor() as cur,
+            gzip.open(args.file, "rb") as src,
+        ):
+            with cur.copy(args.copy_sql) as copy:
+                while chunk := src.read(1 << 20):
+                    copy.write(chunk)
+            rows = cur.rowcount
+        return {"rows": rows}
+
+    return _timed(work)
+
+
+def dag_parse(args: argparse.Namespace) -> Result:
+    """One DAG file parsed as the dag-processor does, timed without Airflow's own import.
+
+    The processor imports the file's ``airflow.*`` modules before parsing it
+    (``parsing_pre_import_modules``, on by default); so does this, then times ``DagBag`` of the
+    file. A second parse in the same process shows the file's own cost once imports are warm.
+    """
+    import importlib
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.file import iter_airflow_imports
+
+    for module in iter_airflow_imports(args.file):
+        importlib.import_module(module)
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=args.file)
+    parse_s = time.perf_counter() - started
+    started = time.perf_counter()
+    DagBag(dag_folder=args.file)
+    reparse_s = time.perf_counter() - started
+    return {
+        "parse_s": parse_s,
+        "reparse_s": reparse_s,
+        "dags": sorted(bag.dags),
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+    }
+
+
+def _size(path: str) -> Result:
+    return {"output_mb": round(Path(path).stat().st_size / 2**20, 2)}
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
+
+
+METHODS: dict[str, Callable[[argparse.Namespace], Result]] = {
+    "project-load": project_load,
+    "project-read": project_read,
+    "project-parquet": project_parquet,
+    "duckdb-parquet": duckdb_parquet,
+    "pandas-to-sql": pandas_to_sql,
+    "psycopg-copy": psycopg_copy,
+    "dag-parse": dag_parse,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser.add_argument("method", choices=sorted(METHODS))
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--file", required=True)
+    parser.add_argument("--service", default="yellow")
+    parser.add_argument("--month", type=date.fromisoformat, default=date(2021, 1, 1))
+    parser.add_argument("--url")
+    parser.add_argument("--sqlalchemy-url")
+    parser.add_argument("--schema")
+    parser.add_argument("--table")
+    parser.add_argument("--copy-sql")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    result = METHODS[args.method](args)
+    Path(args.result).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
