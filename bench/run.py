@@ -1,7 +1,7 @@
 """`make bench`: time the project's load paths against psql, pandas and DuckDB on the same files.
 
     python -m bench.run [--repeats N] [--pandas-repeats N] [--quick] [--skip-pandas]
-                        [--out DIR] [--data-dir DIR]
+                        [--only KEYS] [--out DIR] [--data-dir DIR]
 
 Methods run round-robin (one repeat of each, then the next round), so a noisy minute on a
 shared machine spreads over all of them instead of sinking one. Writes ``latest.json``,
@@ -255,7 +255,10 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
     if pandas_repeats:
         methods.append(_pandas(setup, "yellow_1x", pandas_repeats))
     duckdb_notes = "DuckDB defaults: types inferred by read_csv, snappy, all cores"
-    preview_notes = "ContractReader batches → pyarrow ParquetWriter(zstd), a write per batch"
+    lake_notes = (
+        "write_parquet(ContractReader(...), path) from include/taxi/parquet_writer.py, as "
+        "taxi_to_lake runs it after the download (contract types, zstd, fixed-size row groups)"
+    )
     methods += [
         load("yellow_4x"),
         load("green_1x"),
@@ -269,13 +272,9 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
             notes="parse + conform only: the share of the load spent before Postgres",
         ),
         parquet("duckdb-parquet", "yellow_1x", "DuckDB COPY read_csv → parquet", duckdb_notes),
-        parquet(
-            "project-parquet", "yellow_1x", "project contract → parquet (preview)", preview_notes
-        ),
+        parquet("project-parquet", "yellow_1x", "project lake writer → parquet", lake_notes),
         parquet("duckdb-parquet", "yellow_4x", "DuckDB COPY read_csv → parquet", duckdb_notes),
-        parquet(
-            "project-parquet", "yellow_4x", "project contract → parquet (preview)", preview_notes
-        ),
+        parquet("project-parquet", "yellow_4x", "project lake writer → parquet", lake_notes),
     ]
     for dag_file in sorted((PROJECT / "dags").glob("*.py")):
         methods.append(
@@ -375,15 +374,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, help="rounds of every method (default 3; quick 1)")
     parser.add_argument(
-        "--pandas-repeats", type=int, default=1, help="runs of the slow pandas method (default 1)"
+        "--pandas-repeats",
+        type=int,
+        help="rounds that also run the slow (~2 min) pandas method (default: every round, so "
+        "its ratio compares medians over the same rounds as the others)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny files, one round (smoke test)")
     parser.add_argument("--skip-pandas", action="store_true", help="leave out the pandas method")
+    parser.add_argument(
+        "--only",
+        help="comma-separated substrings of method keys to run (e.g. project_pg,psql); "
+        "for quick comparisons, the targets of the methods left out are reported as not measured",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the results go")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="source file cache")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
-    pandas_repeats = 0 if args.skip_pandas else min(args.pandas_repeats, repeats)
+    wanted_pandas = repeats if args.pandas_repeats is None else args.pandas_repeats
+    pandas_repeats = 0 if args.skip_pandas else min(wanted_pandas, repeats)
 
     started = time.monotonic()
     wanted = sources.sources(args.quick)
@@ -406,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
                 parse_env=_parse_env(work / "airflow-home"),
             )
             methods = plan(setup, repeats, pandas_repeats)
+            if args.only:
+                wanted_keys = [part.strip() for part in args.only.split(",") if part.strip()]
+                methods = [m for m in methods if any(k in m.key for k in wanted_keys)]
+                if not methods:
+                    raise SystemExit(f"--only {args.only!r} matches no method")
             machine = {
                 "cores": os.cpu_count(),
                 "memory_gib": _memory_gib(),
@@ -432,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": repeats,
             "pandas_repeats": pandas_repeats,
             "quick": args.quick,
+            "only": args.only,
             "sources": {k: {"file": files[k].name, "rows": s.rows} for k, s in wanted.items()},
         },
         timing={

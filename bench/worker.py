@@ -24,12 +24,31 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_split_mb() -> Result:
+    """Resident memory now, anonymous (heap) vs file-backed (shared library code, mostly).
+
+    The file-backed part depends on the machine as much as on the method (which library pages
+    are touched, whether the kernel maps them as huge pages), so it is reported apart.
+    """
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {"RssAnon:": "rss_anon_mb_at_end", "RssFile:": "rss_file_mb_at_end"}
+    return {
+        fields[parts[0]]: round(int(parts[1]) / 1024, 1)
+        for parts in (line.split() for line in lines)
+        if parts and parts[0] in fields
+    }
+
+
 def _timed(work: Callable[[], Result]) -> Result:
-    """Run the load itself (imports are done by now): its time alone and the RSS before it."""
+    """Run the load itself (imports are done by now): its time alone and the RSS around it."""
     rss_ready = _rss_mb()
     started = time.perf_counter()
     result = work()
     result.update(load_s=time.perf_counter() - started, rss_after_imports_mb=round(rss_ready, 1))
+    result.update(_rss_split_mb())
     return result
 
 
@@ -76,19 +95,22 @@ def project_read(args: argparse.Namespace) -> Result:
 
 
 def project_parquet(args: argparse.Namespace) -> Result:
-    """Lake-path preview: the contract reader's batches written one by one, zstd."""
-    import pyarrow.parquet as pq
-
+    """The lake path as ``include/taxi/lake_month.py`` runs it after the download:
+    ``write_parquet(ContractReader(...), path)`` (zstd, ROW_GROUP_ROWS-row groups)."""
     from include.taxi.contract import contract_for
     from include.taxi.csv_reader import ContractReader
+    from include.taxi.parquet_writer import COMPRESSION, ROW_GROUP_ROWS, write_parquet
 
     def work() -> Result:
         reader = ContractReader(Path(args.file), contract_for(args.service), args.month)
-        with pq.ParquetWriter(args.out, reader.schema, compression="zstd") as writer:
-            for batch in reader:
-                writer.write_batch(batch)
-        meta = pq.read_metadata(args.out)
-        return {"rows": meta.num_rows, "row_groups": meta.num_row_groups, **_size(args.out)}
+        written = write_parquet(reader, Path(args.out))
+        return {
+            "rows": written.rows,
+            "row_groups": written.row_groups,
+            "row_group_rows": ROW_GROUP_ROWS,
+            "compression": COMPRESSION,
+            **_size(args.out),
+        }
 
     return _timed(work)
 

@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import math
+import struct
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -27,7 +28,11 @@ import pyarrow.csv as pacsv
 from include.taxi.contract import INT, TIMESTAMP, Contract
 from include.taxi.errors import BadSourceFile
 
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 256 << 10
+"""Bytes of CSV per block (~2,500 yellow rows). Arrow's streaming reader decompresses up to 32
+blocks ahead on its I/O thread, so this sets most of the reader's memory: ~8 MiB in flight
+here, ~32 MiB at 1 MiB blocks (-55 MB peak RSS for a load, measured by `make bench`), at no
+measurable cost in rows/s."""
 CONTRACT_HINT = (
     "Nothing was loaded. If the source really changed, declare it in include/taxi/contract.py"
 )
@@ -86,6 +91,24 @@ def _parse_type(type_: pa.DataType) -> pa.DataType:
     return pa.float64() if type_ == INT else type_
 
 
+def reader_memory_pool() -> pa.MemoryPool:
+    """Where the reader's buffers live: jemalloc if this pyarrow has it, else the default.
+
+    The blocks are allocated on Arrow's I/O thread and freed on the consumer's; jemalloc gives
+    that memory back sooner than the default mimalloc (-17 MB peak RSS of a Postgres load).
+    """
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
+
+
+def _date_scalar(day: date) -> pa.Scalar:
+    """A date32 scalar built from its bytes: ``pa.scalar(day)`` would import pandas (~35 MB)."""
+    days = struct.pack("<i", (day - date(1970, 1, 1)).days)
+    return pa.Array.from_buffers(pa.date32(), 1, [None, pa.py_buffer(days)])[0]
+
+
 class ContractReader:
     """Iterates contract-shaped record batches of one source file and counts its rows.
 
@@ -100,6 +123,7 @@ class ContractReader:
         month: date | None = None,
         *,
         block_size: int = BLOCK_SIZE,
+        memory_pool: pa.MemoryPool | None = None,
     ) -> None:
         if contract.monthly and month is None:
             raise ValueError(f"{contract.name} rows need the month of their source file")
@@ -108,10 +132,12 @@ class ContractReader:
         self.contract = contract
         self.month = month
         self.block_size = block_size
+        self.pool = memory_pool or reader_memory_pool()
         self.rows = 0
         self.error: BadSourceFile | None = None
         self.header = read_header(path)
         check_header(self.header, contract, self.file)
+        self._month = _date_scalar(month) if contract.monthly and month is not None else None
 
     @property
     def schema(self) -> pa.Schema:
@@ -143,6 +169,7 @@ class ContractReader:
                 strings_can_be_null=True,
                 check_utf8=True,
             ),
+            memory_pool=self.pool,
         )
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
@@ -166,19 +193,19 @@ class ContractReader:
         arrays = []
         for col in self.contract.columns:
             if col.name not in batch.schema.names:
-                arrays.append(pa.nulls(n, col.type))
+                arrays.append(pa.nulls(n, col.type, memory_pool=self.pool))
                 continue
             values = batch.column(col.name)
             if col.type == INT:
                 values = self._to_int(values, col.name)
             arrays.append(values)
-        if self.contract.monthly:
-            arrays.append(pa.repeat(pa.scalar(self.month, pa.date32()), n))
+        if self._month is not None:
+            arrays.append(pa.repeat(self._month, n, memory_pool=self.pool))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def _to_int(self, values: pa.Array, column: str) -> pa.Array:
         try:
-            return pc.cast(values, INT, safe=True)
+            return pc.cast(values, INT, safe=True, memory_pool=self.pool)
         except pa.ArrowInvalid:
             fractional = pc.fill_null(pc.not_equal(values, pc.floor(values)), False)
             too_big = pc.fill_null(pc.greater(pc.abs(values), 2.0**62), False)

@@ -1,0 +1,86 @@
+"""What keeps a month load inside the memory target: it never imports pandas.
+
+pyarrow imports pandas (~35 MB resident, ~0.3 s) the first time a Python value is converted
+(``pa.array([value])``, ``pa.scalar``) or a time-zone-aware timestamp is turned back into
+Python. The load path builds its few such values from bytes instead; these tests keep it so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from include.taxi.pg import param_array
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+LOAD_TWICE = """
+import json, sys
+from datetime import date
+from pathlib import Path
+from dev.synthetic import write_month
+from include.taxi.contract import contract_for
+from include.taxi.csv_reader import ContractReader
+from include.taxi.postgres_month import replace_month
+
+url, schema, folder = sys.argv[1:4]
+path = Path(folder) / "yellow_tripdata_2021-01.csv.gz"
+write_month(path, "yellow", date(2021, 1, 1), 3000, seed=7)
+before = "pandas" in sys.modules
+rows = [
+    replace_month(url, schema, ContractReader(path, contract_for("yellow"), date(2021, 1, 1)))
+    .rows_in_target
+    for _ in range(2)  # the second is a reload: it reads the log's timestamptz back
+]
+print(json.dumps({"rows": rows, "pandas_before": before, "pandas_after": "pandas" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        42,
+        -(2**40),
+        1.25,
+        "yellow",
+        "",
+        "é",
+        date(2021, 1, 1),
+        date(1969, 12, 31),
+        datetime(2021, 1, 1, 12, 30, 1, 5),
+        datetime(2026, 11, 22, 7, 1, 2, 345678, tzinfo=UTC),
+        datetime(2021, 1, 1, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_parameters_are_typed_as_pyarrow_would_type_them(value: object) -> None:
+    built, inferred = param_array(value), pa.array([value])
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        inferred = inferred.cast(pa.timestamp("us", tz="UTC"))
+    assert built.type == inferred.type
+    assert built.equals(inferred)
+
+
+@pytest.mark.timeout(120)
+def test_a_month_load_and_reload_never_import_pandas(
+    postgres_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_TWICE, postgres_url, pg_schema, str(tmp_path)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome == {"rows": [3000, 3000], "pandas_before": False, "pandas_after": False}
