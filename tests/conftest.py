@@ -1,4 +1,5 @@
-"""Shared fixtures: a private Airflow home, a real PostgreSQL and a local source web server.
+"""Shared fixtures: a private Airflow home, a real PostgreSQL, a local source web server and
+local GCS + BigQuery emulators (real clients over HTTP, nothing mocked).
 
 Airflow reads its configuration when first imported, so the test home is set up here, at
 import time, before any test module imports airflow.
@@ -21,6 +22,7 @@ import pytest
 
 from dev import local_postgres
 from dev.airflow_env import airflow_env
+from dev.emulators import Emulators, running_emulators
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="taxi-airflow-test-"))
 os.environ.update(airflow_env(AIRFLOW_HOME, use_dotenv=False))
@@ -81,3 +83,37 @@ def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def gcp_emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    """fake-gcs-server + local-bigquery for the session, with their variables in os.environ
+    (the google clients and Airflow's google_cloud_default read them); restored afterwards."""
+    with running_emulators(tmp_path_factory.mktemp("emulators")) as emulators:
+        saved = {key: os.environ.get(key) for key in emulators.env()}
+        os.environ.update(emulators.env())
+        try:
+            yield emulators
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture
+def gcs_bucket(gcp_emulators: Emulators) -> Iterator[str]:
+    """A fresh, empty bucket per test in the fake GCS (deleted with its objects afterwards)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=gcp_emulators.project, credentials=AnonymousCredentials())
+    bucket = client.create_bucket(f"test-{uuid.uuid4().hex[:12]}")
+    try:
+        yield bucket.name
+    finally:
+        for blob in client.list_blobs(bucket.name):
+            blob.delete()
+        bucket.delete()
+        client.close()

@@ -137,6 +137,11 @@ ZONE_LOOKUP = Contract(
 CONTRACTS: dict[str, Contract] = {c.name: c for c in (YELLOW, GREEN, FHV, ZONE_LOOKUP)}
 
 
+def table_name(contract: Contract) -> str:
+    """The warehouse table of a contract, the same in Postgres and BigQuery."""
+    return "taxi_zone_lookup" if not contract.monthly else f"{contract.name}_tripdata"
+
+
 def contract_for(service: str) -> Contract:
     """The contract of a service; the only way a service name reaches a table or object name."""
     try:

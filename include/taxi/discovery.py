@@ -1,21 +1,28 @@
-"""Which months are new or republished at the source, compared with the ingestion log.
+"""Which months are new or republished at the source, compared with what a target holds.
 
 One HEAD request per (service, month) in a look-back window: a month never loaded is *new*,
 one whose size or ETag/Last-Modified differ from its last load is *republished*; anything
 else needs no work. Months the source has not published (404) are simply not there yet.
+What a target holds comes from the Postgres ingestion log, or from the lake object's metadata.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 
 from include.taxi import ingestion_log
-from include.taxi.contract import contract_for
+from include.taxi.contract import contract_for, table_name
 from include.taxi.errors import SourceNotPublished
+from include.taxi.lake import object_name, open_lake
+from include.taxi.lake_month import held_source
 from include.taxi.months import parse_month
-from include.taxi.postgres_month import table_name
 from include.taxi.source import probe, source_url
+
+Held = tuple[int | None, str | None, str | None]
+"""Size, ETag and Last-Modified of the source version a target holds."""
+LastVersion = Callable[[str, str], Held | None]
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +36,34 @@ def recent_months(today: date, lookback: int) -> list[str]:
     return months
 
 
+def postgres_versions(conninfo: str, schema: str) -> LastVersion:
+    """The source version of each month's last load, from the Postgres ingestion log."""
+
+    def last(service: str, month: str) -> Held | None:
+        table = table_name(contract_for(service))
+        found = ingestion_log.read_last_load(conninfo, schema, table, parse_month(month))
+        return None if found is None else (found.bytes, found.etag, found.last_modified)
+
+    return last
+
+
+def lake_versions(lake_url: str) -> LastVersion:
+    """The source version each lake object was written from, from its metadata."""
+    lake = open_lake(lake_url)
+
+    def last(service: str, month: str) -> Held | None:
+        stored = lake.stat(object_name(service, parse_month(month)))
+        return None if stored is None else held_source(stored.metadata)
+
+    return last
+
+
 def changed_months(
-    services: list[str], months: list[str], *, source_base: str, conninfo: str, schema: str
+    services: list[str], months: list[str], *, source_base: str, held: LastVersion
 ) -> list[dict[str, str]]:
-    """(service, month, reason) for every month that needs loading."""
+    """(service, month, reason) for every month the target needs."""
     found = []
     for service in services:
-        table = table_name(contract_for(service))
         for month in months:
             url = source_url(source_base, service, month)
             try:
@@ -43,15 +71,13 @@ def changed_months(
             except SourceNotPublished:
                 log.info("%s %s: not published yet", service, month)
                 continue
-            last = ingestion_log.read_last_load(conninfo, schema, table, parse_month(month))
+            last = held(service, month)
             if last is None:
                 reason = "new"
-            elif current is not None and not current.same_as(
-                last.bytes, last.etag, last.last_modified
-            ):
+            elif current is not None and not current.same_as(*last):
                 reason = "republished"
             else:
-                log.info("%s %s: unchanged since its load at %s", service, month, last.finished_at)
+                log.info("%s %s: unchanged since it was loaded", service, month)
                 continue
             log.info("%s %s: %s at %s", service, month, reason, url)
             found.append({"service": service, "month": month, "reason": reason})

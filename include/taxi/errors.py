@@ -44,3 +44,22 @@ class BadSourceFile(Exception):
 
 class IncompleteDownload(Exception):
     """The connection ended before the announced size arrived; a retry may succeed."""
+
+
+class LoadMismatch(Exception):
+    """Rows read, written and present after a load disagree; nothing was committed."""
+
+
+class LakeSchemaMismatch(Exception):
+    """A parquet file in the lake does not have the declared schema; BigQuery would reject it
+    (or, worse, coerce it), so it is refused before loading."""
+
+
+class NotInLake(Exception):
+    """The month has no parquet object in the lake yet: nothing to load into the warehouse."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(
+            f"not in the lake: {uri} does not exist; run taxi_to_lake for this month first"
+        )
+        self.uri = uri

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +86,29 @@ def test_import_needs_no_network_or_database(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+HEAVY_MODULES = ("pandas", "google.cloud.storage", "google.cloud.bigquery", "adbc_driver_manager")
+HEAVY_PREFIXES = ("airflow.providers.google.cloud.hooks", "airflow.providers.postgres.hooks")
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_parsing_imports_no_heavy_module(dag_file: Path) -> None:
+    """What makes a DAG file slow to parse is what it imports: the hooks, clients and pandas
+    belong inside the tasks. (An Asset with a URI scheme, for one, loads every provider's asset
+    handlers and with them GCSHook.) Checked by module, not by a timer."""
+    probe = (
+        "import importlib.util, json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "before = set(sys.modules)\n"
+        f"DagBag(dag_folder={str(dag_file)!r})\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    heavy = [m for m in loaded if m in HEAVY_MODULES or m.startswith(HEAVY_PREFIXES)]
+    assert heavy == [], f"{dag_file.name} imports at parse time: {heavy[:10]}"

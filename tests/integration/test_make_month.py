@@ -56,3 +56,35 @@ def test_make_month_loads_with_the_callers_settings_and_reports_failure(
     assert bad.returncode == 1
     assert "not a gzip file" in bad.stdout + bad.stderr
     assert "taxi_to_postgres fhv 2020-11: FAILED" in bad.stdout
+
+
+def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
+    tmp_path, source_server, postgres_url
+) -> None:
+    """The README's one command for the cloud path, on the emulators it starts itself."""
+    base, root = source_server
+    write_month(root / "green" / "green_tripdata_2020-12.csv.gz", "green", date(2020, 12, 1), 456)
+    parts = urlsplit(postgres_url)
+    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
+            "login": parts.username, "schema": parts.path.lstrip("/")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "STORAGE_EMULATOR", "BIGQUERY_EMULATOR"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_VAR_TAXI_SOURCE_URL=base,
+        TAXI_EMULATOR_DIR=str(tmp_path / "emulators"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dev.local", "cloud-month", "green", "2020-12"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "taxi_to_lake green 2020-12: success" in done.stdout
+    assert "lake_to_bigquery green 2020-12: success" in done.stdout
+    assert "  2020-12         456" in done.stdout
+    lake = tmp_path / "emulators" / "gcs" / "objects" / "taxi-lake" / "lake" / "green" / "2020"
+    assert (lake / "green_tripdata_2020-12.parquet").exists()

@@ -79,3 +79,49 @@ def test_a_day_with_nothing_new_triggers_nothing(dags, monkeypatch, source_serve
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == {"find_changed_months": "success", "load_month": "skipped"}
+
+
+def test_daily_feeds_the_lake_from_the_lake_objects_metadata(
+    dags, monkeypatch, source_server, tmp_path
+) -> None:
+    """Target ``lake``: compared with what the lake objects were written from, and the
+    triggered DAG is taxi_to_lake (whose asset events then feed BigQuery)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from include.taxi.lake_month import month_to_lake
+
+    base, root = source_server
+    lake = tmp_path.as_uri()
+    _publish(root, "green", "2027-02", 300)  # new: not in the lake
+    _publish(root, "yellow", "2027-01", 200)  # unchanged: in the lake, same file
+    month_to_lake("yellow", "2027-01", source_base=base, lake_url=lake)
+    _publish(root, "fhv", "2026-12", 100)  # republished after it was written
+    month_to_lake("fhv", "2026-12", source_base=base, lake_url=lake)
+    _publish(root, "fhv", "2026-12", 150, seed=1)
+
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_LAKE_URL", lake)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_TARGETS", "lake")
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_LOOKBACK_MONTHS", "3")
+    dags.dags["taxi_to_lake"].test(  # registers the triggered DAG in the test metadata DB
+        logical_date=datetime(2019, 1, 1, tzinfo=UTC), run_conf={"month": "2030-01"}
+    )
+    run = dags.dags["taxi_daily"].test(logical_date=datetime(2027, 3, 22, 6, tzinfo=UTC))
+    assert run.state == "success"
+    with create_session() as session:
+        triggered = session.query(DagRun).filter(
+            DagRun.dag_id != "taxi_daily", DagRun.run_id.startswith(run.run_id)
+        )
+        confs = sorted((r.dag_id, r.conf["service"], r.conf["month"]) for r in triggered)
+    assert confs == [("taxi_to_lake", "fhv", "2026-12"), ("taxi_to_lake", "green", "2027-02")]
+
+
+def test_an_unknown_daily_target_fails_with_the_allowed_names(monkeypatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.taxi.airflow_tasks import daily_targets
+
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_TARGETS", "postgres,snowflake")
+    with pytest.raises(AirflowFailException, match="snowflake: use postgres, lake"):
+        daily_targets()

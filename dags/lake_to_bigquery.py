@@ -1,0 +1,91 @@
+"""lake_to_bigquery: load months from the lake (GCS) into partitioned BigQuery tables.
+
+Scheduled by data: each event on the asset ``taxi_lake_trip_months`` (emitted by taxi_to_lake
+for every month it writes) names a service and month, and this DAG loads exactly those. It
+also has the monthly timetable, so ``airflow backfill create`` loads a range of months that are
+already in the lake, and a manual run takes the same Params form as the other monthly DAGs.
+
+Per (service, month): check the parquet footer against the contract, load it into a staging
+table with an explicit schema, then replace the month in ``{dataset}.{service}_tripdata`` in
+one transaction (see include/taxi/bigquery_month.py). A month not in the lake is skipped.
+``load_zones`` replaces ``taxi_zone_lookup`` from the lake's zone file with every run.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import AssetOrTimeSchedule, dag, get_current_context, task
+
+from include.taxi import schedule
+from include.taxi.assets import LAKE_TRIP_MONTHS
+from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
+
+
+@dag(
+    dag_id="lake_to_bigquery",
+    description="Months of the lake (GCS parquet) into BigQuery, when taxi_to_lake writes them",
+    schedule=AssetOrTimeSchedule(timetable=schedule.MONTHLY, assets=LAKE_TRIP_MONTHS),
+    start_date=schedule.start_date(),
+    end_date=schedule.end_date(),
+    catchup=False,
+    max_active_runs=2,
+    default_args=DEFAULT_ARGS,
+    tags=["taxi", "bigquery", "gcs", "warehouse"],
+    params=month_params(
+        "the months named by the triggering asset events, else the data-interval month",
+        "Reload even if the ingestion log shows this lake file already loaded.",
+    ),
+    doc_md=__doc__,
+)
+def lake_to_bigquery() -> None:
+    @task
+    def plan(**context) -> list[dict[str, str]]:
+        """The months to load: the Param, else the asset events' months, else the interval's."""
+        from include.taxi.airflow_tasks import event_months, plan_months
+
+        params = context["params"]
+        events = [
+            event
+            for asset in context["triggering_asset_events"]
+            for event in context["triggering_asset_events"][asset]
+        ]
+        if not params.get("month") and events:
+            return event_months(params.get("service"), events)
+        return plan_months(context)
+
+    @task(map_index_template="{{ service_month }}")
+    def load_month(service: str, month: str) -> dict:
+        """Replace one month of {dataset}.{service}_tripdata from its lake object."""
+        from include.taxi import airflow_tasks as at
+        from include.taxi.bigquery_ingest import month_to_bigquery
+
+        context = get_current_context()
+        context["service_month"] = f"{service} {month}"
+        return at.outcome(
+            lambda: month_to_bigquery(
+                service,
+                month,
+                lake_url=at.lake_url(),
+                dataset=at.bigquery_dataset(),
+                gcp_conn_id=at.GCP_CONN_ID,
+                force=bool(context["params"].get("force_reload")),
+                run_id=context["run_id"],
+            )
+        )
+
+    @task
+    def load_zones() -> dict:
+        """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
+        from include.taxi import airflow_tasks as at
+        from include.taxi.bigquery_ingest import zones_to_bigquery
+
+        return at.outcome(
+            lambda: zones_to_bigquery(
+                lake_url=at.lake_url(), dataset=at.bigquery_dataset(), gcp_conn_id=at.GCP_CONN_ID
+            )
+        )
+
+    load_month.expand_kwargs(plan())
+    load_zones()
+
+
+lake_to_bigquery()

@@ -1,0 +1,51 @@
+"""What every monthly DAG shares: default task arguments and the manual-run Params form.
+
+Imported at parse time, so it holds declarations only (no Variables, no I/O).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param
+
+from include.taxi.notify import FailureNotifier
+
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "data-eng",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": FailureNotifier(),
+}
+
+
+def month_params(month_help: str, force_help: str) -> dict[str, Param]:
+    """The typed form of a manual run: a service dropdown, a validated month, a force flag."""
+    return {
+        "service": Param(
+            "all",
+            type="string",
+            enum=["all", "yellow", "green", "fhv"],
+            title="Service",
+            description="Which trip files to load; 'all' loads yellow, green and fhv.",
+        ),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=MONTH_PATTERN,
+            title="Month (YYYY-MM)",
+            description=f"The month to load, e.g. 2021-01. Empty: {month_help}.",
+        ),
+        "force_reload": Param(
+            False,
+            type="boolean",
+            title="Force reload",
+            description=force_help,
+        ),
+    }

@@ -1,0 +1,179 @@
+"""The data lake: a local folder or a GCS bucket, holding one parquet object per service-month.
+
+``taxi_lake_url`` picks it: ``file:///abs/path`` (or a plain absolute path) for a folder,
+``gs://bucket/prefix`` for GCS through the Airflow connection ``google_cloud_default``.
+Objects are ``{service}/{year}/{service}_tripdata_{YYYY-MM}.parquet`` under the prefix.
+
+Writes are atomic: a folder gets a hidden temporary file renamed over the target in the same
+directory; GCS makes an object visible only once its upload completes. Either way a reader sees
+the old object or the new one, never half of one, and a rerun overwrites only its own month.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.taxi.contract import contract_for
+from include.taxi.errors import LakeSchemaMismatch
+from include.taxi.months import month_name
+
+if TYPE_CHECKING:
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+GCP_CONN_ID = "google_cloud_default"
+PARQUET_MIME = "application/vnd.apache.parquet"
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
+
+
+def object_name(service: str, month: date) -> str:
+    """``yellow/2021/yellow_tripdata_2021-01.parquet``; the service comes from the allow-list."""
+    contract_for(service)
+    return f"{service}/{month.year:04d}/{service}_tripdata_{month_name(month)}.parquet"
+
+
+ZONES_OBJECT = "misc/taxi_zone_lookup.parquet"
+"""The zone lookup: one object for all months, replaced whole."""
+
+
+@dataclass(frozen=True)
+class LakeObject:
+    uri: str
+    bytes: int
+    metadata: dict[str, str]
+
+
+class Lake(Protocol):
+    url: str
+
+    def uri(self, name: str) -> str: ...
+
+    def put(self, local: Path, name: str, metadata: dict[str, str]) -> LakeObject: ...
+
+    def stat(self, name: str) -> LakeObject | None: ...
+
+    def fetch(self, name: str, dest: Path) -> Path: ...
+
+    def parquet_footer(self, name: str) -> pq.FileMetaData: ...
+
+
+def open_lake(url: str, *, gcp_conn_id: str = GCP_CONN_ID) -> Lake:
+    """The lake named by ``url``; anything but a folder or a gs:// bucket is refused."""
+    parsed = urlparse(url)
+    if parsed.scheme == "gs":
+        prefix = parsed.path.strip("/")
+        if not _BUCKET.match(parsed.netloc) or not _PREFIX.match(prefix) or ".." in prefix:
+            raise ValueError(f"taxi_lake_url {url!r} is not gs://bucket[/prefix]")
+        return GcsLake(parsed.netloc, prefix, gcp_conn_id)
+    if parsed.scheme in ("file", ""):
+        path = Path(parsed.path if parsed.scheme else url)
+        if not path.is_absolute() or parsed.netloc:
+            raise ValueError(f"taxi_lake_url {url!r}: give an absolute path, file:///abs/path")
+        return LocalLake(path)
+    raise ValueError(f"taxi_lake_url {url!r}: the lake is a folder (file://) or gs://bucket")
+
+
+class LocalLake:
+    """A folder; parquet metadata lives in the file's footer (see lake_month)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = root.as_uri()
+
+    def uri(self, name: str) -> str:
+        return (self.root / name).as_uri()
+
+    def put(self, local: Path, name: str, metadata: dict[str, str]) -> LakeObject:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            shutil.copyfile(local, temp)
+            with temp.open("rb") as f:
+                os.fsync(f.fileno())
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        return LakeObject(self.uri(name), target.stat().st_size, metadata)
+
+    def stat(self, name: str) -> LakeObject | None:
+        target = self.root / name
+        if not target.exists():
+            return None
+        footer = pq.read_metadata(target).metadata or {}
+        metadata = {k.decode(): v.decode() for k, v in footer.items() if k.startswith(b"taxi.")}
+        return LakeObject(self.uri(name), target.stat().st_size, metadata)
+
+    def fetch(self, name: str, dest: Path) -> Path:
+        shutil.copyfile(self.root / name, dest)
+        return dest
+
+    def parquet_footer(self, name: str) -> pq.FileMetaData:
+        return pq.read_metadata(self.root / name)
+
+
+class GcsLake:
+    """A bucket and prefix, through the google provider's GCSHook."""
+
+    def __init__(self, bucket: str, prefix: str, gcp_conn_id: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.gcp_conn_id = gcp_conn_id
+        self.url = f"gs://{bucket}/{prefix}".rstrip("/")
+
+    def _hook(self) -> GCSHook:
+        """Imported here: the provider stays out of DAG parsing."""
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        return GCSHook(gcp_conn_id=self.gcp_conn_id)
+
+    def _object(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket}/{self._object(name)}"
+
+    def put(self, local: Path, name: str, metadata: dict[str, str]) -> LakeObject:
+        self._hook().upload(
+            self.bucket,
+            self._object(name),
+            filename=str(local),
+            mime_type=PARQUET_MIME,
+            metadata=metadata,
+            num_max_attempts=3,
+        )
+        return LakeObject(self.uri(name), local.stat().st_size, metadata)
+
+    def stat(self, name: str) -> LakeObject | None:
+        blob = self._hook().get_conn().bucket(self.bucket).get_blob(self._object(name))
+        if blob is None:
+            return None
+        return LakeObject(self.uri(name), blob.size or 0, dict(blob.metadata or {}))
+
+    def fetch(self, name: str, dest: Path) -> Path:
+        self._hook().download(self.bucket, self._object(name), filename=str(dest))
+        return dest
+
+    def parquet_footer(self, name: str) -> pq.FileMetaData:
+        """Schema and row count from two ranged reads, not a download of the month."""
+        blob = self._hook().get_conn().bucket(self.bucket).get_blob(self._object(name))
+        if blob is None:
+            raise FileNotFoundError(self.uri(name))
+        size = blob.size or 0
+        tail = blob.download_as_bytes(start=max(size - 8, 0))
+        if size < 12 or tail[4:] != b"PAR1":
+            raise LakeSchemaMismatch(f"{self.uri(name)} is not a parquet file")
+        footer_len = int.from_bytes(tail[:4], "little")
+        footer = blob.download_as_bytes(start=size - 8 - footer_len)
+        return pq.read_metadata(pa.BufferReader(b"PAR1" + footer))

@@ -1,0 +1,84 @@
+"""Write a source file's contract-shaped batches to one parquet file, in bounded memory.
+
+Every file of a service gets the same Arrow schema (the contract's), whatever the month's
+drift, so BigQuery and DuckDB see one table shape. Choices, for warehouse readers:
+
+- zstd: about the speed of snappy here and ~10% smaller (make bench); BigQuery,
+  DuckDB, Spark and pandas all read it.
+- row groups of ``ROW_GROUP_ROWS`` rows: big enough for good column compression and few
+  footer entries, small enough that DuckDB and BigQuery split a month across workers and that
+  the writer's buffer stays a few tens of MB.
+- timestamps in microseconds, no time zone (the TLC times are New York wall-clock times).
+
+The file is written under a temporary name by the caller and only then put in the lake, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.taxi.csv_reader import ContractReader
+from include.taxi.errors import BadSourceFile, LoadMismatch
+
+COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 128 * 1024  # as DuckDB's 122,880; 256k: +110 MB peak, noisy (make bench)
+ROWS_KEY = "taxi.rows"
+
+
+@dataclass(frozen=True)
+class ParquetFile:
+    path: Path
+    rows: int
+    bytes: int
+    row_groups: int
+
+
+def write_parquet(
+    reader: ContractReader,
+    path: Path,
+    *,
+    metadata: dict[str, str] | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> ParquetFile:
+    """Stream ``reader`` into ``path``; the row count of the footer must equal rows read.
+
+    ``metadata`` goes into the footer with the row count, so the file says what it holds."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    with pq.ParquetWriter(
+        path,
+        reader.schema,
+        compression=COMPRESSION,
+        coerce_timestamps="us",
+        write_statistics=True,
+    ) as writer:
+        try:
+            for batch in reader:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                while pending_rows >= row_group_rows:
+                    table = pa.Table.from_batches(pending, schema=reader.schema)
+                    writer.write_table(table.slice(0, row_group_rows), row_group_rows)
+                    rest = table.slice(row_group_rows)
+                    pending = rest.to_batches()
+                    pending_rows = rest.num_rows
+            if pending_rows:
+                table = pa.Table.from_batches(pending, schema=reader.schema)
+                writer.write_table(table, row_group_rows)
+            writer.add_key_value_metadata({**(metadata or {}), ROWS_KEY: str(reader.rows)})
+        except BadSourceFile:
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            raise reader.error or exc from None
+    meta = pq.read_metadata(path)
+    if meta.num_rows != reader.rows:
+        raise LoadMismatch(
+            f"{path.name}: read {reader.rows} rows from {reader.file} but the parquet footer "
+            f"says {meta.num_rows}; nothing was put in the lake"
+        )
+    return ParquetFile(path, meta.num_rows, path.stat().st_size, meta.num_row_groups)

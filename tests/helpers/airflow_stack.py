@@ -1,0 +1,309 @@
+"""A real Airflow (api-server, scheduler, dag-processor) in a private home, for e2e tests.
+
+Shared by the REST e2e test and the browser test so both start, wait for and stop Airflow the
+same way, and explain a failure with the same log tails. Every port is free-picked (the
+scheduler's log server defaults to a fixed 8793), so a stack runs beside a developer's Airflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from dev.airflow_env import ADMIN_USER, admin_password, airflow_env
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+SERVICES_PROCESSES = ("api-server", "scheduler", "dag-processor")
+STOP_ORDER = ("scheduler", "dag-processor", "api-server")
+STOP_TIMEOUT_S = 10
+TERMINAL = {"success", "failed"}
+TROUBLE = ("failed", "up_for_retry")
+HEALTH_TIMEOUT_S = 90
+PARSE_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"({path} does not exist)"
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def task_log_tail(path: Path, lines: int) -> str:
+    """Task logs are JSON lines: show time, level, message and any exception, one per line."""
+    shown = []
+    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            shown.append(line)
+            continue
+        text = f"{entry.get('timestamp', '')[11:19]} {entry.get('level', '')} {entry.get('event')}"
+        for error in entry.get("error_detail") or []:
+            frame = (error.get("frames") or [{}])[-1]
+            text += (
+                f"\n    {error.get('exc_type')}: {error.get('exc_value')}"
+                f" at {frame.get('filename')}:{frame.get('lineno')}"
+            )
+        shown.append(text)
+    return "\n".join(shown)
+
+
+def connection_json(url: str) -> str:
+    """The Airflow connection for the session's PostgreSQL URL, in Airflow's JSON form."""
+    parts = urlsplit(url)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": parts.hostname,
+            "port": parts.port,
+            "login": parts.username or "postgres",
+            "password": parts.password or "",
+            "schema": parts.path.lstrip("/") or "postgres",
+        }
+    )
+
+
+def environment(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
+    """airflow_env for ``home``, ignoring the AIRFLOW_*/TAXI_* values conftest exported.
+
+    airflow_env lets the caller's os.environ win, and conftest already exported another
+    test home into it, so the call sees an environment without those keys.
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TAXI_"))}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        env = airflow_env(home, api_port=port)
+    env.update(extra)
+    return env
+
+
+def taxi_env(postgres_url: str, pg_schema: str, source_url: str) -> dict[str, str]:
+    """The project's Connection and Variables from the environment, catchup off."""
+    return {
+        "TAXI_CATCHUP": "false",
+        "TAXI_START_MONTH": "2021-01",
+        "AIRFLOW_CONN_TAXI_POSTGRES": connection_json(postgres_url),
+        "AIRFLOW_VAR_TAXI_SOURCE_URL": source_url,
+        "AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA": pg_schema,
+    }
+
+
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+class AirflowStack:
+    """The running Airflow: its home, environment, API and how to explain a failure.
+
+    Use as a context manager: entering migrates the home, starts the processes and waits for
+    the API and for ``dag_id`` to be parsed; leaving stops them whatever the outcome.
+    """
+
+    def __init__(self, home: Path, dag_id: str, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.dag_id = dag_id
+        self.port = free_port()
+        self.env = environment(
+            home,
+            self.port,
+            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()), **extra_env},
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.password = admin_password(home)
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.session = requests.Session()
+
+    def __enter__(self) -> AirflowStack:
+        migrated = self.cli("db", "migrate")
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        try:
+            for name in SERVICES_PROCESSES:
+                self.start(name)
+            self.wait_for(
+                "the api-server's health endpoint",
+                lambda: self.api("GET", "/api/v2/monitor/health").status_code == 200,
+                HEALTH_TIMEOUT_S,
+            )
+            self.login()
+            self.wait_for(f"the dag-processor to parse {self.dag_id}", self.parsed, PARSE_TIMEOUT_S)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log(self, name: str) -> Path:
+        return self.home / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        with self.log(name).open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [AIRFLOW, name],
+                env=self.env,
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        """Stop the scheduler first, the api-server last; SIGKILL whatever outlives SIGTERM.
+
+        Running tasks report through the api-server: stopped first, it leaves the scheduler
+        waiting on workers that cannot finish (seen: still alive 30 s after SIGTERM).
+        """
+        for name in STOP_ORDER:
+            proc = self.processes.pop(name, None)
+            if proc is None:
+                continue
+            _signal_group(proc, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=10)
+        self.session.close()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [AIRFLOW, *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, f"{self.base}{path}", timeout=30, **kwargs)
+
+    def login(self) -> None:
+        resp = self.api(
+            "POST", "/auth/token", json={"username": ADMIN_USER, "password": self.password}
+        )
+        assert resp.status_code in (200, 201), self.explain(
+            f"token: {resp.status_code} {resp.text}"
+        )
+        self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+
+    def parsed(self, dag_id: str | None = None) -> bool:
+        """True once the DAG is in the API; an import error in its file fails at once."""
+        dag_id = dag_id or self.dag_id
+        errors = [
+            error
+            for error in self.api("GET", "/api/v2/importErrors").json().get("import_errors", [])
+            if str(error.get("filename", "")).endswith(f"{dag_id}.py")
+        ]
+        if errors:
+            pytest.fail(self.explain(f"DAG import errors: {json.dumps(errors, indent=1)}"))
+        return self.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200
+
+    def runs(self, dag_id: str | None = None) -> list[dict[str, Any]]:
+        dag_id = dag_id or self.dag_id
+        resp = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+        resp.raise_for_status()
+        return resp.json()["dag_runs"]
+
+    def fail_on_task_trouble(self, run_ids: list[str], dag_id: str | None = None) -> None:
+        """Fail at once when a task of these runs failed or waits for a retry (30 s and up)."""
+        dag_id = dag_id or self.dag_id
+        resp = self.api(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances",
+            params={"state": list(TROUBLE), "limit": 100},
+        )
+        resp.raise_for_status()
+        bad = [t for t in resp.json()["task_instances"] if t["dag_run_id"] in run_ids]
+        if bad:
+            summary = [
+                f"{t['dag_run_id']} {t['task_id']}[{t['map_index']}]: {t['state']}" for t in bad
+            ]
+            selectors = [selector(t) for t in bad]
+            pytest.fail(self.explain(f"tasks in trouble: {summary}", selectors, dag_id))
+
+    def task_logs(
+        self, selectors: list[str] | None = None, lines: int = 15, dag_id: str | None = None
+    ) -> str:
+        """Tails of the task logs whose path contains one of ``selectors`` (all if None)."""
+        root = self.home / "logs" / f"dag_id={dag_id or self.dag_id}"
+        parts = []
+        for path in sorted(root.rglob("*.log")) if root.exists() else []:
+            relative = f"{path.relative_to(root).parent}/"
+            if selectors is None or any(s in relative for s in selectors):
+                parts.append(f"--- {relative}\n{task_log_tail(path, lines)}")
+        return "\n".join(parts) or "(no task logs)"
+
+    def explain(
+        self, message: str, selectors: list[str] | None = None, dag_id: str | None = None
+    ) -> str:
+        """The failure plus what a reader needs to debug it without rerunning.
+
+        Task logs are ``dag_id``'s (the stack's DAG if None) that match ``selectors``.
+        """
+        dead = {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+        return "\n".join(
+            [
+                message,
+                f"exited processes: {dead or 'none'}",
+                "=== scheduler.log (tail)",
+                tail(self.log("scheduler"), 40),
+                "=== dag-processor.log (tail)",
+                tail(self.log("dag-processor"), 15),
+                "=== api-server.log (tail)",
+                tail(self.log("api-server"), 15),
+                f"=== task logs of {dag_id or self.dag_id}",
+                self.task_logs(selectors, dag_id=dag_id),
+            ]
+        )
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
+        """Poll ``check`` until it returns something truthy; fail with diagnostics on timeout."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            dead = [n for n, p in self.processes.items() if p.poll() is not None]
+            if dead:
+                pytest.fail(self.explain(f"waiting for {what}: {dead} exited"))
+            try:
+                last = check()
+            except requests.RequestException as exc:
+                last = exc
+            else:
+                if last:
+                    return last
+            time.sleep(1)
+        pytest.fail(self.explain(f"timed out after {timeout:.0f} s waiting for {what}: {last!r}"))
+
+
+def selector(ti: dict[str, Any]) -> str:
+    """The log folder of a task instance, relative to the DAG's log folder."""
+    mapped = f"map_index={ti['map_index']}/" if ti["map_index"] >= 0 else ""
+    return f"run_id={ti['dag_run_id']}/task_id={ti['task_id']}/{mapped}"

@@ -1,0 +1,127 @@
+"""taxi_to_lake and lake_to_bigquery run by dag.test() against the emulators.
+
+Checks the Airflow wiring the pipeline tests cannot: Params, mapped tasks, the asset event
+that carries the month from taxi_to_lake to lake_to_bigquery, and skip outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+
+from dev.airflow_env import PROJECT
+from dev.synthetic import write_month, write_zones
+
+JULY = date(2019, 7, 1)
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT / "dags"))
+    return bag.dags
+
+
+@pytest.fixture
+def settings(monkeypatch, source_server, gcs_bucket):
+    base, root = source_server
+    write_month(root / "green" / "green_tripdata_2019-07.csv.gz", "green", JULY, 900)
+    write_zones(root / "misc" / "taxi_zone_lookup.csv")
+    dataset = f"dag_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_LAKE_URL", f"gs://{gcs_bucket}/lake")
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_BQ_DATASET", dataset)
+    return dataset
+
+
+def _run(dag, month: str, **conf):
+    logical = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
+    return dag.test(logical_date=logical, run_conf={"month": month, **conf})
+
+
+def _states(run) -> dict[str, str]:
+    return {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in run.get_task_instances()}
+
+
+def _lake_events(run_id: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run_id).all()
+        return [dict(e.extra) for e in events]
+
+
+def _bq_count(dataset: str, service: str) -> int:
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
+    client = hook.get_client(project_id=hook.project_id)
+    (row,) = client.query(
+        f"SELECT COUNT(*) AS n FROM `{hook.project_id}.{dataset}.{service}_tripdata`"
+    ).result()
+    return row["n"]
+
+
+def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dags, settings):
+    run = _run(dags["taxi_to_lake"], "2019-07", service="green")
+    assert run.state == "success", _states(run)
+    assert _states(run) == {
+        "plan[-1]": "success",
+        "write_month[0]": "success",
+        "write_zones[-1]": "success",
+    }
+    events = _lake_events(run.run_id)
+    assert len(events) == 1
+    assert {k: events[0][k] for k in ("service", "month", "rows")} == {
+        "service": "green",
+        "month": "2019-07",
+        "rows": 900,
+    }
+    assert events[0]["uri"].endswith("/lake/green/2019/green_tripdata_2019-07.parquet")
+
+    rerun = _run(dags["taxi_to_lake"], "2019-07", service="green")
+    assert _states(rerun)["write_month[0]"] == "skipped", "unchanged source: no new event"
+    assert _lake_events(rerun.run_id) == []
+
+    load = _run(dags["lake_to_bigquery"], "2019-07", service="green")
+    assert load.state == "success", _states(load)
+    assert _states(load) == {
+        "plan[-1]": "success",
+        "load_month[0]": "success",
+        "load_zones[-1]": "success",
+    }
+    assert _bq_count(settings, "green") == 900
+
+
+def test_lake_to_bigquery_skips_a_month_that_is_not_in_the_lake(dags, settings):
+    run = _run(dags["lake_to_bigquery"], "2019-08", service="yellow")
+    assert run.state == "success"
+    assert _states(run)["load_month[0]"] == "skipped"
+
+
+def test_event_months_are_deduplicated_and_filtered_by_the_service_param():
+    """Plain objects stand in for the scheduler's AssetEvent results (only ``.extra`` is read);
+    the real events are covered above and by the end-to-end scheduler test."""
+    from types import SimpleNamespace
+
+    from include.taxi.airflow_tasks import event_months
+
+    events = [
+        SimpleNamespace(extra={"service": "green", "month": "2019-08"}),
+        SimpleNamespace(extra={"service": "yellow", "month": "2019-07"}),
+        SimpleNamespace(extra={"service": "green", "month": "2019-08"}),
+        SimpleNamespace(extra={"service": "green", "month": "../../etc"}),
+        SimpleNamespace(extra={"service": "purple", "month": "2019-07"}),
+        SimpleNamespace(extra=None),
+    ]
+    assert event_months("all", events) == [
+        {"service": "yellow", "month": "2019-07"},
+        {"service": "green", "month": "2019-08"},
+    ]
+    assert event_months("green", events) == [{"service": "green", "month": "2019-08"}]
+    assert json.dumps(event_months(None, [])) == "[]"
