@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from include.taxi import ingestion_log
-from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
+from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for, table_name
 from include.taxi.csv_reader import ContractReader
-from include.taxi.ingestion_log import Attempt
+from include.taxi.ingestion_log import Attempt, LastLoad
 from include.taxi.months import parse_month
 from include.taxi.postgres_month import (
     check_schema_name,
     month_rows,
     replace_month,
     replace_table,
-    table_name,
 )
 from include.taxi.source import download, file_name, probe, source_url
 
@@ -34,15 +33,19 @@ log = logging.getLogger(__name__)
 
 
 def _unchanged(
-    conninfo: str, schema: str, contract: Contract, month: date, url: str, started: datetime
+    conninfo: str,
+    schema: str,
+    contract: Contract,
+    month: date,
+    url: str,
+    started: datetime,
+    last: LastLoad | None,
 ) -> int | None:
     """Rows of the month if the source and the warehouse both still match the last load."""
-    current = probe(url)
-    if current is None:
+    if last is None or (current := probe(url)) is None:
         return None
     table = table_name(contract)
-    last = ingestion_log.read_last_load(conninfo, schema, table, month)
-    if last is None or not current.same_as(last.bytes, last.etag, last.last_modified):
+    if not current.same_as(last.bytes, last.etag, last.last_modified):
         return None
     present = month_rows(conninfo, schema, contract, month)
     if present != last.rows_in_target:
@@ -74,7 +77,10 @@ def month_to_postgres(
     url = source_url(source_base, service, month)
     started = datetime.now(UTC)
     summary = {"service": service, "month": month, "url": url}
-    if not force and (rows := _unchanged(conninfo, schema, contract, first_day, url, started)):
+    last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), first_day)
+    if not force and (
+        rows := _unchanged(conninfo, schema, contract, first_day, url, started, last)
+    ):
         log.info(
             "%s %s unchanged at the source since its last load (%d rows present): nothing to "
             "do; trigger with force_reload to reload anyway", service, month, rows,
@@ -84,8 +90,9 @@ def month_to_postgres(
     with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
         attempt = Attempt(
-            table_name(contract), service, first_day, fetched.version, started, run_id
-        )
+            table_name(contract), service, first_day, fetched.version, started, run_id,
+            previous_load=last.id if last else 0,
+        )  # fmt: skip
         try:
             reader = ContractReader(fetched.path, contract, first_day)
             result = replace_month(conninfo, schema, reader, attempt)

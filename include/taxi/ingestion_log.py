@@ -33,10 +33,15 @@ class Attempt:
     source: SourceVersion
     started_at: datetime
     run_id: str | None = None
+    # id of the month's latest load when this attempt began (0: none yet, None: not known).
+    # Under the month's lock, a newer load of the same file means a concurrent run just did
+    # the work; comparing ids, not clocks, leaves no window between its insert and its commit.
+    previous_load: int | None = None
 
 
 @dataclass(frozen=True)
 class LastLoad:
+    id: int
     bytes: int | None
     etag: str | None
     last_modified: str | None

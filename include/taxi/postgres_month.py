@@ -24,8 +24,9 @@ import pyarrow as pa
 from psycopg import sql
 
 from include.taxi import ingestion_log, pg
-from include.taxi.contract import SOURCE_MONTH, Contract
+from include.taxi.contract import SOURCE_MONTH, Contract, table_name
 from include.taxi.csv_reader import ContractReader
+from include.taxi.errors import LoadMismatch
 from include.taxi.ingestion_log import Attempt
 from include.taxi.months import partition_suffix
 from include.taxi.source import SourceVersion
@@ -41,10 +42,6 @@ PG_TYPES = {
     pa.timestamp("us"): "timestamp",
     pa.date32(): "date",
 }
-
-
-class LoadMismatch(Exception):
-    """Rows read, written and present after the load disagree; the load was rolled back."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +62,6 @@ def check_schema_name(name: str) -> str:
             "(letters, digits, underscores)"
         )
     return name
-
-
-def table_name(contract: Contract) -> str:
-    return "taxi_zone_lookup" if not contract.monthly else f"{contract.name}_tripdata"
 
 
 def partition_name(contract: Contract, month: date) -> str:
@@ -136,11 +129,12 @@ def _reconcile(table: str, read: int, written: int, present: int) -> None:
 
 def _loaded_meanwhile(cur: pg.Session, schema: str, attempt: Attempt) -> int | None:
     """Rows of a load of this very file that committed while we waited for the lock."""
+    if attempt.previous_load is None or not attempt.source.sha256:
+        return None
     last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
-    same_file = last is not None and attempt.source.sha256 and last.sha256 == attempt.source.sha256
-    if same_file and last.finished_at >= attempt.started_at:
-        return last.rows_in_target
-    return None
+    if last is None or last.id == attempt.previous_load or last.sha256 != attempt.source.sha256:
+        return None
+    return last.rows_in_target
 
 
 def _local_attempt(reader: ContractReader) -> Attempt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -10,11 +11,11 @@ import psycopg
 import pytest
 
 from dev.synthetic import write_month, write_zones
-from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP
+from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP, table_name
 from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import BadSourceFile
 from include.taxi.ingestion_log import Attempt
-from include.taxi.postgres_month import replace_month, replace_table, table_name
+from include.taxi.postgres_month import replace_month, replace_table
 from include.taxi.source import SourceVersion
 
 JAN, FEB = date(2021, 1, 1), date(2021, 2, 1)
@@ -107,3 +108,35 @@ def test_zone_lookup_is_replaced_whole(tmp_path, postgres_url, pg_schema) -> Non
             f'SELECT borough, zone FROM "{pg_schema}".taxi_zone_lookup WHERE locationid = 132'
         ).fetchone()
     assert zone == ("Queens", "JFK Airport")
+
+
+def test_a_load_that_committed_while_waiting_is_not_repeated(
+    tmp_path, postgres_url, pg_schema
+) -> None:
+    """The decision uses log ids, not clocks: a run that began before another's commit and
+    reaches the month's lock after it skips the same file, and loads a different one."""
+    path = tmp_path / "y.csv.gz"
+    write_month(path, "yellow", JAN, 1_000)
+    _load(postgres_url, pg_schema, path, YELLOW, JAN)  # log id n, committed
+    with psycopg.connect(postgres_url) as conn:
+        (seen_before,) = conn.execute(
+            f'SELECT max(id) FROM "{pg_schema}".taxi_ingestion_log'
+        ).fetchone()
+    write_month(path, "yellow", JAN, 1_200, seed=3)
+    first = replace_month(
+        postgres_url, pg_schema, ContractReader(path, YELLOW, JAN),
+        replace(_attempt(path, YELLOW, JAN), previous_load=seen_before),
+    )  # fmt: skip
+    late = replace_month(
+        postgres_url, pg_schema, ContractReader(path, YELLOW, JAN),
+        replace(_attempt(path, YELLOW, JAN), previous_load=seen_before),
+    )  # fmt: skip
+    assert (first.status, late.status) == ("loaded", "unchanged")
+    assert late.rows_in_target == 1_200
+    write_month(path, "yellow", JAN, 900, seed=4)
+    other_file = replace_month(
+        postgres_url, pg_schema, ContractReader(path, YELLOW, JAN),
+        replace(_attempt(path, YELLOW, JAN), previous_load=seen_before),
+    )  # fmt: skip
+    assert other_file.status == "loaded"
+    assert _counts(postgres_url, pg_schema, "yellow_tripdata") == {JAN: 900}

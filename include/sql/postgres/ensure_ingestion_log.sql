@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS {log} (
     rows_written         bigint,
     rows_in_target       bigint,
     started_at           timestamptz NOT NULL,
-    finished_at          timestamptz NOT NULL DEFAULT now(),
+    finished_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
     status               text NOT NULL CHECK (status IN ('loaded', 'unchanged', 'failed')),
     error                text,
     run_id               text
