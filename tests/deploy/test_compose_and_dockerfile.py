@@ -432,7 +432,8 @@ def dockerignore_problems(dockerignore: str) -> list[str]:
             if not p.startswith("!")
         )
 
-    must_ignore = [".env", ".git", ".venv", ".airflow", ".data", "bench/data", "__pycache__"]
+    must_ignore = [".env", ".git", ".venv", ".venv-bq", ".keys", ".airflow", ".data", "bench/data"]
+    must_ignore.append("__pycache__")
     must_keep = ["requirements.txt", "dags", "include", "plugins", "include/taxi/ingest.py"]
     return [f"{p} is sent to the build" for p in must_ignore if not ignored(p)] + [
         f"{p} is ignored, but the Dockerfile copies it" for p in must_keep if ignored(p)
@@ -543,6 +544,24 @@ def test_the_connection_follows_the_warehouse_settings(raw: Compose) -> None:
         "WAREHOUSE_DB_NAME": "trips",
     }
     assert connection_problems(resolve(raw, env)) == []
+
+
+def test_the_default_lake_is_a_named_volume_the_tasks_can_write(compose: Compose) -> None:
+    scheduler = compose["services"]["airflow-scheduler"]
+    lake = environment(scheduler)["AIRFLOW_VAR_TAXI_LAKE_URL"]
+    assert lake.startswith("file:///")
+    path = lake.removeprefix("file://")
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in scheduler["volumes"]}
+    assert mounts.get(path) in compose["volumes"], f"{path} is not a named volume"
+    init = compose["services"]["airflow-init"]
+    assert path in {str(v).split(":")[1] for v in init["volumes"]}
+    assert "chown -R" in init["command"][-1] and path in init["command"][-1]
+
+
+def test_the_lake_url_follows_the_env_file(raw: Compose) -> None:
+    resolved = resolve(raw, {**TEST_ENV, "TAXI_LAKE_URL": "gs://my-bucket/taxi"})
+    env = environment(resolved["services"]["airflow-scheduler"])
+    assert env["AIRFLOW_VAR_TAXI_LAKE_URL"] == "gs://my-bucket/taxi"
 
 
 def test_the_project_is_mounted_and_importable(compose: Compose) -> None:
