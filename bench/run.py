@@ -230,7 +230,7 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
             _project_load(key),
             repeats,
             prepare=_ensure_loaded(key) if reload else reset,
-            notes="ContractReader → replace_month (ADBC binary COPY into a stage table, "
+            notes="ContractReader → replace_month (numpy-encoded binary COPY into a stage table, "
             "partition swap, one transaction)"
             + (", the month already loaded" if reload else ", no table beforehand"),
         )

@@ -5,6 +5,9 @@ large the month is, and nothing is inferred from the data. Integer columns are p
 float64 and cast back with a check, because the source writes the same column as ``1`` in one
 month and ``1.0`` in another; a fractional value is an error, not a silent truncation.
 
+Decompression is ISA-L's (``isal``): ~3× zlib's speed (0.23 s instead of 0.65 s for a yellow
+month here).
+
 When Arrow rejects a value it does not say on which line; a second, slow pass over the file
 finds the first offending line so the error names file, line, column and value. That pass only
 runs on the error path.
@@ -13,7 +16,6 @@ runs on the error path.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import math
 import struct
@@ -24,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from isal import igzip
 
 from include.taxi.contract import INT, TIMESTAMP, Contract
 from include.taxi.errors import BadSourceFile
@@ -45,7 +48,7 @@ def _is_gzip(path: Path) -> bool:
 
 def _open_text(path: Path) -> io.TextIOBase:
     if _is_gzip(path):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
+        return igzip.open(path, "rt", encoding="utf-8", newline="")
     return path.open("rt", encoding="utf-8", newline="")
 
 
@@ -113,7 +116,7 @@ class ContractReader:
     """Iterates contract-shaped record batches of one source file and counts its rows.
 
     ``error`` keeps the contract violation raised mid-stream: a consumer written in C++
-    (ADBC, Parquet) re-raises it as its own exception type, and the caller wants ours back.
+    (Parquet) re-raises it as its own exception type, and the caller wants ours back.
     """
 
     def __init__(
@@ -153,13 +156,13 @@ class ContractReader:
             self.error = exc
             raise
 
-    def _arrow_reader(self) -> pacsv.CSVStreamingReader:
+    def _arrow_reader(self, source: io.BufferedIOBase) -> pacsv.CSVStreamingReader:
         types = {
             name: _parse_type(self.contract.column(name).type)  # type: ignore[union-attr]
             for name in self.header
         }
         return pacsv.open_csv(
-            pa.input_stream(str(self.path), compression="gzip" if _is_gzip(self.path) else None),
+            source,
             read_options=pacsv.ReadOptions(
                 column_names=self.header, skip_rows=1, block_size=self.block_size
             ),
@@ -173,12 +176,13 @@ class ContractReader:
         )
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
+        opener = igzip.open if _is_gzip(self.path) else open
         try:
-            reader = self._arrow_reader()
-            for batch in reader:
-                if batch.num_rows:
-                    yield self._conform(batch)
-                    self.rows += batch.num_rows
+            with opener(self.path, "rb") as source:
+                for batch in self._arrow_reader(source):
+                    if batch.num_rows:
+                        yield self._conform(batch)
+                        self.rows += batch.num_rows
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise self._locate(exc) from None
         if self.rows == 0:

@@ -1,96 +1,48 @@
-"""A Postgres session over ADBC's low-level API: SQL, bound parameters, binary COPY of Arrow.
+"""A Postgres session: SQL with bound parameters, and binary COPY of Arrow batches.
 
-Not ADBC's DB-API module: that one imports ``pyarrow.dataset`` and with it pandas, which
-costs a task about 60 MB of memory and a second of start-up for nothing it uses here. For the
-same reason parameters and result rows are converted here, not by ``pa.array([value])`` or
-``to_pylist()`` of a time-zone-aware timestamp: both import pandas (pyarrow checks whether a
-Python value is a pandas object), ~35 MB of a load's peak memory.
+psycopg carries the session; ``include.taxi.pg_copy`` encodes the batches. Statements in
+include/sql/ bind values as ``$1, $2, ...`` (the server's own notation), never formatted into
+the SQL text.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import adbc_driver_manager as adbc
-import adbc_driver_postgresql
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from include.taxi import pg_copy
 from include.taxi.sql_files import statements
 
 DDL_KEY = 0
 """Advisory-lock key for schema changes: concurrent CREATE TABLE IF NOT EXISTS can collide."""
 
-ProgrammingError = adbc.ProgrammingError
+ProgrammingError = psycopg.ProgrammingError
 
-_EPOCH_DATE = date(1970, 1, 1)
-_EPOCH = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _fixed(type_: pa.DataType, fmt: str, value: Any) -> pa.Array:
-    return pa.Array.from_buffers(type_, 1, [None, pa.py_buffer(struct.pack(fmt, value))])
-
-
-def param_array(value: Any) -> pa.Array:
-    """One bound parameter as a one-row Arrow array, typed as ``pa.array([value])`` would be."""
-    if value is None:
-        return pa.nulls(1)
-    if isinstance(value, bool):
-        return pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(bytes([value]))])
-    if isinstance(value, int):
-        return _fixed(pa.int64(), "<q", value)
-    if isinstance(value, float):
-        return _fixed(pa.float64(), "<d", value)
-    if isinstance(value, str):
-        data = value.encode()
-        offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))
-        return pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)])
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return _fixed(pa.timestamp("us"), "<q", (value - _EPOCH) // _MICROSECOND)
-        utc = value.astimezone(UTC).replace(tzinfo=None)
-        return _fixed(pa.timestamp("us", tz="UTC"), "<q", (utc - _EPOCH) // _MICROSECOND)
-    if isinstance(value, date):
-        return _fixed(pa.date32(), "<i", (value - _EPOCH_DATE).days)
-    raise TypeError(f"cannot bind a {type(value).__name__} parameter")
-
-
-def _python_rows(table: pa.Table) -> list[tuple]:
-    """The rows as tuples; time-zone-aware timestamps come back as UTC datetimes."""
-    columns = []
-    for column in table.itercolumns():
-        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
-            naive = column.cast(pa.timestamp(column.type.unit)).to_pylist()
-            columns.append([v if v is None else v.replace(tzinfo=UTC) for v in naive])
-        else:
-            columns.append(column.to_pylist())
-    return list(zip(*columns, strict=True))
+_DOLLAR = re.compile(r"\$(\d+)")
 
 
 class Session:
     """One connection in manual-commit mode: nothing is kept unless ``commit()`` is called."""
 
     def __init__(self, conninfo: str) -> None:
-        self._db = adbc_driver_postgresql.connect(conninfo)
-        self._conn = adbc.AdbcConnection(self._db)
-        self._conn.set_autocommit(False)
+        self._conn = psycopg.connect(conninfo, autocommit=False)
+        self._cur = self._conn.cursor()
         self._rows: list[tuple] = []
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         """Run one statement; ``params`` bind to $1, $2, ... (never formatted into the SQL)."""
-        with adbc.AdbcStatement(self._conn) as stmt:
-            stmt.set_sql_query(statement)
-            if params:
-                arrays = [param_array(p) for p in params]
-                stmt.bind(pa.record_batch(arrays, names=[f"p{i}" for i in range(len(arrays))]))
-            handle, _ = stmt.execute_query()
-            table = pa.RecordBatchReader._import_from_c(handle.address).read_all()
-        self._rows = _python_rows(table)
+        if params:
+            query = _DOLLAR.sub(r"%(p\1)s", statement.replace("%", "%%"))
+            self._cur.execute(query, {f"p{i}": v for i, v in enumerate(params, start=1)})
+        else:
+            self._cur.execute(statement)
+        self._rows = self._cur.fetchall() if self._cur.description else []
 
     def fetchone(self) -> tuple | None:
         return self._rows[0] if self._rows else None
@@ -98,18 +50,21 @@ class Session:
     def fetchall(self) -> list[tuple]:
         return list(self._rows)
 
-    def ingest(self, schema: str, table: str, batches: pa.RecordBatchReader) -> int:
-        """Append the batches to an existing table by binary COPY; returns rows written."""
-        with adbc.AdbcStatement(self._conn) as stmt:
-            stmt.set_options(
-                **{
-                    adbc.INGEST_OPTION_TARGET_TABLE: table,
-                    adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND,
-                    adbc.StatementOptions.INGEST_TARGET_DB_SCHEMA.value: schema,
-                }
-            )
-            stmt.bind_stream(batches)
-            return int(stmt.execute_update())
+    def ingest(
+        self, schema: str, table: str, columns: Sequence[str], batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        """Append the batches (``columns``, in order) to a table by binary COPY; returns rows
+        written. An exception from ``batches`` ends the COPY and with it the transaction."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+            sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self._cur.copy(statement) as copy:
+            copy.write(pg_copy.HEADER)
+            for batch in batches:
+                for tuples in pg_copy.encode(batch):
+                    copy.write(tuples)
+            copy.write(pg_copy.TRAILER)
+        return self._cur.rowcount
 
     def commit(self) -> None:
         self._conn.commit()
@@ -119,7 +74,6 @@ class Session:
 
     def close(self) -> None:
         self._conn.close()
-        self._db.close()
 
 
 @contextmanager

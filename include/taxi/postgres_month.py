@@ -1,9 +1,9 @@
 """Replace one month of one service in Postgres, atomically, at COPY speed.
 
 Each trip table is LIST-partitioned by ``source_month``. A load writes the month into a fresh
-stage table with ADBC's binary COPY (Arrow batches in, no text round trip), then drops the old
-partition and attaches the stage in its place, all in one transaction that also writes the
-month's ingestion-log row:
+stage table by binary COPY (Arrow batches encoded by ``include.taxi.pg_copy``: the server
+parses no text), then drops the old partition and attaches the stage in its place, all in one
+transaction that also writes the month's ingestion-log row:
 
 * a failed or killed load rolls back and leaves the previous month exactly as it was;
 * readers see the old month until COMMIT and the new one after, never a mix or a gap;
@@ -109,14 +109,8 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 
 
 def _ingest(cur: pg.Session, reader: ContractReader, schema: str, table: str) -> int:
-    """Binary COPY of the reader's batches; a contract violation comes back as itself."""
-    try:
-        written = cur.ingest(schema, table, reader.record_batch_reader())
-    except Exception:
-        if reader.error is not None:
-            raise reader.error from None
-        raise
-    return int(written)
+    """Binary COPY of the reader's batches; a contract violation ends it and propagates."""
+    return cur.ingest(schema, table, reader.schema.names, reader)
 
 
 def _reconcile(table: str, read: int, written: int, present: int) -> None:
