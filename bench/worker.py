@@ -99,10 +99,17 @@ def project_parquet(args: argparse.Namespace) -> Result:
     ``write_parquet(ContractReader(...), path)`` (zstd, ROW_GROUP_ROWS-row groups)."""
     from include.taxi.contract import contract_for
     from include.taxi.csv_reader import ContractReader
-    from include.taxi.parquet_writer import COMPRESSION, ROW_GROUP_ROWS, write_parquet
+    from include.taxi.parquet_writer import (
+        COMPRESSION,
+        READ_BLOCK_SIZE,
+        ROW_GROUP_ROWS,
+        write_parquet,
+    )
 
     def work() -> Result:
-        reader = ContractReader(Path(args.file), contract_for(args.service), args.month)
+        reader = ContractReader(
+            Path(args.file), contract_for(args.service), args.month, block_size=READ_BLOCK_SIZE
+        )
         written = write_parquet(reader, Path(args.out))
         return {
             "rows": written.rows,

@@ -19,7 +19,7 @@ from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
 from include.taxi.csv_reader import ContractReader
 from include.taxi.lake import ZONES_OBJECT, Lake, object_name, open_lake
 from include.taxi.months import parse_month
-from include.taxi.parquet_writer import ROWS_KEY, write_parquet
+from include.taxi.parquet_writer import READ_BLOCK_SIZE, ROWS_KEY, write_parquet
 from include.taxi.source import SourceVersion, download, file_name, probe, source_url
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def month_to_lake(
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
-        reader = ContractReader(fetched.path, contract, first_day)
+        reader = ContractReader(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
         metadata = lake_metadata(contract, month, fetched.version)
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
         stored = lake.put(parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)})

@@ -1,0 +1,65 @@
+"""Iterate in a background thread, a bounded number of items ahead of the consumer.
+
+Arrow's streaming CSV reader parses a block only when asked for it, on the asking thread. A
+consumer that works in long C++ calls (the parquet writer encodes and compresses a whole row
+group at once, with the GIL released) would leave the reader idle meanwhile; read ahead on a
+second thread, the two overlap and a 2-core machine does both at once (a yellow month to
+parquet: -25 to -40% wall time, measured by `make bench`). The queue bounds the memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+_POLL_S = 0.1
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Yield ``items``, produced up to ``depth`` ahead by a daemon thread; its exception is
+    raised here, in the consumer. Stopping early stops the producer at its next item."""
+    pending: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer(_Failed(exc))
+            return
+        offer(_DONE)
+
+    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = pending.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        producer.join()
