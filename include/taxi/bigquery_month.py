@@ -1,6 +1,7 @@
 """Replace one source month of a BigQuery trip table from its parquet file in GCS.
 
-The file is loaded (explicit schema, no autodetect) into a staging table of its own, then one
+The file is loaded (explicit schema, no autodetect) into a staging table of its own (which
+expires after a day, should the task die before dropping it), then one
 multi-statement transaction deletes the month's rows by ``source_month``, inserts the staged
 ones, asserts the count and writes the ingestion-log row: a failure anywhere leaves the
 table as it was, a rerun leaves the same rows, and other months are never touched. (Partition
@@ -18,7 +19,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.taxi.bigquery_schema import (
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 LOG_TABLE = "taxi_ingestion_log"
 ZONES_TABLE = table_name(ZONE_LOOKUP)
+STAGE_TTL = timedelta(days=1)
+"""A staging table deletes itself after this even if its task was killed before cleaning up."""
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,31 @@ def last_load(client: bigquery.Client, project: str, dataset: str, contract: Con
     return dict(rows[0].items()) if rows else None
 
 
+def create_stage(
+    client: bigquery.Client, project: str, dataset: str, name: str, contract: Contract
+) -> bigquery.Table:
+    """An empty table with the contract's schema that BigQuery deletes after ``STAGE_TTL``."""
+    from google.cloud import bigquery
+
+    table = bigquery.Table(
+        f"{project}.{dataset}.{name}",
+        schema=[bigquery.SchemaField.from_api_repr(f) for f in schema_fields(contract)],
+    )
+    table.expires = datetime.now(UTC) + STAGE_TTL
+    return client.create_table(table)
+
+
 def _load_job(
-    hook: BigQueryHook, project: str, dataset: str, table: str, uri: str, contract: Contract
+    hook: BigQueryHook,
+    project: str,
+    dataset: str,
+    table: str,
+    uri: str,
+    contract: Contract,
+    *,
+    write: str = "WRITE_TRUNCATE",
 ) -> None:
-    """A parquet load with the contract's schema (never autodetect) that replaces ``table``."""
+    """A parquet load with the contract's schema (never autodetect) into ``table``."""
     hook.insert_job(
         configuration={
             "load": {
@@ -142,7 +166,7 @@ def _load_job(
                 "sourceFormat": "PARQUET",
                 "schema": {"fields": schema_fields(contract)},
                 "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": table},
-                "writeDisposition": "WRITE_TRUNCATE",
+                "writeDisposition": write,
                 "createDisposition": "CREATE_IF_NEEDED",
             }
         },
@@ -189,8 +213,9 @@ def replace_month(
     target = table_name(contract)
     stage_name = f"_stage_{target}_{partition_suffix(month)}_{uuid.uuid4().hex[:8]}"
     stage_id = f"{project}.{dataset}.{stage_name}"
+    create_stage(client, project, dataset, stage_name, contract)
     try:
-        _load_job(hook, project, dataset, stage_name, source_uri, contract)
+        _load_job(hook, project, dataset, stage_name, source_uri, contract, write="WRITE_APPEND")
         staged = client.get_table(stage_id).num_rows
         if staged != rows_expected:
             raise LoadMismatch(

@@ -243,3 +243,26 @@ def test_yellow_months_with_and_without_airport_fee_share_one_table(
     for month in ("2019-02", "2019-03"):
         schema = pq.read_schema(_lake_file(gcs_bucket, "yellow", month)).remove_metadata()
         assert schema == contract_for("yellow").arrow_schema
+
+
+def test_staging_tables_expire_and_none_is_left_after_loads(published, gcs_bucket, dataset, bq):
+    """A task killed between staging and dropping would leave its stage table: BigQuery
+    deletes it after a day. (The emulator stores the expiry; only BigQuery enforces it.)"""
+    from datetime import UTC, datetime, timedelta
+
+    from include.taxi.bigquery_month import STAGE_TTL, create_stage, ensure_dataset
+
+    ensure_dataset(bq, bq.project, dataset)
+    stage = create_stage(bq, bq.project, dataset, "_stage_probe", contract_for("green"))
+    expires = bq.get_table(stage.reference).expires
+    assert expires is not None
+    assert abs(expires - (datetime.now(UTC) + STAGE_TTL)) < timedelta(minutes=5)
+    bq.delete_table(stage.reference)
+
+    base, _ = published
+    lake = f"gs://{gcs_bucket}/lake"
+    month_to_lake("green", "2019-05", source_base=base, lake_url=lake)
+    month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset)
+    tables = [t.table_id for t in bq.list_tables(f"{bq.project}.{dataset}")]
+    assert "green_tripdata" in tables
+    assert [t for t in tables if t.startswith("_stage_")] == []
