@@ -257,7 +257,8 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
     duckdb_notes = "DuckDB defaults: types inferred by read_csv, snappy, all cores"
     lake_notes = (
         "write_parquet(ContractReader(...), path) from include/taxi/parquet_writer.py, as "
-        "taxi_to_lake runs it after the download (contract types, zstd, fixed-size row groups)"
+        "taxi_to_lake runs it after the download (contract types, 1 MiB blocks read ahead, "
+        "zstd, fixed-size row groups)"
     )
     methods += [
         load("yellow_4x"),
