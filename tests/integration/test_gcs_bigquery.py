@@ -266,3 +266,47 @@ def test_staging_tables_expire_and_none_is_left_after_loads(published, gcs_bucke
     tables = [t.table_id for t in bq.list_tables(f"{bq.project}.{dataset}")]
     assert "green_tripdata" in tables
     assert [t for t in tables if t.startswith("_stage_")] == []
+
+
+def test_the_transactions_count_assertion_rolls_the_month_back(published, gcs_bucket, dataset, bq):
+    """The last line of defence inside the BigQuery transaction: if the month would not hold
+    exactly the parquet file's rows, ASSERT fails and nothing of the transaction stays."""
+    from google.api_core.exceptions import BadRequest
+    from google.cloud import bigquery
+
+    from include.taxi.bigquery_month import LOG_TABLE, create_stage
+    from include.taxi.sql_files import bigquery_identifier, bigquery_script
+
+    base, _ = published
+    lake = f"gs://{gcs_bucket}/lake"
+    month_to_lake("green", "2019-05", source_base=base, lake_url=lake)
+    month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset)
+    green = contract_for("green")
+    create_stage(bq, bq.project, dataset, "_stage_assert", green)
+    bq.load_table_from_uri(
+        f"{lake}/green/2019/green_tripdata_2019-05.parquet",
+        f"{bq.project}.{dataset}._stage_assert",
+        job_config=bigquery.LoadJobConfig(
+            source_format="PARQUET", write_disposition="WRITE_APPEND"
+        ),
+    ).result()
+    script = bigquery_script(
+        "bigquery/replace_month.sql",
+        table=bigquery_identifier(bq.project, dataset, "green_tripdata"),
+        stage=bigquery_identifier(bq.project, dataset, "_stage_assert"),
+        log=bigquery_identifier(bq.project, dataset, LOG_TABLE),
+        columns=", ".join(green.arrow_schema.names),
+    )
+    params = [
+        bigquery.ScalarQueryParameter("month", "DATE", MAY),
+        bigquery.ScalarQueryParameter("rows_loaded", "INT64", 399),  # the file has 400
+        *(
+            bigquery.ScalarQueryParameter(name, "STRING", "x")
+            for name in ("target_table", "service", "source_uri", "source_sha256", "run_id")
+        ),
+    ]
+    with pytest.raises(BadRequest, match="rows in the month after the load differ"):
+        bq.query(script, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
+    assert _month_counts(bq, dataset, "green") == {"2019-05": 400}
+    log_rows = bq.query(f"SELECT COUNT(*) AS n FROM `{bq.project}.{dataset}.{LOG_TABLE}`").result()
+    assert next(iter(log_rows))["n"] == 1
