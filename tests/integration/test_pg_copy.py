@@ -91,3 +91,16 @@ def test_an_unsupported_type_is_refused() -> None:
     batch = pa.record_batch([pa.array([1], pa.int32())], names=["a"])
     with pytest.raises(TypeError, match="int32"):
         list(pg_copy.encode(batch))
+
+
+def test_columns_absent_from_the_source_are_all_null(postgres_url, pg_schema) -> None:
+    """The reader fills a column the month's file lacks (e.g. airport_fee before 2021) with
+    ``pa.nulls``; every such column must arrive as NULL."""
+    n = 5
+    batch = pa.record_batch(
+        [pa.array(range(n), pa.int64()), *(pa.nulls(n, f.type) for f in list(SCHEMA)[1:])],
+        schema=SCHEMA,
+    )
+    written, rows = _load(postgres_url, pg_schema, [batch])
+    assert written == n
+    assert rows == [(i, None, None, None, None, None) for i in range(n)]
