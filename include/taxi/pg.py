@@ -51,12 +51,24 @@ class Session:
         return list(self._rows)
 
     def ingest(
-        self, schema: str, table: str, columns: Sequence[str], batches: Iterable[pa.RecordBatch]
+        self,
+        schema: str,
+        table: str,
+        columns: Sequence[str],
+        batches: Iterable[pa.RecordBatch],
+        *,
+        freeze: bool = False,
     ) -> int:
         """Append the batches (``columns``, in order) to a table by binary COPY; returns rows
-        written. An exception from ``batches`` ends the COPY and with it the transaction."""
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-            sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        written. An exception from ``batches`` ends the COPY and with it the transaction.
+
+        ``freeze`` (only for a table created in this transaction) writes the rows frozen: the
+        first query after the load does not rewrite every page to set hint bits (0.19 → 0.10 s
+        for a yellow month) and autovacuum never has to freeze the month later."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary{})").format(
+            sql.Identifier(schema, table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", FREEZE" if freeze else ""),
         )
         with self._cur.copy(statement) as copy:
             copy.write(pg_copy.HEADER)

@@ -108,9 +108,11 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
         cur.commit()
 
 
-def _ingest(cur: pg.Session, reader: ContractReader, schema: str, table: str) -> int:
+def _ingest(
+    cur: pg.Session, reader: ContractReader, schema: str, table: str, *, freeze: bool = False
+) -> int:
     """Binary COPY of the reader's batches; a contract violation ends it and propagates."""
-    return cur.ingest(schema, table, reader.schema.names, reader)
+    return cur.ingest(schema, table, reader.schema.names, reader, freeze=freeze)
 
 
 def _reconcile(table: str, read: int, written: int, present: int) -> None:
@@ -166,7 +168,7 @@ def replace_month(
             check_name=sql.Identifier(f"{partition}_month"),
             month=sql.Literal(month),
         )
-        written = _ingest(cur, reader, schema, stage)
+        written = _ingest(cur, reader, schema, stage, freeze=True)  # created just above
         pg.run(
             cur,
             "postgres/swap_month_partition.sql",

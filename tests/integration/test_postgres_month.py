@@ -15,7 +15,7 @@ from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP, table_name
 from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import BadSourceFile
 from include.taxi.ingestion_log import Attempt
-from include.taxi.postgres_month import replace_month, replace_table
+from include.taxi.postgres_month import partition_name, replace_month, replace_table
 from include.taxi.source import SourceVersion
 
 JAN, FEB = date(2021, 1, 1), date(2021, 2, 1)
@@ -140,3 +140,24 @@ def test_a_load_that_committed_while_waiting_is_not_repeated(
     )  # fmt: skip
     assert other_file.status == "loaded"
     assert _counts(postgres_url, pg_schema, "yellow_tripdata") == {JAN: 900}
+
+
+def test_a_loaded_month_is_written_frozen(tmp_path, postgres_url, pg_schema) -> None:
+    """COPY FREEZE into the stage table: the month's pages are all-frozen at commit (all but
+    the few that two of COPY's insert buffers share: 465 of 480 here), so neither the first
+    reader nor autovacuum rewrites the month afterwards. Without FREEZE none is."""
+    path = tmp_path / "y.csv.gz"
+    write_month(path, "yellow", JAN, 20_000)
+    _load(postgres_url, pg_schema, path, YELLOW, JAN)
+    partition = f'"{pg_schema}".{partition_name(YELLOW, JAN)}'
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_visibility")
+        except psycopg.Error as exc:  # a DATABASE_URL server without the contrib module
+            pytest.skip(f"pg_visibility is not available: {exc}")
+        pages, frozen = conn.execute(
+            f"SELECT pg_relation_size('{partition}') / current_setting('block_size')::int, "
+            f"all_frozen FROM pg_visibility_map_summary('{partition}')"
+        ).fetchone()
+    assert pages > 10
+    assert frozen >= 0.9 * pages
