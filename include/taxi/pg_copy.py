@@ -107,32 +107,33 @@ def _layouts(columns: list[_Column], n: int) -> list[np.ndarray | None]:
 
 
 def _group(columns: list[_Column], rows: np.ndarray | None, n: int) -> np.ndarray:
+    """One layout's rows as a structured array whose bytes are their COPY tuples."""
     first = 0 if rows is None else int(rows[0])
     fields: list[tuple[str, str]] = [("count", ">i2")]
-    fill: list[tuple[str, int, np.ndarray | None]] = []
+    lengths: dict[str, int] = {}
+    values: dict[str, np.ndarray] = {}
     for i, col in enumerate(columns):
         fields.append((f"len{i}", ">i4"))
         if col.valid is not None and not col.valid[first]:
-            fill.append((f"len{i}", -1, None))
+            lengths[f"len{i}"] = -1  # NULL: the length alone, no value bytes
             continue
         picked = col.values if rows is None else col.values[rows]
         if col.wire is not None:
+            lengths[f"len{i}"] = np.dtype(col.wire).itemsize
             fields.append((f"val{i}", col.wire))
-            fill.append((f"len{i}", np.dtype(col.wire).itemsize, picked - col.epoch))
+            values[f"val{i}"] = picked - col.epoch if col.epoch else picked
             continue
-        length = int(col.lengths[first])  # type: ignore[index]
+        length = lengths[f"len{i}"] = int(col.lengths[first])  # type: ignore[index]
         if length:
             fields.append((f"val{i}", f"S{length}"))
             text = col.data[picked[:, None] + np.arange(length)]  # type: ignore[index]
-            fill.append((f"len{i}", length, text.view(f"S{length}").reshape(-1)))
-        else:
-            fill.append((f"len{i}", 0, None))
+            values[f"val{i}"] = text.view(f"S{length}").reshape(-1)
     tuples = np.empty(n if rows is None else len(rows), dtype=np.dtype(fields))
     tuples["count"] = len(columns)
-    for name, length, values in fill:
+    for name, length in lengths.items():
         tuples[name] = length
-        if values is not None:
-            tuples[name.replace("len", "val")] = values
+    for name, column in values.items():
+        tuples[name] = column  # big-endian conversion happens in this assignment
     return tuples
 
 
