@@ -134,18 +134,19 @@ def test_a_lake_month_event_schedules_its_bigquery_load(
     stack: AirflowStack, gcp_emulators: Emulators, dataset: str
 ) -> None:
     for dag_id in (TO_LAKE, TO_BQ):
-        unpaused = stack.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        unpaused = stack.write("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         assert unpaused.status_code == 200, stack.explain(f"unpause {dag_id}: {unpaused.text}")
 
     lake_run = f"e2e_lake_{SERVICE}_{MONTH.replace('-', '_')}_{int(time.time())}"
-    triggered = stack.api(
+    triggered = stack.write(
         "POST",
         f"/api/v2/dags/{TO_LAKE}/dagRuns",
-        json={
+        {
             "dag_run_id": lake_run,
             "logical_date": None,
             "conf": {"service": SERVICE, "month": MONTH},
         },
+        created=f"/api/v2/dags/{TO_LAKE}/dagRuns/{lake_run}",
     )
     assert triggered.status_code == 200, _why(stack, f"trigger: {triggered.text}", lake_run)
 

@@ -103,7 +103,7 @@ def test_backfill_then_rest_trigger(
 ) -> None:
     """Backfill three months, then reload one (service, month) from a REST trigger."""
     _create_backfill(stack)
-    unpaused = stack.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
 
     wanted = {f"{m}-01" for m in MONTHS}
@@ -138,14 +138,15 @@ def test_backfill_then_rest_trigger(
     # the source is unchanged, so without it the task would (rightly) skip the reload.
     run_id = f"e2e_green_2021_02_{int(time.time())}"
     this_run = [f"run_id={run_id}/"]
-    triggered = stack.api(
+    triggered = stack.write(
         "POST",
         f"/api/v2/dags/{DAG_ID}/dagRuns",
-        json={
+        {
             "dag_run_id": run_id,
             "logical_date": None,
             "conf": {"service": "green", "month": "2021-02", "force_reload": True},
         },
+        created=f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}",
     )
     assert triggered.status_code == 200, stack.explain(f"trigger: {triggered.text}")
 

@@ -35,6 +35,11 @@ TERMINAL = {"success", "failed"}
 TROUBLE = ("failed", "up_for_retry")
 HEALTH_TIMEOUT_S = 90
 PARSE_TIMEOUT_S = 60
+API_TIMEOUT_S = 90
+"""Longer than SQLite's 30 s busy timeout (dev/airflow_settings.py): a write that waited for
+the metadata DB's lock gets its answer (done, or 'database is locked') instead of a client
+timeout. CI saw a dag-run POST time out at 30 s right after a backfill finished."""
+WRITE_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -203,7 +208,27 @@ class AirflowStack:
         )
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, f"{self.base}{path}", timeout=30, **kwargs)
+        return self.session.request(method, f"{self.base}{path}", timeout=API_TIMEOUT_S, **kwargs)
+
+    def write(
+        self, method: str, path: str, payload: dict[str, Any], *, created: str | None = None
+    ) -> requests.Response:
+        """A state-changing call, tried again if the metadata DB stayed locked (a 5xx or no
+        answer). ``created``: where a POST's resource lives, fetched when a retry gets 409
+        because the earlier attempt went through after all."""
+        outcome: object = None
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                resp = self.api(method, path, json=payload)
+            except requests.Timeout as exc:
+                outcome = exc
+                continue
+            if resp.status_code == 409 and attempt and created:
+                return self.api("GET", created)
+            if resp.status_code < 500:
+                return resp
+            outcome = f"{resp.status_code} {resp.text[:500]}"
+        pytest.fail(self.explain(f"{method} {path}: {WRITE_ATTEMPTS} attempts, last: {outcome}"))
 
     def login(self) -> None:
         resp = self.api(

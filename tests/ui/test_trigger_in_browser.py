@@ -78,7 +78,7 @@ def stack(
         # Unpaused up front, as a user toggles it before triggering: the dialog's "unpause on
         # trigger" sends its PATCH together with the trigger's POST, and on the SQLite metadata
         # DB the two can wait on each other for the 30 s busy timeout (seen in this test).
-        unpaused = stack.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+        unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
         assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
         yield stack
 
