@@ -40,17 +40,9 @@ def lake_to_bigquery() -> None:
     @task
     def plan(**context) -> list[dict[str, str]]:
         """The months to load: the Param, else the asset events' months, else the interval's."""
-        from include.taxi.airflow_tasks import event_months, plan_months
+        from include.taxi.airflow_tasks import plan_lake_loads
 
-        params = context["params"]
-        events = [
-            event
-            for asset in context["triggering_asset_events"]
-            for event in context["triggering_asset_events"][asset]
-        ]
-        if not params.get("month") and events:
-            return event_months(params.get("service"), events)
-        return plan_months(context)
+        return plan_lake_loads(context)
 
     @task(map_index_template="{{ service_month }}")
     def load_month(service: str, month: str) -> dict:

@@ -134,6 +134,17 @@ def event_months(service: Any, events: Any) -> list[dict[str, str]]:
     return [{"service": s, "month": m} for s, m in sorted(pairs, key=lambda p: (p[1], p[0]))]
 
 
+def plan_lake_loads(context: Any) -> list[dict[str, str]]:
+    """lake_to_bigquery's months: the ``month`` Param if given, else the months named by the
+    triggering asset events, else the data interval's (a scheduled or backfill run)."""
+    triggering = context["triggering_asset_events"]
+    events = [event for asset in triggering for event in triggering[asset]]
+    params = context["params"]
+    if not params.get("month") and events:
+        return event_months(params.get("service"), events)
+    return plan_months(context)
+
+
 def lookback_months() -> int:
     return int(Variable.get("taxi_daily_lookback_months", default="3"))
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.taxi import bigquery_month
 from include.taxi.bigquery_schema import check_parquet_schema
-from include.taxi.contract import ZONE_LOOKUP, contract_for
+from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
 from include.taxi.errors import NotInLake
-from include.taxi.lake import ZONES_OBJECT, GcsLake, Lake, object_name, open_lake
+from include.taxi.lake import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import parse_month
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,19 @@ def _gcs_lake(lake_url: str, gcp_conn_id: str) -> Lake:
             "a gs://bucket/prefix lake"
         )
     return lake
+
+
+def _checked_object(
+    lake: Lake, name: str, contract: Contract
+) -> tuple[str, LakeObject, pq.FileMetaData]:
+    """(URI, stat, parquet footer) of a lake object that exists and has the contract's schema."""
+    uri = lake.uri(name)
+    stored = lake.stat(name)
+    if stored is None:
+        raise NotInLake(uri)
+    footer = lake.parquet_footer(name)
+    check_parquet_schema(footer.schema.to_arrow_schema(), contract, uri)
+    return uri, stored, footer
 
 
 def month_to_bigquery(
@@ -49,13 +65,7 @@ def month_to_bigquery(
     contract = contract_for(service)
     first_day = parse_month(month)
     lake = _gcs_lake(lake_url, gcp_conn_id)
-    name = object_name(service, first_day)
-    uri = lake.uri(name)
-    stored = lake.stat(name)
-    if stored is None:
-        raise NotInLake(uri)
-    footer = lake.parquet_footer(name)
-    check_parquet_schema(footer.schema.to_arrow_schema(), contract, uri)
+    uri, stored, footer = _checked_object(lake, object_name(service, first_day), contract)
     sha256 = stored.metadata.get("taxi.source_sha256", "")
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     project = hook.project_id
@@ -101,11 +111,7 @@ def zones_to_bigquery(
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
     lake = _gcs_lake(lake_url, gcp_conn_id)
-    uri = lake.uri(ZONES_OBJECT)
-    if lake.stat(ZONES_OBJECT) is None:
-        raise NotInLake(uri)
-    footer = lake.parquet_footer(ZONES_OBJECT)
-    check_parquet_schema(footer.schema.to_arrow_schema(), ZONE_LOOKUP, uri)
+    uri, _, footer = _checked_object(lake, ZONES_OBJECT, ZONE_LOOKUP)
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     result = bigquery_month.replace_zones(
         hook, project=hook.project_id, dataset=dataset, source_uri=uri,
