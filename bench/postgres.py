@@ -26,9 +26,9 @@ from psycopg import sql
 from bench.sources import Source
 from dev import local_postgres
 from include.taxi.contract import SOURCE_MONTH, contract_for
-from include.taxi.csv_reader import read_header
 from include.taxi.months import partition_suffix
-from include.taxi.postgres_month import PG_TYPES, table_name
+from include.taxi.postgres.month import PG_TYPES, table_name
+from include.taxi.sources.csv import read_header
 
 PROJECT_SCHEMA = "bench_project"
 BASELINE_SCHEMA = "bench_baseline"

@@ -256,7 +256,7 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
         methods.append(_pandas(setup, "yellow_1x", pandas_repeats))
     duckdb_notes = "DuckDB defaults: types inferred by read_csv, snappy, all cores"
     lake_notes = (
-        "write_parquet(ContractReader(...), path) from include/taxi/parquet_writer.py, as "
+        "write_parquet(ContractReader(...), path) from include/taxi/lake/parquet.py, as "
         "taxi_to_lake runs it after the download (contract types, 1 MiB blocks read ahead, "
         "zstd, fixed-size row groups)"
     )

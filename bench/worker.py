@@ -53,7 +53,8 @@ def _timed(work: Callable[[], Result]) -> Result:
 
 
 def project_load(args: argparse.Namespace) -> Result:
-    """The DAG's load step after the download (include/taxi/ingest.py): reader → replace_month.
+    """The DAG's load step after the download (include/taxi/postgres/load.py):
+    reader → replace_month.
 
     The attempt carries no sha256: the download computes it while streaming, which is outside
     what is measured here (and without it a load never takes another's place as "unchanged").
@@ -61,10 +62,10 @@ def project_load(args: argparse.Namespace) -> Result:
     from datetime import UTC, datetime
 
     from include.taxi.contract import contract_for
-    from include.taxi.csv_reader import ContractReader
-    from include.taxi.ingestion_log import Attempt
-    from include.taxi.postgres_month import replace_month, table_name
-    from include.taxi.source import SourceVersion
+    from include.taxi.postgres.ingestion_log import Attempt
+    from include.taxi.postgres.month import replace_month, table_name
+    from include.taxi.sources.csv import ContractReader
+    from include.taxi.sources.http import SourceVersion
 
     def work() -> Result:
         path, contract = Path(args.file).resolve(), contract_for(args.service)
@@ -84,7 +85,7 @@ def project_load(args: argparse.Namespace) -> Result:
 def project_read(args: argparse.Namespace) -> Result:
     """The reader alone (no sink): how much of the load is parsing and conforming."""
     from include.taxi.contract import contract_for
-    from include.taxi.csv_reader import ContractReader
+    from include.taxi.sources.csv import ContractReader
 
     def work() -> Result:
         reader = ContractReader(Path(args.file), contract_for(args.service), args.month)
@@ -95,16 +96,16 @@ def project_read(args: argparse.Namespace) -> Result:
 
 
 def project_parquet(args: argparse.Namespace) -> Result:
-    """The lake path as ``include/taxi/lake_month.py`` runs it after the download:
+    """The lake path as ``include/taxi/lake/load.py`` runs it after the download:
     ``write_parquet(ContractReader(...), path)`` (zstd, ROW_GROUP_ROWS-row groups)."""
     from include.taxi.contract import contract_for
-    from include.taxi.csv_reader import ContractReader
-    from include.taxi.parquet_writer import (
+    from include.taxi.lake.parquet import (
         COMPRESSION,
         READ_BLOCK_SIZE,
         ROW_GROUP_ROWS,
         write_parquet,
     )
+    from include.taxi.sources.csv import ContractReader
 
     def work() -> Result:
         reader = ContractReader(

@@ -7,17 +7,19 @@ already in the lake, and a manual run takes the same Params form as the other mo
 
 Per (service, month): check the parquet footer against the contract, load it into a staging
 table with an explicit schema, then replace the month in ``{dataset}.{service}_tripdata`` in
-one transaction (see include/taxi/bigquery_month.py). A month not in the lake is skipped.
+one transaction (see include/taxi/bigquery/month.py). A month not in the lake is skipped.
 ``load_zones`` replaces ``taxi_zone_lookup`` from the lake's zone file with every run.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import AssetOrTimeSchedule, dag, get_current_context, task
 
-from include.taxi import schedule
-from include.taxi.assets import LAKE_TRIP_MONTHS
-from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
+from include.taxi.orchestration import schedule
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
+from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 
 
 @dag(
@@ -38,43 +40,25 @@ from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
 )
 def lake_to_bigquery() -> None:
     @task
-    def plan(**context) -> list[dict[str, str]]:
+    def plan() -> list[dict[str, str]]:
         """The months to load: the Param, else the asset events' months, else the interval's."""
-        from include.taxi.airflow_tasks import plan_lake_loads
+        from include.taxi.orchestration import tasks
 
-        return plan_lake_loads(context)
+        return tasks.plan_lake_loads(get_current_context())
 
     @task(map_index_template="{{ service_month }}")
-    def load_month(service: str, month: str) -> dict:
+    def load_month(service: str, month: str) -> dict[str, Any]:
         """Replace one month of {dataset}.{service}_tripdata from its lake object."""
-        from include.taxi import airflow_tasks as at
-        from include.taxi.bigquery_ingest import month_to_bigquery
+        from include.taxi.orchestration import tasks
 
-        context = get_current_context()
-        context["service_month"] = f"{service} {month}"
-        return at.outcome(
-            lambda: month_to_bigquery(
-                service,
-                month,
-                lake_url=at.lake_url(),
-                dataset=at.bigquery_dataset(),
-                gcp_conn_id=at.GCP_CONN_ID,
-                force=bool(context["params"].get("force_reload")),
-                run_id=context["run_id"],
-            )
-        )
+        return tasks.load_month_to_bigquery(service, month, get_current_context())
 
     @task
-    def load_zones() -> dict:
+    def load_zones() -> dict[str, Any]:
         """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
-        from include.taxi import airflow_tasks as at
-        from include.taxi.bigquery_ingest import zones_to_bigquery
+        from include.taxi.orchestration import tasks
 
-        return at.outcome(
-            lambda: zones_to_bigquery(
-                lake_url=at.lake_url(), dataset=at.bigquery_dataset(), gcp_conn_id=at.GCP_CONN_ID
-            )
-        )
+        return tasks.load_zones_to_bigquery(get_current_context())
 
     load_month.expand_kwargs(plan())
     load_zones()

@@ -11,40 +11,33 @@ seconds and triggers nothing. The monthly DAGs keep their own schedules and back
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
-from include.taxi.notify import FailureNotifier
-
-default_args = {
-    "owner": "data-eng",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
-    "on_failure_callback": FailureNotifier(),
-}
+from include.taxi.orchestration import schedule
+from include.taxi.orchestration.defaults import DAILY_ARGS
 
 
 @dag(
     dag_id="taxi_daily",
     description="Trigger the monthly DAGs for months new or republished at the source",
-    schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    schedule=schedule.DAILY,
+    start_date=schedule.DAILY_START,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args,
+    default_args=DAILY_ARGS,
     tags=["taxi", "postgres", "lake", "discovery"],
     doc_md=__doc__,
 )
 def taxi_daily() -> None:
     @task
-    def find_changed_months(**context) -> list[dict]:
+    def find_changed_months() -> list[dict[str, Any]]:
         """HEAD each recent month; compare it with what each target holds."""
-        from include.taxi.airflow_tasks import months_to_trigger
+        from include.taxi.orchestration import tasks
 
-        today = context.get("logical_date") or context["dag_run"].run_after
-        return months_to_trigger(today, context["run_id"])
+        return tasks.find_changed_months(get_current_context())
 
     TriggerDagRunOperator.partial(
         task_id="load_month",

@@ -11,11 +11,13 @@ rewritten to ``misc/taxi_zone_lookup.parquet`` with every run.
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import dag, get_current_context, task
 
-from include.taxi import schedule
-from include.taxi.assets import LAKE_TRIP_MONTHS
-from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
+from include.taxi.orchestration import schedule
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
+from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 
 
 @dag(
@@ -36,49 +38,25 @@ from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
 )
 def taxi_to_lake() -> None:
     @task
-    def plan(**context) -> list[dict[str, str]]:
+    def plan() -> list[dict[str, str]]:
         """Validate the Params before any I/O; one entry per (service, month) to write."""
-        from include.taxi.airflow_tasks import plan_months
+        from include.taxi.orchestration import tasks
 
-        return plan_months(context)
+        return tasks.plan_months(get_current_context())
 
     @task(outlets=[LAKE_TRIP_MONTHS], map_index_template="{{ service_month }}")
-    def write_month(service: str, month: str) -> dict:
+    def write_month(service: str, month: str) -> dict[str, Any]:
         """Source file → contract → parquet → lake; announce the month to lake_to_bigquery."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        from include.taxi.orchestration import tasks
 
-        from include.taxi import airflow_tasks as at
-        from include.taxi.lake_month import month_to_lake
-
-        context = get_current_context()
-        context["service_month"] = f"{service} {month}"
-        result = at.outcome(
-            lambda: month_to_lake(
-                service,
-                month,
-                source_base=at.source_base(),
-                lake_url=at.lake_url(),
-                force=bool(context["params"].get("force_reload")),
-            )
-        )
-        if result["status"] == "unchanged":
-            raise AirflowSkipException(
-                f"{service} {month} unchanged at the source; {result['uri']} already holds it"
-            )
-        context["outlet_events"][LAKE_TRIP_MONTHS].extra = {
-            key: result[key] for key in ("service", "month", "uri", "rows")
-        }
-        return result
+        return tasks.write_month_to_lake(service, month, get_current_context())
 
     @task
-    def write_zones() -> dict:
+    def write_zones() -> dict[str, Any]:
         """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
-        from include.taxi import airflow_tasks as at
-        from include.taxi.lake_month import zones_to_lake
+        from include.taxi.orchestration import tasks
 
-        return at.outcome(
-            lambda: zones_to_lake(source_base=at.source_base(), lake_url=at.lake_url())
-        )
+        return tasks.write_zones_to_lake(get_current_context())
 
     write_month.expand_kwargs(plan())
     write_zones()

@@ -7,10 +7,12 @@ backfills never duplicate. Logic lives in include/taxi; this file only wires and
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import dag, get_current_context, task
 
-from include.taxi import schedule
-from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
+from include.taxi.orchestration import schedule
+from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 
 
 @dag(
@@ -31,45 +33,25 @@ from include.taxi.dag_defaults import DEFAULT_ARGS, month_params
 )
 def taxi_to_postgres() -> None:
     @task
-    def plan(**context) -> list[dict[str, str]]:
+    def plan() -> list[dict[str, str]]:
         """Validate the Params before any I/O; one entry per (service, month) to load."""
-        from include.taxi.airflow_tasks import plan_months
+        from include.taxi.orchestration import tasks
 
-        return plan_months(context)
+        return tasks.plan_months(get_current_context())
 
     @task(map_index_template="{{ service_month }}")
-    def load_trips(service: str, month: str) -> dict:
+    def load_trips(service: str, month: str) -> dict[str, Any]:
         """Download one source file and replace its month in Postgres (unless unchanged)."""
-        from include.taxi import airflow_tasks as at
-        from include.taxi.ingest import month_to_postgres
+        from include.taxi.orchestration import tasks
 
-        context = get_current_context()
-        context["service_month"] = f"{service} {month}"
-        return at.outcome(
-            lambda: month_to_postgres(
-                service,
-                month,
-                source_base=at.source_base(),
-                conninfo=at.postgres_conninfo(),
-                schema=at.postgres_schema(),
-                force=bool(context["params"].get("force_reload")),
-                run_id=context["run_id"],
-            )
-        )
+        return tasks.load_trips_to_postgres(service, month, get_current_context())
 
     @task
-    def load_zones() -> dict:
+    def load_zones() -> dict[str, Any]:
         """Replace the taxi-zone lookup table (small; reloaded with every month)."""
-        from include.taxi import airflow_tasks as at
-        from include.taxi.ingest import zones_to_postgres
+        from include.taxi.orchestration import tasks
 
-        return at.outcome(
-            lambda: zones_to_postgres(
-                source_base=at.source_base(),
-                conninfo=at.postgres_conninfo(),
-                schema=at.postgres_schema(),
-            )
-        )
+        return tasks.load_zones_to_postgres(get_current_context())
 
     load_trips.expand_kwargs(plan())
     load_zones()

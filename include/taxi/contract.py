@@ -8,6 +8,7 @@ lower-cased: header matching is case-insensitive because the TLC renames by case
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -63,6 +64,11 @@ class Contract:
         if self.monthly:
             fields.append(pa.field(SOURCE_MONTH, pa.date32(), nullable=False))
         return pa.schema(fields)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the contract changes, so a target can tell its months are out of date."""
+        return hashlib.sha256(self.arrow_schema.to_string().encode()).hexdigest()[:16]
 
 
 def _money(*names: str, required: bool = True) -> tuple[Column, ...]:

@@ -23,8 +23,8 @@ from datetime import date
 from pathlib import Path
 from dev.synthetic import write_month
 from include.taxi.contract import contract_for
-from include.taxi.csv_reader import ContractReader
-from include.taxi.postgres_month import replace_month
+from include.taxi.sources.csv import ContractReader
+from include.taxi.postgres.month import replace_month
 
 url, schema, folder = sys.argv[1:4]
 path = Path(folder) / "yellow_tripdata_2021-01.csv.gz"

@@ -434,7 +434,7 @@ def dockerignore_problems(dockerignore: str) -> list[str]:
 
     must_ignore = [".env", ".git", ".venv", ".venv-bq", ".keys", ".airflow", ".data", "bench/data"]
     must_ignore.append("__pycache__")
-    must_keep = ["requirements.txt", "dags", "include", "plugins", "include/taxi/ingest.py"]
+    must_keep = ["requirements.txt", "dags", "include", "plugins", "include/taxi/postgres/load.py"]
     return [f"{p} is sent to the build" for p in must_ignore if not ignored(p)] + [
         f"{p} is ignored, but the Dockerfile copies it" for p in must_keep if ignored(p)
     ]

@@ -17,8 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dev import local_postgres
 from dev.synthetic import HEADERS, write_month
-from include.taxi.airflow_tasks import outcome
-from include.taxi.ingest import month_to_postgres
+from include.taxi.orchestration.tasks import outcome
+from include.taxi.postgres.load import month_to_postgres
 
 MAY = date(2021, 5, 1)
 GOOD_ROWS = 400
@@ -88,7 +88,7 @@ def test_bad_file_fails_clearly_and_keeps_the_month(
             lambda: month_to_postgres(
                 "green", "2021-05", source_base=base, conninfo=postgres_url, schema=pg_schema
             )
-        )
+        )()
     message = str(failure.value)
     assert FILE in message
     for fragment in expected:
@@ -116,7 +116,7 @@ def test_unpublished_month_is_skipped_and_writes_nothing(
             lambda: month_to_postgres(
                 "yellow", "2030-01", source_base=base, conninfo=postgres_url, schema=pg_schema
             )
-        )
+        )()
     with psycopg.connect(postgres_url) as conn:
         tables = conn.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (pg_schema,)
@@ -135,7 +135,7 @@ def test_hostile_schema_variable_is_rejected_before_io(schema, source_server) ->
                 conninfo="postgresql://nobody@127.0.0.1:1/none",
                 schema=schema,
             )
-        )
+        )()
 
 
 def test_warehouse_down_then_back_is_retried_then_loaded_once(
@@ -153,7 +153,7 @@ def test_warehouse_down_then_back_is_retried_then_loaded_once(
             lambda: month_to_postgres(
                 "green", "2021-05", source_base=base, conninfo=url, schema="public"
             )
-        )
+        )()
 
     with pytest.raises(Exception) as down:  # any retryable error will do
         load()

@@ -19,7 +19,7 @@ from dev.synthetic import write_month
 
 LOAD = """
 import json, sys
-from include.taxi.ingest import month_to_postgres
+from include.taxi.postgres.load import month_to_postgres
 base, url, schema, service, month = sys.argv[1:6]
 result = month_to_postgres(service, month, source_base=base, conninfo=url, schema=schema)
 print(json.dumps(result, default=str))

@@ -21,13 +21,13 @@ import pyarrow.parquet as pq
 
 from dev.airflow_env import PROJECT
 from dev.synthetic import write_month
-from include.taxi.bigquery_ingest import month_to_bigquery
-from include.taxi.lake_month import month_to_lake
+from include.taxi.bigquery.load import month_to_bigquery
+from include.taxi.lake.load import month_to_lake
 
 AUGUST = date(2019, 8, 1)
 WRITE = """
 import sys
-from include.taxi.lake_month import month_to_lake
+from include.taxi.lake.load import month_to_lake
 month_to_lake("yellow", "2019-08", source_base=sys.argv[1], lake_url=sys.argv[2], force=True)
 """
 

@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from dev.synthetic import HEADERS, write_month
-from include.taxi.bigquery_ingest import month_to_bigquery
-from include.taxi.bigquery_schema import schema_fields
+from include.taxi.bigquery.load import month_to_bigquery
+from include.taxi.bigquery.schema import schema_fields
 from include.taxi.contract import contract_for
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake
-from include.taxi.lake_month import month_to_lake
+from include.taxi.lake.load import month_to_lake
 
 APRIL, MAY, JUNE = date(2019, 4, 1), date(2019, 5, 1), date(2019, 6, 1)
 ROWS = {("yellow", APRIL): 1_200, ("green", APRIL): 700, ("fhv", APRIL): 500}
@@ -195,8 +195,8 @@ def test_the_zone_lookup_travels_to_the_lake_and_replaces_the_bigquery_table(
     source_server, gcs_bucket, dataset, bq
 ):
     from dev.synthetic import ZONES_CSV, write_zones
-    from include.taxi.bigquery_ingest import zones_to_bigquery
-    from include.taxi.lake_month import zones_to_lake
+    from include.taxi.bigquery.load import zones_to_bigquery
+    from include.taxi.lake.load import zones_to_lake
 
     base, root = source_server
     write_zones(root / "misc" / "taxi_zone_lookup.csv")
@@ -250,7 +250,7 @@ def test_staging_tables_expire_and_none_is_left_after_loads(published, gcs_bucke
     deletes it after a day. (The emulator stores the expiry; only BigQuery enforces it.)"""
     from datetime import UTC, datetime, timedelta
 
-    from include.taxi.bigquery_month import STAGE_TTL, create_stage, ensure_dataset
+    from include.taxi.bigquery.month import STAGE_TTL, create_stage, ensure_dataset
 
     ensure_dataset(bq, bq.project, dataset)
     stage = create_stage(bq, bq.project, dataset, "_stage_probe", contract_for("green"))
@@ -274,8 +274,8 @@ def test_the_transactions_count_assertion_rolls_the_month_back(published, gcs_bu
     from google.api_core.exceptions import BadRequest
     from google.cloud import bigquery
 
-    from include.taxi.bigquery_month import LOG_TABLE, create_stage
-    from include.taxi.sql_files import bigquery_identifier, bigquery_script
+    from include.taxi.bigquery.month import LOG_TABLE, create_stage
+    from include.taxi.sql import bigquery_identifier, bigquery_script
 
     base, _ = published
     lake = f"gs://{gcs_bucket}/lake"

@@ -10,7 +10,7 @@ import pytest
 
 from dev.synthetic import write_month
 from include.taxi.errors import BadSourceFile
-from include.taxi.ingest import month_to_postgres
+from include.taxi.postgres.load import month_to_postgres
 
 MAR = date(2021, 3, 1)
 

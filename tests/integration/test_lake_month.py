@@ -17,9 +17,9 @@ import pytest
 from dev.synthetic import HEADERS, write_month
 from include.taxi.contract import GREEN, YELLOW
 from include.taxi.errors import BadSourceFile
-from include.taxi.lake import object_name
-from include.taxi.lake_month import month_to_lake
-from include.taxi.parquet_writer import COMPRESSION
+from include.taxi.lake.load import month_to_lake
+from include.taxi.lake.parquet import COMPRESSION
+from include.taxi.lake.store import object_name
 
 SEPT, OCT = date(2019, 9, 1), date(2019, 10, 1)
 

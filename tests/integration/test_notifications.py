@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk import Connection
 
 from dev.airflow_env import PROJECT
-from include.taxi.notify import deliver, failure_message
+from include.taxi.orchestration.notify import deliver, failure_message
 from tests.helpers.scripted_http import ScriptedServer
 
 
@@ -82,6 +82,6 @@ def test_slack_webhooks_get_slacks_payload_shape() -> None:
 
 def test_without_a_destination_the_text_is_logged(caplog) -> None:
     message = failure_message({"params": {"month": "2021-01"}, "exception": RuntimeError("x")})
-    with caplog.at_level(logging.ERROR, logger="include.taxi.notify"):
+    with caplog.at_level(logging.ERROR, logger="include.taxi.orchestration.notify"):
         assert deliver(message, None) == "log"
     assert message["text"] in caplog.text

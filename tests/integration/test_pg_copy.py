@@ -8,7 +8,8 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from include.taxi import pg, pg_copy
+from include.taxi.postgres import binary_copy
+from include.taxi.postgres import session as pg_session
 
 SCHEMA = pa.schema(
     [
@@ -50,7 +51,7 @@ def _batch(rows: list[tuple]) -> pa.RecordBatch:
 def _load(url: str, schema: str, batches: list[pa.RecordBatch]) -> tuple[int, list[tuple]]:
     table = "copy_round_trip"
     columns = ", ".join(f"{name} {type_}" for name, type_ in PG_TYPES.items())
-    with pg.connect(url) as session:
+    with pg_session.connect(url) as session:
         session.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         session.execute(f'DROP TABLE IF EXISTS "{schema}".{table}')
         session.execute(f'CREATE TABLE "{schema}".{table} ({columns})')
@@ -90,7 +91,7 @@ def test_many_rows_with_mixed_layouts(postgres_url, pg_schema) -> None:
 def test_an_unsupported_type_is_refused() -> None:
     batch = pa.record_batch([pa.array([1], pa.int32())], names=["a"])
     with pytest.raises(TypeError, match="int32"):
-        list(pg_copy.encode(batch))
+        list(binary_copy.encode(batch))
 
 
 def test_columns_absent_from_the_source_are_all_null(postgres_url, pg_schema) -> None:

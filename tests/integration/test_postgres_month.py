@@ -12,11 +12,11 @@ import pytest
 
 from dev.synthetic import write_month, write_zones
 from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP, table_name
-from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import BadSourceFile
-from include.taxi.ingestion_log import Attempt
-from include.taxi.postgres_month import partition_name, replace_month, replace_table
-from include.taxi.source import SourceVersion
+from include.taxi.postgres.ingestion_log import Attempt
+from include.taxi.postgres.month import partition_name, replace_month, replace_table
+from include.taxi.sources.csv import ContractReader
+from include.taxi.sources.http import SourceVersion
 
 JAN, FEB = date(2021, 1, 1), date(2021, 2, 1)
 

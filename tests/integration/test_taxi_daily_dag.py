@@ -11,8 +11,8 @@ import pytest
 
 from dev.airflow_env import PROJECT
 from dev.synthetic import write_month
-from include.taxi.discovery import recent_months
-from include.taxi.ingest import month_to_postgres
+from include.taxi.orchestration.discovery import recent_months
+from include.taxi.postgres.load import month_to_postgres
 
 TODAY = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
@@ -89,7 +89,7 @@ def test_daily_feeds_the_lake_from_the_lake_objects_metadata(
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from include.taxi.lake_month import month_to_lake
+    from include.taxi.lake.load import month_to_lake
 
     base, root = source_server
     lake = tmp_path.as_uri()
@@ -120,7 +120,7 @@ def test_daily_feeds_the_lake_from_the_lake_objects_metadata(
 def test_an_unknown_daily_target_fails_with_the_allowed_names(monkeypatch) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.taxi.airflow_tasks import daily_targets
+    from include.taxi.orchestration.config import daily_targets
 
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_TARGETS", "postgres,snowflake")
     with pytest.raises(AirflowFailException, match="snowflake: use postgres, lake"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from include.taxi.bigquery_schema import BIGQUERY_TYPES, check_parquet_schema, schema_fields
+from include.taxi.bigquery.schema import BIGQUERY_TYPES, check_parquet_schema, schema_fields
 from include.taxi.contract import CONTRACTS, FHV, GREEN, YELLOW
 from include.taxi.errors import LakeSchemaMismatch
 

@@ -7,8 +7,8 @@ import pytest
 
 from dev.synthetic import HEADERS
 from include.taxi.contract import CONTRACTS, FHV, GREEN, SOURCE_MONTH, YELLOW, contract_for
-from include.taxi.csv_reader import check_header
 from include.taxi.errors import BadSourceFile
+from include.taxi.sources.csv import check_header
 
 YELLOW_FACTS = (
     "VendorID, tpep_pickup_datetime, tpep_dropoff_datetime, passenger_count, trip_distance, "

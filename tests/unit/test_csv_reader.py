@@ -11,8 +11,8 @@ import pytest
 
 from dev.synthetic import HEADERS, write_month, write_zones
 from include.taxi.contract import FHV, GREEN, YELLOW, ZONE_LOOKUP
-from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import BadSourceFile
+from include.taxi.sources.csv import ContractReader
 
 JAN = date(2021, 1, 1)
 

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.taxi.airflow_tasks import run_month
 from include.taxi.months import parse_month, partition_suffix
-from include.taxi.source import DEFAULT_SOURCE_URL, file_name, source_url
+from include.taxi.orchestration.tasks import run_month
+from include.taxi.settings import DEFAULT_SOURCE_URL
+from include.taxi.sources.http import file_name, source_url
 
 
 @pytest.mark.parametrize(

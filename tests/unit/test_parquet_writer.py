@@ -9,8 +9,8 @@ import pytest
 
 from dev.synthetic import write_month
 from include.taxi.contract import YELLOW
-from include.taxi.csv_reader import ContractReader
-from include.taxi.parquet_writer import ROWS_KEY, write_parquet
+from include.taxi.lake.parquet import ROWS_KEY, write_parquet
+from include.taxi.sources.csv import ContractReader
 
 JAN = date(2021, 1, 1)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from include.taxi.read_ahead import read_ahead
+from include.taxi.sources.read_ahead import read_ahead
 
 
 def test_items_arrive_complete_and_in_order() -> None:

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from include.taxi.errors import BadSourceFile, IncompleteDownload, SourceNotPublished
-from include.taxi.source import download
+from include.taxi.sources.http import download
 from tests.helpers.scripted_http import Answer, ScriptedServer
 
 PATH = "/yellow/yellow_tripdata_2021-01.csv.gz"

@@ -13,9 +13,9 @@ from datetime import date, datetime
 
 from psycopg import sql
 
-from include.taxi import pg
-from include.taxi.source import SourceVersion
-from include.taxi.sql_files import statements
+from include.taxi.postgres import session
+from include.taxi.sources.http import SourceVersion
+from include.taxi.sql import statements
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,12 @@ def _log(schema: str) -> sql.Composable:
     return sql.Identifier(schema, LOG_TABLE)
 
 
-def ensure(cur: pg.Session, schema: str) -> None:
+def ensure(cur: session.Session, schema: str) -> None:
     """Create the log table if it does not exist yet (under the schema's DDL lock)."""
-    if pg.existing_columns(cur, schema, LOG_TABLE):
+    if session.existing_columns(cur, schema, LOG_TABLE):
         return
-    pg.advisory_lock(cur, schema, pg.DDL_KEY)
-    if pg.existing_columns(cur, schema, LOG_TABLE):  # created while we waited for the lock
+    session.advisory_lock(cur, schema, session.DDL_KEY)
+    if session.existing_columns(cur, schema, LOG_TABLE):  # created while we waited for the lock
         return
     for statement in statements(
         "postgres/ensure_ingestion_log.sql",
@@ -71,7 +71,7 @@ def ensure(cur: pg.Session, schema: str) -> None:
 
 
 def write(
-    cur: pg.Session,
+    cur: session.Session,
     schema: str,
     attempt: Attempt,
     status: str,
@@ -92,7 +92,7 @@ def write(
     )  # fmt: skip
 
 
-def last_load(cur: pg.Session, schema: str, table: str, month: date | None) -> LastLoad | None:
+def last_load(cur: session.Session, schema: str, table: str, month: date | None) -> LastLoad | None:
     (statement,) = statements("postgres/last_load.sql", log=_log(schema))
     cur.execute(statement, (table, month))
     row = cur.fetchone()
@@ -100,10 +100,10 @@ def last_load(cur: pg.Session, schema: str, table: str, month: date | None) -> L
 
 
 def read_last_load(conninfo: str, schema: str, table: str, month: date | None) -> LastLoad | None:
-    with pg.connect(conninfo) as cur:
+    with session.connect(conninfo) as cur:
         try:
             return last_load(cur, schema, table, month)
-        except pg.ProgrammingError:  # no log yet: nothing was ever loaded here
+        except session.ProgrammingError:  # no log yet: nothing was ever loaded here
             return None
 
 
@@ -119,7 +119,7 @@ def record(
     """Log an attempt that changed no data (unchanged, failed); best effort, never raises."""
     message = f"{type(error).__name__}: {error}"[:2000] if error else None
     try:
-        with pg.connect(conninfo) as cur:
+        with session.connect(conninfo) as cur:
             ensure(cur, schema)
             write(cur, schema, attempt, status, rows=(None, None, rows_in_target), error=message)
             cur.commit()

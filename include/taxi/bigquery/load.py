@@ -12,12 +12,13 @@ import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from include.taxi import bigquery_month
-from include.taxi.bigquery_schema import check_parquet_schema
+from include.taxi.bigquery import month as bigquery_month
+from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
 from include.taxi.errors import NotInLake
-from include.taxi.lake import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
+from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import parse_month
+from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -54,7 +55,7 @@ def month_to_bigquery(
     *,
     lake_url: str,
     dataset: str,
-    gcp_conn_id: str = "google_cloud_default",
+    gcp_conn_id: str = GCP_CONN_ID,
     force: bool = False,
     run_id: str = "",
 ) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def month_to_bigquery(
 
 
 def zones_to_bigquery(
-    *, lake_url: str, dataset: str, gcp_conn_id: str = "google_cloud_default"
+    *, lake_url: str, dataset: str, gcp_conn_id: str = GCP_CONN_ID
 ) -> dict[str, Any]:
     """Replace ``{dataset}.taxi_zone_lookup`` with the lake's zone lookup."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include.taxi.bigquery_schema import (
+from include.taxi.bigquery.schema import (
     CLUSTERING,
     LOG_SCHEMA,
     PICKUP_COLUMNS,
@@ -31,7 +31,7 @@ from include.taxi.bigquery_schema import (
 from include.taxi.contract import ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LakeSchemaMismatch, LoadMismatch
 from include.taxi.months import partition_suffix
-from include.taxi.sql_files import bigquery_identifier, bigquery_script
+from include.taxi.sql import bigquery_identifier, bigquery_script
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook

@@ -16,18 +16,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from include.taxi import ingestion_log
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for, table_name
-from include.taxi.csv_reader import ContractReader
-from include.taxi.ingestion_log import Attempt, LastLoad
 from include.taxi.months import parse_month
-from include.taxi.postgres_month import (
+from include.taxi.postgres import ingestion_log
+from include.taxi.postgres.ingestion_log import Attempt, LastLoad
+from include.taxi.postgres.month import (
     check_schema_name,
     month_rows,
     replace_month,
     replace_table,
 )
-from include.taxi.source import download, file_name, probe, source_url
+from include.taxi.sources.csv import ContractReader
+from include.taxi.sources.http import download, file_name, probe, source_url
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ catchup creates; ``TAXI_CATCHUP=false`` turns catchup off (month ranges then com
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 
 from airflow.sdk import CronDataIntervalTimetable
 
@@ -22,13 +22,15 @@ def _month_start(variable: str, default: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m")
+        return datetime.strptime(value, "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
         raise ValueError(f"{variable}={value!r}: expected YYYY-MM, e.g. 2019-01") from None
 
 
 def start_date() -> datetime:
-    return _month_start("TAXI_START_MONTH", "2019-01")  # type: ignore[return-value]
+    start = _month_start("TAXI_START_MONTH", "2019-01")
+    assert start is not None  # the default is a month
+    return start
 
 
 def end_date() -> datetime | None:
@@ -37,3 +39,9 @@ def end_date() -> datetime | None:
 
 def catchup() -> bool:
     return os.environ.get("TAXI_CATCHUP", "true").strip().lower() not in ("false", "0", "no")
+
+
+DAILY = "@daily"
+"""taxi_daily: discovery once a day, no catchup (a missed day is covered by the next one's
+look-back)."""
+DAILY_START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,8 +1,8 @@
 """Replace one month of one service in Postgres, atomically, at COPY speed.
 
 Each trip table is LIST-partitioned by ``source_month``. A load writes the month into a fresh
-stage table by binary COPY (Arrow batches encoded by ``include.taxi.pg_copy``: the server
-parses no text), then drops the old partition and attaches the stage in its place, all in one
+stage table by binary COPY (Arrow batches encoded by ``binary_copy``: the server parses no
+text), then drops the old partition and attaches the stage in its place, all in one
 transaction that also writes the month's ingestion-log row:
 
 * a failed or killed load rolls back and leaves the previous month exactly as it was;
@@ -23,13 +23,13 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 from psycopg import sql
 
-from include.taxi import ingestion_log, pg
 from include.taxi.contract import SOURCE_MONTH, Contract, table_name
-from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import LoadMismatch
-from include.taxi.ingestion_log import Attempt
 from include.taxi.months import partition_suffix
-from include.taxi.source import SourceVersion
+from include.taxi.postgres import ingestion_log, session
+from include.taxi.postgres.ingestion_log import Attempt
+from include.taxi.sources.csv import ContractReader
+from include.taxi.sources.http import SourceVersion
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +86,22 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
     template = (
         "postgres/ensure_trip_table.sql" if contract.monthly else "postgres/ensure_zone_table.sql"
     )
-    with pg.connect(conninfo) as cur:
+    with session.connect(conninfo) as cur:
         ingestion_log.ensure(cur, schema)
         cur.commit()  # never hold the log's DDL locks while waiting for the table's
 
         def missing() -> list[pa.Field]:
-            present = pg.existing_columns(cur, schema, table_name(contract))
+            present = session.existing_columns(cur, schema, table_name(contract))
             return [f for f in contract.arrow_schema if f.name not in present]
 
         if missing():
-            pg.advisory_lock(cur, schema, pg.DDL_KEY)
-            pg.run(
+            session.advisory_lock(cur, schema, session.DDL_KEY)
+            session.run(
                 cur, template, schema=sql.Identifier(schema), table=table,
                 columns=_column_defs(contract),
             )  # fmt: skip
             for field in missing():  # again, now under the lock: another run may have added them
-                pg.run(
+                session.run(
                     cur, "postgres/add_column.sql", table=table,
                     column=sql.Identifier(field.name), type=sql.SQL(PG_TYPES[field.type]),
                 )  # fmt: skip
@@ -109,7 +109,7 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 
 
 def _ingest(
-    cur: pg.Session, reader: ContractReader, schema: str, table: str, *, freeze: bool = False
+    cur: session.Session, reader: ContractReader, schema: str, table: str, *, freeze: bool = False
 ) -> int:
     """Binary COPY of the reader's batches; a contract violation ends it and propagates."""
     return cur.ingest(schema, table, reader.schema.names, reader, freeze=freeze)
@@ -123,7 +123,7 @@ def _reconcile(table: str, read: int, written: int, present: int) -> None:
         )
 
 
-def _loaded_meanwhile(cur: pg.Session, schema: str, attempt: Attempt) -> int | None:
+def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> int | None:
     """Rows of a load of this very file that committed while we waited for the lock."""
     if attempt.previous_load is None or not attempt.source.sha256:
         return None
@@ -153,14 +153,14 @@ def replace_month(
     parent = table_name(contract)
     partition = partition_name(contract, month)
     stage = f"{partition}_load"
-    with pg.connect(conninfo) as cur:
-        pg.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
+    with session.connect(conninfo) as cur:
+        session.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
         if (rows := _loaded_meanwhile(cur, schema, attempt)) is not None:
             cur.rollback()
             log.info("%s %s: a concurrent run just loaded this same file; nothing to do", parent,
                      month.isoformat()[:7])  # fmt: skip
             return LoadResult(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
-        pg.run(
+        session.run(
             cur,
             "postgres/create_month_stage.sql",
             stage=sql.Identifier(schema, stage),
@@ -169,7 +169,7 @@ def replace_month(
             month=sql.Literal(month),
         )
         written = _ingest(cur, reader, schema, stage, freeze=True)  # created just above
-        pg.run(
+        session.run(
             cur,
             "postgres/swap_month_partition.sql",
             partition=sql.Identifier(schema, partition),
@@ -178,7 +178,7 @@ def replace_month(
             table=sql.Identifier(schema, parent),
             month=sql.Literal(month),
         )
-        present = pg.count(cur, sql.Identifier(schema, partition))
+        present = session.count(cur, sql.Identifier(schema, partition))
         _reconcile(f"{schema}.{partition}", reader.rows, written, present)
         ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         cur.commit()
@@ -203,11 +203,11 @@ def replace_table(
     ensure_table(conninfo, schema, contract)
     name = table_name(contract)
     table = sql.Identifier(schema, name)
-    with pg.connect(conninfo) as cur:
-        pg.advisory_lock(cur, f"{schema}.{name}", 1)
-        pg.run(cur, "postgres/clear_table.sql", table=table)
+    with session.connect(conninfo) as cur:
+        session.advisory_lock(cur, f"{schema}.{name}", 1)
+        session.run(cur, "postgres/clear_table.sql", table=table)
         written = _ingest(cur, reader, schema, name)
-        present = pg.count(cur, table)
+        present = session.count(cur, table)
         _reconcile(f"{schema}.{name}", reader.rows, written, present)
         ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         cur.commit()
@@ -220,8 +220,8 @@ def replace_table(
 
 def month_rows(conninfo: str, schema: str, contract: Contract, month: date) -> int | None:
     """Rows now in a month's partition; None if the month was never loaded."""
-    with pg.connect(conninfo) as cur:
+    with session.connect(conninfo) as cur:
         try:
-            return pg.count(cur, sql.Identifier(schema, partition_name(contract, month)))
-        except pg.ProgrammingError:
+            return session.count(cur, sql.Identifier(schema, partition_name(contract, month)))
+        except session.ProgrammingError:
             return None

@@ -22,9 +22,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.taxi.csv_reader import ContractReader
 from include.taxi.errors import BadSourceFile, LoadMismatch
-from include.taxi.read_ahead import read_ahead
+from include.taxi.sources.csv import ContractReader
+from include.taxi.sources.read_ahead import read_ahead
 
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 128 * 1024  # as DuckDB's 122,880; 256k: +110 MB peak, noisy (make bench)

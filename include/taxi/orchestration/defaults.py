@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.taxi.notify import FailureNotifier
+from include.taxi.orchestration.notify import FailureNotifier
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -23,6 +23,14 @@ DEFAULT_ARGS: dict[str, Any] = {
     "execution_timeout": timedelta(hours=1),
     "on_failure_callback": FailureNotifier(),
 }
+
+DAILY_ARGS: dict[str, Any] = {
+    **DEFAULT_ARGS,
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": False,
+}
+"""taxi_daily: a failed discovery is retried twice, 5 minutes apart; the next day tries anyway."""
 
 
 def month_params(month_help: str, force_help: str) -> dict[str, Param]:

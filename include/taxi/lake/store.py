@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.taxi import settings
 from include.taxi.contract import contract_for
 from include.taxi.errors import LakeSchemaMismatch
 from include.taxi.months import month_name
@@ -31,7 +32,7 @@ from include.taxi.months import month_name
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-GCP_CONN_ID = "google_cloud_default"
+GCP_CONN_ID = settings.GCP_CONN_ID
 PARQUET_MIME = "application/vnd.apache.parquet"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")

@@ -18,9 +18,11 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from include.taxi import settings
+
 log = logging.getLogger(__name__)
 
-ALERTS_CONN_ID = "taxi_alerts"
+ALERTS_CONN_ID = settings.ALERTS_CONN_ID
 SLACK_HOST = "hooks.slack.com"
 
 

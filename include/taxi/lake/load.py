@@ -8,7 +8,6 @@ run can tell without downloading that the lake already holds this exact source.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
@@ -16,43 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
-from include.taxi.csv_reader import ContractReader
-from include.taxi.lake import ZONES_OBJECT, Lake, object_name, open_lake
+from include.taxi.lake.ingestion_log import ROWS_KEY, held_source, lake_metadata
+from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
+from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name, open_lake
 from include.taxi.months import parse_month
-from include.taxi.parquet_writer import READ_BLOCK_SIZE, ROWS_KEY, write_parquet
-from include.taxi.source import SourceVersion, download, file_name, probe, source_url
+from include.taxi.sources.csv import ContractReader
+from include.taxi.sources.http import download, file_name, probe, source_url
 
 log = logging.getLogger(__name__)
-
-
-def schema_fingerprint(contract: Contract) -> str:
-    """Changes when the contract changes, so a new column rewrites the lake's old months."""
-    return hashlib.sha256(contract.arrow_schema.to_string().encode()).hexdigest()[:16]
-
-
-def lake_metadata(contract: Contract, month: str, version: SourceVersion) -> dict[str, str]:
-    """What the lake object says about itself (the writer adds ``taxi.rows``)."""
-    values = {
-        "service": contract.name,
-        "month": month,
-        "schema": schema_fingerprint(contract),
-        "source_url": version.url,
-        "source_bytes": str(version.bytes or ""),
-        "source_etag": version.etag or "",
-        "source_last_modified": version.last_modified or "",
-        "source_sha256": version.sha256 or "",
-    }
-    return {f"taxi.{key}": value for key, value in values.items()}
-
-
-def held_source(meta: dict[str, str]) -> tuple[int | None, str | None, str | None]:
-    """Size, ETag and Last-Modified of the source a lake object was written from."""
-    size = meta.get("taxi.source_bytes")
-    return (
-        int(size) if size else None,
-        meta.get("taxi.source_etag") or None,
-        meta.get("taxi.source_last_modified") or None,
-    )
 
 
 def _unchanged(lake: Lake, name: str, contract: Contract, url: str) -> dict[str, str] | None:
@@ -62,7 +32,7 @@ def _unchanged(lake: Lake, name: str, contract: Contract, url: str) -> dict[str,
     if current is None or stored is None:
         return None
     meta = stored.metadata
-    same_contract = meta.get("taxi.schema") == schema_fingerprint(contract)
+    same_contract = meta.get("taxi.schema") == contract.fingerprint
     return meta if same_contract and current.same_as(*held_source(meta)) else None
 
 

@@ -1,8 +1,7 @@
 """A Postgres session: SQL with bound parameters, and binary COPY of Arrow batches.
 
-psycopg carries the session; ``include.taxi.pg_copy`` encodes the batches. Statements in
-include/sql/ bind values as ``$1, $2, ...`` (the server's own notation), never formatted into
-the SQL text.
+psycopg carries the session; ``binary_copy`` encodes the batches. Statements in include/sql/
+bind values as ``$1, $2, ...`` (the server's own notation), never formatted into the SQL text.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from include.taxi import pg_copy
-from include.taxi.sql_files import statements
+from include.taxi.postgres import binary_copy
+from include.taxi.sql import statements
 
 DDL_KEY = 0
 """Advisory-lock key for schema changes: concurrent CREATE TABLE IF NOT EXISTS can collide."""
@@ -71,11 +70,11 @@ class Session:
             sql.SQL(", FREEZE" if freeze else ""),
         )
         with self._cur.copy(statement) as copy:
-            copy.write(pg_copy.HEADER)
+            copy.write(binary_copy.HEADER)
             for batch in batches:
-                for tuples in pg_copy.encode(batch):
+                for tuples in binary_copy.encode(batch):
                     copy.write(tuples)
-            copy.write(pg_copy.TRAILER)
+            copy.write(binary_copy.TRAILER)
         return self._cur.rowcount
 
     def commit(self) -> None:

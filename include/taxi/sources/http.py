@@ -18,7 +18,6 @@ from include.taxi.errors import BadSourceFile, IncompleteDownload, SourceNotPubl
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Callable
 from datetime import date
 
-from include.taxi import ingestion_log
 from include.taxi.contract import contract_for, table_name
 from include.taxi.errors import SourceNotPublished
-from include.taxi.lake import object_name, open_lake
-from include.taxi.lake_month import held_source
+from include.taxi.lake.ingestion_log import held_source
+from include.taxi.lake.store import object_name, open_lake
 from include.taxi.months import parse_month
-from include.taxi.source import probe, source_url
+from include.taxi.postgres import ingestion_log
+from include.taxi.sources.http import probe, source_url
 
 Held = tuple[int | None, str | None, str | None]
 """Size, ETag and Last-Modified of the source version a target holds."""

@@ -1,0 +1,71 @@
+"""Configuration read at run time (never at DAG parse time): Variables and Connections.
+
+Every name comes from ``include.taxi.settings``; a value a task cannot use fails the task
+without retries, naming the Variable.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from airflow.sdk import Variable
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.taxi import settings
+
+DAILY_TARGETS = {"postgres": "taxi_to_postgres", "lake": "taxi_to_lake"}
+"""What ``taxi_daily`` can feed: target name → the DAG it triggers."""
+
+
+def source_base() -> str:
+    return str(Variable.get(settings.VAR_SOURCE_URL, default=settings.DEFAULT_SOURCE_URL))
+
+
+def postgres_schema() -> str:
+    return str(Variable.get(settings.VAR_POSTGRES_SCHEMA, default=settings.DEFAULT_POSTGRES_SCHEMA))
+
+
+def lake_url() -> str:
+    """Variable ``taxi_lake_url``: ``gs://bucket/prefix``, or a folder (default .data/lake)."""
+    return str(Variable.get(settings.VAR_LAKE_URL, default=settings.DEFAULT_LAKE.as_uri()))
+
+
+def bigquery_dataset() -> str:
+    return str(Variable.get(settings.VAR_BQ_DATASET, default=settings.DEFAULT_BQ_DATASET))
+
+
+def postgres_conninfo(conn_id: str = settings.POSTGRES_CONN_ID) -> str:
+    """A libpq URI for the Airflow connection, keeping libpq options (sslmode, ...) from extra."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    hook = PostgresHook(postgres_conn_id=conn_id, sqlalchemy_scheme="postgresql")
+    uri: str = hook.get_uri()
+    extras = {
+        key: value
+        for key, value in hook.connection.extra_dejson.items()
+        if key not in hook.ignored_extra_options
+    }
+    return f"{uri}?{urlencode(extras)}" if extras else uri
+
+
+def lookback_months() -> int:
+    value = Variable.get(settings.VAR_DAILY_LOOKBACK, default=str(settings.DEFAULT_DAILY_LOOKBACK))
+    try:
+        return int(value)
+    except ValueError:
+        raise AirflowFailException(
+            f"Variable {settings.VAR_DAILY_LOOKBACK} is {value!r}: expected a whole number"
+        ) from None
+
+
+def daily_targets() -> list[str]:
+    """Variable ``taxi_daily_targets``: which monthly DAGs taxi_daily feeds (comma-separated)."""
+    value = str(Variable.get(settings.VAR_DAILY_TARGETS, default=settings.DEFAULT_DAILY_TARGETS))
+    targets = [t.strip() for t in value.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in DAILY_TARGETS]
+    if unknown:
+        raise AirflowFailException(
+            f"{settings.VAR_DAILY_TARGETS} names {', '.join(unknown)}: "
+            f"use {', '.join(DAILY_TARGETS)}"
+        )
+    return targets

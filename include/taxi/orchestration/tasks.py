@@ -1,0 +1,271 @@
+"""One entry point per DAG task: configuration in, the pipeline called, outcomes out.
+
+A DAG file calls exactly one function of this module per task, with the task's arguments and
+its context. Configuration is read here at run time (``config``), never at DAG parse time;
+Params are validated before any I/O; and ``@outcome`` maps the pipeline's errors to the Airflow
+outcome they deserve: a month the source has not published (or that is not in the lake) is
+*skipped*, a bad file *fails without retries* (a retry cannot fix it), anything else (network,
+database) fails and is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from include.taxi.contract import SERVICES
+from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, SourceNotPublished
+from include.taxi.months import month_name, parse_month
+from include.taxi.orchestration import config
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
+from include.taxi.settings import GCP_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ALL_SERVICES = "all"
+P = ParamSpec("P")
+T = TypeVar("T")
+Plan = list[dict[str, str]]
+
+
+def outcome(work: Callable[P, T]) -> Callable[P, T]:
+    """Turn the pipeline's errors into Airflow outcomes: skip, fail for good, or retry."""
+
+    @functools.wraps(work)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return work(*args, **kwargs)
+        except (SourceNotPublished, NotInLake) as exc:
+            raise AirflowSkipException(str(exc)) from None
+        except (BadSourceFile, LakeSchemaMismatch, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    return run
+
+
+def _force(context: Context) -> bool:
+    return bool(context["params"].get("force_reload"))
+
+
+def _name_map_index(context: Context, service: str, month: str) -> None:
+    """The mapped task's label in the UI (``map_index_template="{{ service_month }}"``)."""
+    context["service_month"] = f"{service} {month}"  # type: ignore[typeddict-unknown-key]
+
+
+# --- planning: which (service, month) pairs a run handles --------------------------------
+
+
+def services_for(service: Any) -> list[str]:
+    """The services the ``service`` Param names, validated against the allow-list."""
+    if service in (None, "", ALL_SERVICES):
+        return list(SERVICES)
+    if service in SERVICES:
+        return [service]
+    raise AirflowFailException(
+        f"service {service!r} is not one of {ALL_SERVICES}, {', '.join(SERVICES)}"
+    )
+
+
+def run_month(
+    service: Any, month: Any, interval_start: datetime | None, run_after: datetime | None
+) -> Plan:
+    """Validate the Params and say which (service, month) pairs this run loads.
+
+    With no month given, the run loads its data-interval month; a manual run without a logical
+    date loads the last complete month before it was triggered.
+    """
+    services = services_for(service)
+    if month in (None, ""):
+        if interval_start is not None:
+            month = month_name(interval_start)
+        else:
+            reference = (run_after or datetime.now()).replace(day=1) - timedelta(days=1)
+            month = month_name(reference)
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+    return [{"service": s, "month": month} for s in services]
+
+
+def plan_months(context: Context) -> Plan:
+    """``plan`` of the monthly DAGs: the Params, else the data interval, else the trigger time."""
+    return run_month(
+        context["params"].get("service"),
+        context["params"].get("month"),
+        context.get("data_interval_start"),
+        context["dag_run"].run_after,
+    )
+
+
+def event_months(service: Any, events: Iterable[Any]) -> Plan:
+    """(service, month) pairs named by the lake's asset events, once each, oldest first.
+
+    Several events can reach one run (the scheduler batches them); the ``service`` Param, if
+    not "all", keeps only that service.
+    """
+    services = services_for(service)
+    pairs: set[tuple[str, str]] = set()
+    for event in events:
+        extra = getattr(event, "extra", None) or {}
+        if extra.get("service") in services:
+            month = extra.get("month")
+            try:
+                parse_month(month)
+            except ValueError:
+                continue
+            pairs.add((extra["service"], month))
+    return [{"service": s, "month": m} for s, m in sorted(pairs, key=lambda p: (p[1], p[0]))]
+
+
+def plan_lake_loads(context: Context) -> Plan:
+    """lake_to_bigquery's ``plan``: the ``month`` Param if given, else the months named by the
+    triggering asset events, else the data interval's (a scheduled or backfill run)."""
+    triggering: Mapping[Any, Iterable[Any]] = context["triggering_asset_events"]
+    events = [event for asset in triggering for event in triggering[asset]]
+    params = context["params"]
+    if not params.get("month") and events:
+        return event_months(params.get("service"), events)
+    return plan_months(context)
+
+
+# --- taxi_to_postgres ----------------------------------------------------------------------
+
+
+@outcome
+def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[str, Any]:
+    """Download one source file and replace its month in Postgres (unless unchanged)."""
+    from include.taxi.postgres.load import month_to_postgres
+
+    _name_map_index(context, service, month)
+    return month_to_postgres(
+        service,
+        month,
+        source_base=config.source_base(),
+        conninfo=config.postgres_conninfo(),
+        schema=config.postgres_schema(),
+        force=_force(context),
+        run_id=context["run_id"],
+    )
+
+
+@outcome
+def load_zones_to_postgres(context: Context) -> dict[str, Any]:
+    """Replace the taxi-zone lookup table (small; reloaded with every month)."""
+    from include.taxi.postgres.load import zones_to_postgres
+
+    return zones_to_postgres(
+        source_base=config.source_base(),
+        conninfo=config.postgres_conninfo(),
+        schema=config.postgres_schema(),
+    )
+
+
+# --- taxi_to_lake --------------------------------------------------------------------------
+
+
+@outcome
+def write_month_to_lake(service: str, month: str, context: Context) -> dict[str, Any]:
+    """Source file → contract → parquet → lake; the asset event names the month written.
+
+    A month the lake already holds from this source (and contract) is skipped with no event.
+    """
+    from include.taxi.lake.load import month_to_lake
+
+    _name_map_index(context, service, month)
+    result = month_to_lake(
+        service,
+        month,
+        source_base=config.source_base(),
+        lake_url=config.lake_url(),
+        force=_force(context),
+    )
+    if result["status"] == "unchanged":
+        raise AirflowSkipException(
+            f"{service} {month} unchanged at the source; {result['uri']} already holds it"
+        )
+    context["outlet_events"][LAKE_TRIP_MONTHS].extra = {
+        key: result[key] for key in ("service", "month", "uri", "rows")
+    }
+    return result
+
+
+@outcome
+def write_zones_to_lake(context: Context) -> dict[str, Any]:
+    """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
+    from include.taxi.lake.load import zones_to_lake
+
+    return zones_to_lake(source_base=config.source_base(), lake_url=config.lake_url())
+
+
+# --- lake_to_bigquery ----------------------------------------------------------------------
+
+
+@outcome
+def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[str, Any]:
+    """Replace one month of {dataset}.{service}_tripdata from its lake object."""
+    from include.taxi.bigquery.load import month_to_bigquery
+
+    _name_map_index(context, service, month)
+    return month_to_bigquery(
+        service,
+        month,
+        lake_url=config.lake_url(),
+        dataset=config.bigquery_dataset(),
+        gcp_conn_id=GCP_CONN_ID,
+        force=_force(context),
+        run_id=context["run_id"],
+    )
+
+
+@outcome
+def load_zones_to_bigquery(context: Context) -> dict[str, Any]:
+    """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
+    from include.taxi.bigquery.load import zones_to_bigquery
+
+    return zones_to_bigquery(
+        lake_url=config.lake_url(), dataset=config.bigquery_dataset(), gcp_conn_id=GCP_CONN_ID
+    )
+
+
+# --- taxi_daily ----------------------------------------------------------------------------
+
+
+def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
+    """TriggerDagRunOperator kwargs, one per (target DAG, service, month) new or republished at
+    the source since that target last took it."""
+    from include.taxi.orchestration import discovery
+
+    found = []
+    for target in config.daily_targets():
+        held = (
+            discovery.postgres_versions(config.postgres_conninfo(), config.postgres_schema())
+            if target == "postgres"
+            else discovery.lake_versions(config.lake_url())
+        )
+        months = discovery.changed_months(
+            list(SERVICES),
+            discovery.recent_months(today.date(), config.lookback_months()),
+            source_base=config.source_base(),
+            held=held,
+        )
+        found += [
+            {
+                "trigger_dag_id": config.DAILY_TARGETS[target],
+                "conf": {"service": m["service"], "month": m["month"]},
+                "trigger_run_id": f"{run_id}__{target}_{m['service']}_{m['month']}",
+            }
+            for m in months
+        ]
+    return found
+
+
+def find_changed_months(context: Context) -> list[dict[str, Any]]:
+    """taxi_daily's ``find_changed_months``: HEAD recent months, compare with each target."""
+    today = context.get("logical_date") or context["dag_run"].run_after
+    return months_to_trigger(today, context["run_id"])

@@ -1,0 +1,27 @@
+"""The names of every Airflow Connection, Variable and default the project reads, defined once.
+
+Plain constants (no Airflow import): the target packages take connection ids as arguments with
+these defaults, and ``include.taxi.orchestration.config`` reads the Variables at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+POSTGRES_CONN_ID = "taxi_postgres"
+GCP_CONN_ID = "google_cloud_default"
+ALERTS_CONN_ID = "taxi_alerts"
+
+VAR_SOURCE_URL = "taxi_source_url"
+VAR_POSTGRES_SCHEMA = "taxi_postgres_schema"
+VAR_LAKE_URL = "taxi_lake_url"
+VAR_BQ_DATASET = "taxi_bq_dataset"
+VAR_DAILY_LOOKBACK = "taxi_daily_lookback_months"
+VAR_DAILY_TARGETS = "taxi_daily_targets"
+
+DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
+DEFAULT_POSTGRES_SCHEMA = "public"
+DEFAULT_LAKE = Path(__file__).resolve().parents[2] / ".data" / "lake"
+DEFAULT_BQ_DATASET = "nyc_taxi"
+DEFAULT_DAILY_LOOKBACK = 3
+DEFAULT_DAILY_TARGETS = "postgres"
