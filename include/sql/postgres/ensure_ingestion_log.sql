@@ -22,3 +22,5 @@ CREATE TABLE IF NOT EXISTS {log} (
     run_id               text
 );
 CREATE INDEX IF NOT EXISTS {log_index} ON {log} (table_name, source_month, finished_at DESC);
+-- Columns added after the first release: a log created by an older version gains them here.
+-- (Each new column: one line below, and its name in ingestion_log.LOG_COLUMNS.)

@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 
 LOG_TABLE = "taxi_ingestion_log"
 TARGET = "postgres"
+LOG_COLUMNS = frozenset(
+    {
+        "id", "target", "table_name", "service", "source_month", "source_url", "source_bytes",
+        "source_etag", "source_last_modified", "source_sha256", "rows_read", "rows_written",
+        "rows_in_target", "started_at", "finished_at", "status", "error", "run_id",
+    }
+)  # fmt: skip
+"""Every column the code writes: a log created by an older version gains the missing ones
+(``ADD COLUMN IF NOT EXISTS`` in ensure_ingestion_log.sql) before the first write."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +64,11 @@ def _log(schema: str) -> sql.Composable:
 
 
 def ensure(cur: session.Session, schema: str) -> None:
-    """Create the log table if it does not exist yet (under the schema's DDL lock)."""
-    if session.existing_columns(cur, schema, LOG_TABLE):
+    """Create the log table, or add the columns a newer version writes (under the DDL lock)."""
+    if session.existing_columns(cur, schema, LOG_TABLE) >= LOG_COLUMNS:
         return
     session.advisory_lock(cur, schema, session.DDL_KEY)
-    if session.existing_columns(cur, schema, LOG_TABLE):  # created while we waited for the lock
+    if session.existing_columns(cur, schema, LOG_TABLE) >= LOG_COLUMNS:  # done while we waited
         return
     for statement in statements(
         "postgres/ensure_ingestion_log.sql",
