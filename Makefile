@@ -16,7 +16,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv emulators browser run test month cloud-month backfill lint format lock clean bench
+.PHONY: venv emulators browser run test test-fast month cloud-month backfill lint format lock clean bench
 
 venv: $(VENV)/.synced
 
@@ -67,6 +67,11 @@ run: venv
 test: venv browser emulators
 	$(PY) -m pytest
 
+# The edit-test loop: unit, DAG-integrity and static tests, no database, emulator or browser
+# (well under a minute). `make test` stays the whole suite and what CI runs.
+test-fast: venv
+	$(PY) -m pytest -m "not integration and not e2e and not ui and not typecheck"
+
 month: venv
 	@test -n "$(MONTH)" || (echo "usage: make month DAG=taxi_to_postgres SERVICE=yellow MONTH=2021-01" && exit 2)
 	$(PY) -m dev.local month $(DAG) $(SERVICE) $(MONTH)
@@ -89,6 +94,7 @@ bench: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff format .

@@ -25,9 +25,9 @@ from psycopg import sql
 
 from bench.sources import Source
 from dev import local_postgres
-from include.taxi.contract import SOURCE_MONTH, contract_for
+from include.taxi.contract import SOURCE_MONTH, contract_for, table_name
 from include.taxi.months import partition_suffix
-from include.taxi.postgres.month import PG_TYPES, table_name
+from include.taxi.postgres.month import PG_TYPES
 from include.taxi.sources.csv import read_header
 
 PROJECT_SCHEMA = "bench_project"
@@ -107,7 +107,7 @@ def find_psql(server_major: int) -> Psql | None:
     return found[0] if found else None
 
 
-def _execute(url: str, *statements: sql.Composable | str) -> None:
+def _execute(url: str, *statements: sql.Composed | sql.SQL | str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)

@@ -374,7 +374,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _replace(path: Path, write: Callable[[Path], None]) -> None:
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
     partial = path.with_name(path.name + ".tmp")
     write(partial)
     os.replace(partial, path)

@@ -13,6 +13,7 @@ failed to run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -75,7 +76,7 @@ class Method:
     source: str
     argv: Callable[[Setup, Path], list[str]]
     repeats: int
-    prepare: Callable[[Setup], None] = _no_reset
+    prepare: Callable[[Setup], object] = _no_reset
     parse_result: Callable[[Measured, Path], dict[str, Any]] = _json_result
     env: str = "env"
     """Which of Setup's environments the child gets: ``env`` or ``parse_env`` (Airflow's)."""
@@ -87,6 +88,10 @@ class Outcome:
     method: Method
     samples: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+def _parse_argv(dag_file: Path, setup: Setup, result: Path) -> list[str]:
+    return setup.worker("dag-parse", result, "--file", str(dag_file))
 
 
 def _project_load(key: str) -> Callable[[Setup, Path], list[str]]:
@@ -284,7 +289,7 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
                 f"DagBag parse of dags/{dag_file.name}",
                 "parse",
                 "",
-                lambda s, r, f=dag_file: s.worker("dag-parse", r, "--file", str(f)),
+                functools.partial(_parse_argv, dag_file),
                 repeats,
                 env="parse_env",
             )

@@ -61,9 +61,9 @@ def project_load(args: argparse.Namespace) -> Result:
     """
     from datetime import UTC, datetime
 
-    from include.taxi.contract import contract_for
+    from include.taxi.contract import contract_for, table_name
     from include.taxi.postgres.ingestion_log import Attempt
-    from include.taxi.postgres.month import replace_month, table_name
+    from include.taxi.postgres.month import replace_month
     from include.taxi.sources.csv import ContractReader
     from include.taxi.sources.http import SourceVersion
 
@@ -132,8 +132,8 @@ def duckdb_parquet(args: argparse.Namespace) -> Result:
         (rows,) = con.execute(
             "COPY (SELECT * FROM read_csv(?)) TO '" + _sql_text(args.out) + "' (FORMAT parquet)",
             [args.file],
-        ).fetchone()
-        (threads,) = con.execute("SELECT current_setting('threads')").fetchone()
+        ).fetchone() or (0,)
+        (threads,) = con.execute("SELECT current_setting('threads')").fetchone() or (0,)
         con.close()
         return {"rows": int(rows), "threads": int(threads), **_size(args.out)}
 

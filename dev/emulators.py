@@ -139,14 +139,21 @@ class FakeGcs(_Server):
         self.root.mkdir(parents=True, exist_ok=True)
         return [
             str(self.binary()),
-            "-scheme", "http",
-            "-host", "127.0.0.1",
-            "-port", str(self.port),
-            "-backend", "filesystem",
-            "-filesystem-root", str(self.root),
-            "-external-url", self.url,
-            "-log-level", "warn",
-        ]  # fmt: skip
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(self.port),
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(self.root),
+            "-external-url",
+            self.url,
+            "-log-level",
+            "warn",
+        ]
 
     def _health_url(self) -> str:
         return f"{self.url}/storage/v1/b"
@@ -176,13 +183,19 @@ class LocalBigQuery(_Server):
         if not exe.exists() or not (self.venv / ".synced").exists():
             raise RuntimeError(f"{exe} is missing or not fully built: run `make emulators`")
         return [
-            str(exe), "serve",
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--grpc-port", str(self.grpc_port),
-            "--project", self.project,
-            "--data-dir", str(self.data_dir / "warehouse"),
-        ]  # fmt: skip
+            str(exe),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--project",
+            self.project,
+            "--data-dir",
+            str(self.data_dir / "warehouse"),
+        ]
 
     def _env(self) -> dict[str, str]:
         env = super()._env()
@@ -240,7 +253,7 @@ def install_duckdb_extensions() -> None:
     with duckdb.connect() as con:
         for name in DUCKDB_EXTENSIONS:
             package = importlib.import_module(f"duckdb_extension_{name}")
-            path = next(Path(package.__file__).parent.rglob(f"{name}.duckdb_extension"))
+            path = next(Path(str(package.__file__)).parent.rglob(f"{name}.duckdb_extension"))
             con.execute(f"INSTALL '{path}'")
             con.execute(f"LOAD {name}")
             print(f"installed DuckDB extension {name} from {path}")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -194,7 +195,7 @@ def cloud_month(service: str, month_name: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = {
+    commands: dict[str, tuple[Callable[..., int], int]] = {
         "run": (run, 0),
         "month": (month, 3),
         "backfill": (backfill, 3),

@@ -17,16 +17,37 @@ from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dev import local_postgres
-from dev.airflow_env import airflow_env
+from dev.airflow_env import PROJECT, airflow_env
 from dev.emulators import Emulators, running_emulators
+from tests.helpers.dag_runs import postgres_connection
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="taxi-airflow-test-"))
 os.environ.update(airflow_env(AIRFLOW_HOME, use_dotenv=False))
 os.environ.pop("AIRFLOW_CONN_TAXI_POSTGRES", None)
+
+
+MARKERS_BY_FOLDER = {
+    "integration": "integration",
+    "faults": "integration",
+    "bench": "integration",
+    "e2e": "e2e",
+    "ui": "ui",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder, so ``-m "not integration and not e2e and not ui"`` (make
+    test-fast) selects the unit, DAG and static tests without a list to keep up to date."""
+    tests = Path(__file__).parent
+    for item in items:
+        folder = Path(item.fspath).relative_to(tests).parts[0]
+        if marker := MARKERS_BY_FOLDER.get(folder):
+            item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +74,23 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         local_postgres.stop(data)
+
+
+@pytest.fixture(scope="session")
+def dag_bag(airflow_db: Path) -> Any:
+    """Every DAG of dags/, parsed once for the session (``dag_bag.dags[dag_id]``)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT / "dags"))
+
+
+@pytest.fixture
+def taxi_postgres(monkeypatch: pytest.MonkeyPatch, postgres_url: str, pg_schema: str) -> str:
+    """The connection ``taxi_postgres`` and the Variable ``taxi_postgres_schema`` pointing at
+    the session's PostgreSQL and this test's schema; returns the schema."""
+    monkeypatch.setenv("AIRFLOW_CONN_TAXI_POSTGRES", postgres_connection(postgres_url))
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
+    return pg_schema
 
 
 @pytest.fixture

@@ -17,11 +17,13 @@ DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"
 PARSE_BUDGET_S = 2.0
 
 
-@pytest.fixture(scope="session")
-def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+DAG_IDS = [p.stem for p in DAG_FILES]
+"""One DAG per file, named like the file (checked below): the ids are known before parsing."""
 
-    return DagBag(dag_folder=str(DAGS_DIR))
+
+@pytest.fixture(scope="session")
+def dagbag(dag_bag):
+    return dag_bag
 
 
 def test_there_are_dag_files() -> None:
@@ -52,13 +54,18 @@ def test_parse_time_within_budget(dagbag) -> None:
     assert slow == {}, f"DAG files parsing slower than {PARSE_BUDGET_S}s: {slow}"
 
 
-def test_conventions(dagbag) -> None:
-    for dag_id, dag in dagbag.dags.items():
-        assert dag.tags, f"{dag_id} has no tags"
-        assert dag.doc_md, f"{dag_id} has no doc_md"
-        for task in dag.tasks:
-            assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id}: set an owner"
-            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_conventions(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert dag.tags, f"{dag_id} has no tags"
+    assert dag.doc_md, f"{dag_id} has no doc_md"
+    assert dag.start_date is not None, f"{dag_id} has no start_date"
+    assert dag.start_date.tzinfo is not None, f"{dag_id}: naive start_date"
+    for task in dag.tasks:
+        assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id}: set an owner"
+        assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+        assert task.execution_timeout is not None, f"{dag_id}.{task.task_id}: no timeout"
+        assert task.on_failure_callback, f"{dag_id}.{task.task_id}: no failure notifier"
 
 
 OFFLINE_IMPORT = """
@@ -105,9 +112,13 @@ def test_parsing_imports_no_heavy_module(dag_file: Path) -> None:
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=PROJECT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", probe],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(PROJECT)},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     heavy = [m for m in loaded if m in HEAVY_MODULES or m.startswith(HEAVY_PREFIXES)]

@@ -352,7 +352,7 @@ def project_mount_problems(compose: Compose) -> list[str]:
         env = environment(service)
         if "/opt/airflow" not in env.get("PYTHONPATH", "").split(":"):
             problems.append(f"{name}: PYTHONPATH {env.get('PYTHONPATH')!r} lacks /opt/airflow")
-        targets = dict((target, source) for source, target in mounts(service))
+        targets = {target: source for source, target in mounts(service)}
         for folder, target in PROJECT_MOUNTS.items():
             source = targets.get(target, "")
             if Path(source).name != folder or not (PROJECT / folder).is_dir():
@@ -555,7 +555,8 @@ def test_the_default_lake_is_a_named_volume_the_tasks_can_write(compose: Compose
     assert mounts.get(path) in compose["volumes"], f"{path} is not a named volume"
     init = compose["services"]["airflow-init"]
     assert path in {str(v).split(":")[1] for v in init["volumes"]}
-    assert "chown -R" in init["command"][-1] and path in init["command"][-1]
+    assert "chown -R" in init["command"][-1]
+    assert path in init["command"][-1]
 
 
 def test_the_lake_url_follows_the_env_file(raw: Compose) -> None:

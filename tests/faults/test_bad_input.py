@@ -155,7 +155,7 @@ def test_warehouse_down_then_back_is_retried_then_loaded_once(
             )
         )()
 
-    with pytest.raises(Exception) as down:  # any retryable error will do
+    with pytest.raises(Exception) as down:  # noqa: PT011 - any retryable error will do
         load()
     assert not isinstance(down.value, AirflowFailException | AirflowSkipException)
     local_postgres.start(data, port, durable=False)

@@ -29,9 +29,12 @@ print(json.dumps(result, default=str))
 def _start_load(base: str, url: str, schema: str, service: str, month: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", LOAD, base, url, schema, service, month],
-        cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _count(url: str, schema: str, table: str) -> int:

@@ -36,8 +36,9 @@ def _blob(bucket: str):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"],
-                            credentials=AnonymousCredentials())  # fmt: skip
+    client = storage.Client(
+        project=os.environ["GOOGLE_CLOUD_PROJECT"], credentials=AnonymousCredentials()
+    )
     return client.bucket(bucket).get_blob("lake/yellow/2019/yellow_tripdata_2019-08.parquet")
 
 
@@ -48,9 +49,11 @@ def _rows(blob) -> int:
 def _start_write(base: str, lake: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", WRITE, base, lake],
-        cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_lake_write_killed_at_any_moment_leaves_a_whole_object(source_server, gcs_bucket):

@@ -20,12 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from dev.airflow_env import ADMIN_USER, admin_password, airflow_env
+from tests.helpers.dag_runs import postgres_connection
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 SERVICES_PROCESSES = ("api-server", "scheduler", "dag-processor")
@@ -75,21 +75,6 @@ def task_log_tail(path: Path, lines: int) -> str:
     return "\n".join(shown)
 
 
-def connection_json(url: str) -> str:
-    """The Airflow connection for the session's PostgreSQL URL, in Airflow's JSON form."""
-    parts = urlsplit(url)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": parts.hostname,
-            "port": parts.port,
-            "login": parts.username or "postgres",
-            "password": parts.password or "",
-            "schema": parts.path.lstrip("/") or "postgres",
-        }
-    )
-
-
 def environment(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
     """airflow_env for ``home``, ignoring the AIRFLOW_*/TAXI_* values conftest exported.
 
@@ -108,7 +93,7 @@ def taxi_env(postgres_url: str, pg_schema: str, source_url: str) -> dict[str, st
     return {
         "TAXI_CATCHUP": "false",
         "TAXI_START_MONTH": "2021-01",
-        "AIRFLOW_CONN_TAXI_POSTGRES": connection_json(postgres_url),
+        "AIRFLOW_CONN_TAXI_POSTGRES": postgres_connection(postgres_url),
         "AIRFLOW_VAR_TAXI_SOURCE_URL": source_url,
         "AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA": pg_schema,
     }

@@ -48,8 +48,9 @@ def _lake_file(bucket: str, service: str, month: str) -> pa.BufferReader:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"],
-                            credentials=AnonymousCredentials())  # fmt: skip
+    client = storage.Client(
+        project=os.environ["GOOGLE_CLOUD_PROJECT"], credentials=AnonymousCredentials()
+    )
     name = f"lake/{service}/{month[:4]}/{service}_tripdata_{month}.parquet"
     return pa.BufferReader(client.bucket(bucket).blob(name).download_as_bytes())
 

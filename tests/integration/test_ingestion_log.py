@@ -45,7 +45,7 @@ def _count(url: str, schema: str, table: str) -> int:
 def test_loads_are_logged_and_unchanged_sources_skipped(publish, postgres_url, pg_schema):
     base, put = publish
     put("green", MAR, 900)
-    load = dict(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    load = {"source_base": base, "conninfo": postgres_url, "schema": pg_schema}
     first = month_to_postgres("green", "2021-03", **load)
     assert first["status"] == "loaded"
     second = month_to_postgres("green", "2021-03", **load)
@@ -62,7 +62,7 @@ def test_loads_are_logged_and_unchanged_sources_skipped(publish, postgres_url, p
 
 def test_a_republished_month_is_reloaded(publish, postgres_url, pg_schema):
     base, put = publish
-    load = dict(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    load = {"source_base": base, "conninfo": postgres_url, "schema": pg_schema}
     put("fhv", MAR, 500)
     month_to_postgres("fhv", "2021-03", **load)
     put("fhv", MAR, 650, seed=4)
@@ -72,7 +72,7 @@ def test_a_republished_month_is_reloaded(publish, postgres_url, pg_schema):
 
 def test_rows_that_no_longer_match_the_log_are_reloaded(publish, postgres_url, pg_schema):
     base, put = publish
-    load = dict(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    load = {"source_base": base, "conninfo": postgres_url, "schema": pg_schema}
     put("yellow", MAR, 700)
     month_to_postgres("yellow", "2021-03", **load)
     with psycopg.connect(postgres_url) as conn:
@@ -85,7 +85,7 @@ def test_a_failed_load_is_logged_and_changes_nothing(
     publish, postgres_url, pg_schema, source_server
 ):
     base, put = publish
-    load = dict(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    load = {"source_base": base, "conninfo": postgres_url, "schema": pg_schema}
     put("green", MAR, 300)
     month_to_postgres("green", "2021-03", **load)
     path = source_server[1] / "green" / "green_tripdata_2021-03.csv.gz"

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 
-from dev.airflow_env import PROJECT
 from dev.synthetic import write_month, write_zones
+from tests.helpers.dag_runs import run_month, task_states
 
 JULY = date(2019, 7, 1)
 
 
 @pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(PROJECT / "dags"))
-    return bag.dags
+def dags(dag_bag):
+    return dag_bag.dags
 
 
 @pytest.fixture
@@ -36,15 +33,6 @@ def settings(monkeypatch, source_server, gcs_bucket):
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_LAKE_URL", f"gs://{gcs_bucket}/lake")
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_BQ_DATASET", dataset)
     return dataset
-
-
-def _run(dag, month: str, **conf):
-    logical = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
-    return dag.test(logical_date=logical, run_conf={"month": month, **conf})
-
-
-def _states(run) -> dict[str, str]:
-    return {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in run.get_task_instances()}
 
 
 def _lake_events(run_id: str) -> list[dict]:
@@ -68,9 +56,9 @@ def _bq_count(dataset: str, service: str) -> int:
 
 
 def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dags, settings):
-    run = _run(dags["taxi_to_lake"], "2019-07", service="green")
-    assert run.state == "success", _states(run)
-    assert _states(run) == {
+    run = run_month(dags["taxi_to_lake"], "2019-07", service="green")
+    assert run.state == "success", task_states(run)
+    assert task_states(run) == {
         "plan[-1]": "success",
         "write_month[0]": "success",
         "write_zones[-1]": "success",
@@ -84,13 +72,13 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
     }
     assert events[0]["uri"].endswith("/lake/green/2019/green_tripdata_2019-07.parquet")
 
-    rerun = _run(dags["taxi_to_lake"], "2019-07", service="green")
-    assert _states(rerun)["write_month[0]"] == "skipped", "unchanged source: no new event"
+    rerun = run_month(dags["taxi_to_lake"], "2019-07", service="green")
+    assert task_states(rerun)["write_month[0]"] == "skipped", "unchanged source: no new event"
     assert _lake_events(rerun.run_id) == []
 
-    load = _run(dags["lake_to_bigquery"], "2019-07", service="green")
-    assert load.state == "success", _states(load)
-    assert _states(load) == {
+    load = run_month(dags["lake_to_bigquery"], "2019-07", service="green")
+    assert load.state == "success", task_states(load)
+    assert task_states(load) == {
         "plan[-1]": "success",
         "load_month[0]": "success",
         "load_zones[-1]": "success",
@@ -99,9 +87,9 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
 
 
 def test_lake_to_bigquery_skips_a_month_that_is_not_in_the_lake(dags, settings):
-    run = _run(dags["lake_to_bigquery"], "2019-08", service="yellow")
+    run = run_month(dags["lake_to_bigquery"], "2019-08", service="yellow")
     assert run.state == "success"
-    assert _states(run)["load_month[0]"] == "skipped"
+    assert task_states(run)["load_month[0]"] == "skipped"
 
 
 def test_event_months_are_deduplicated_and_filtered_by_the_service_param():

@@ -22,8 +22,12 @@ from dev.synthetic import write_month
 def _month(env: dict[str, str], service: str, month: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dev.local", "month", "taxi_to_postgres", service, month],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_make_month_loads_with_the_callers_settings_and_reports_failure(
@@ -34,8 +38,13 @@ def test_make_month_loads_with_the_callers_settings_and_reports_failure(
     (root / "fhv").mkdir(exist_ok=True)
     (root / "fhv" / "fhv_tripdata_2020-11.csv.gz").write_text("<html>moved</html>")
     parts = urlsplit(postgres_url)
-    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-            "login": parts.username, "schema": parts.path.lstrip("/")}  # fmt: skip
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "schema": parts.path.lstrip("/"),
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
@@ -65,8 +74,13 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     base, root = source_server
     write_month(root / "green" / "green_tripdata_2020-12.csv.gz", "green", date(2020, 12, 1), 456)
     parts = urlsplit(postgres_url)
-    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-            "login": parts.username, "schema": parts.path.lstrip("/")}  # fmt: skip
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "schema": parts.path.lstrip("/"),
+    }
     env = {
         k: v
         for k, v in os.environ.items()
@@ -80,8 +94,12 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     )
     done = subprocess.run(
         [sys.executable, "-m", "dev.local", "cloud-month", "green", "2020-12"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "taxi_to_lake green 2020-12: success" in done.stdout
     assert "lake_to_bigquery green 2020-12: success" in done.stdout

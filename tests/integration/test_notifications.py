@@ -10,39 +10,36 @@ from urllib.parse import urlsplit
 import pytest
 from airflow.sdk import Connection
 
-from dev.airflow_env import PROJECT
 from include.taxi.orchestration.notify import deliver, failure_message
 from tests.helpers.scripted_http import ScriptedServer
 
 
 @pytest.fixture(scope="module")
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(PROJECT / "dags" / "taxi_to_postgres.py")).dags["taxi_to_postgres"]
+def dag(dag_bag):
+    return dag_bag.dags["taxi_to_postgres"]
 
 
 def test_a_failed_task_posts_dag_month_service_error_and_log_url(
-    dag, monkeypatch, source_server, postgres_url, pg_schema
+    dag, monkeypatch, source_server, taxi_postgres
 ) -> None:
     base, root = source_server
     (root / "green").mkdir(exist_ok=True)
     (root / "green" / "green_tripdata_2019-03.csv.gz").write_text("<html>wrong</html>")
-    parts = urlsplit(postgres_url)
     with ScriptedServer() as receiver:
         hook = urlsplit(receiver.url)
         monkeypatch.setenv(
             "AIRFLOW_CONN_TAXI_ALERTS",
-            json.dumps({"conn_type": "http", "host": hook.hostname, "port": hook.port,
-                        "schema": "http", "extra": {"path": "/alerts"}}),
-        )  # fmt: skip
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_TAXI_POSTGRES",
-            json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-                        "login": parts.username, "schema": parts.path.lstrip("/")}),
-        )  # fmt: skip
+            json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": hook.hostname,
+                    "port": hook.port,
+                    "schema": "http",
+                    "extra": {"path": "/alerts"},
+                }
+            ),
+        )
         monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
-        monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
         run = dag.test(
             logical_date=datetime(2019, 3, 1, tzinfo=UTC),
             run_conf={"service": "green", "month": "2019-03"},
@@ -70,10 +67,13 @@ def test_slack_webhooks_get_slacks_payload_shape() -> None:
 
     with ScriptedServer() as receiver:
         conn = Connection(
-            conn_id="taxi_alerts", conn_type="http", host="127.0.0.1", schema="http",
+            conn_id="taxi_alerts",
+            conn_type="http",
+            host="127.0.0.1",
+            schema="http",
             port=urlsplit(receiver.url).port,
             extra=json.dumps({"path": "/services/T0/B0/x", "format": "slack"}),
-        )  # fmt: skip
+        )
         deliver(message, conn)
     assert receiver.posted == [
         ("/services/T0/B0/x", json.dumps({"text": message["text"]}).encode())

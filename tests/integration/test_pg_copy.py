@@ -79,10 +79,16 @@ def test_sliced_and_empty_batches(postgres_url, pg_schema) -> None:
 
 def test_many_rows_with_mixed_layouts(postgres_url, pg_schema) -> None:
     rows = [
-        (i, i if i % 3 else None, i / 4 if i % 5 else None, datetime(2021, 1, 1 + i % 28),
-         date(2021, 1, 1), None if i % 7 == 0 else "x" * (i % 4))
+        (
+            i,
+            i if i % 3 else None,
+            i / 4 if i % 5 else None,
+            datetime(2021, 1, 1 + i % 28),
+            date(2021, 1, 1),
+            None if i % 7 == 0 else "x" * (i % 4),
+        )
         for i in range(10_000)
-    ]  # fmt: skip
+    ]
     written, back = _load(postgres_url, pg_schema, [_batch(rows[:6000]), _batch(rows[6000:])])
     assert written == 10_000
     assert back == rows

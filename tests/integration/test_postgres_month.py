@@ -14,7 +14,7 @@ from dev.synthetic import write_month, write_zones
 from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP, table_name
 from include.taxi.errors import BadSourceFile
 from include.taxi.postgres.ingestion_log import Attempt
-from include.taxi.postgres.month import partition_name, replace_month, replace_table
+from include.taxi.postgres.month import partition_name, replace_month, replace_zones
 from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import SourceVersion
 
@@ -101,7 +101,7 @@ def test_zone_lookup_is_replaced_whole(tmp_path, postgres_url, pg_schema) -> Non
     rows = write_zones(path)
     for _ in range(2):
         reader = ContractReader(path, ZONE_LOOKUP)
-        result = replace_table(postgres_url, pg_schema, reader, _attempt(path, ZONE_LOOKUP, None))
+        result = replace_zones(postgres_url, pg_schema, reader, _attempt(path, ZONE_LOOKUP, None))
     assert result.rows_in_target == rows
     with psycopg.connect(postgres_url) as conn:
         zone = conn.execute(
@@ -124,20 +124,26 @@ def test_a_load_that_committed_while_waiting_is_not_repeated(
         ).fetchone()
     write_month(path, "yellow", JAN, 1_200, seed=3)
     first = replace_month(
-        postgres_url, pg_schema, ContractReader(path, YELLOW, JAN),
+        postgres_url,
+        pg_schema,
+        ContractReader(path, YELLOW, JAN),
         replace(_attempt(path, YELLOW, JAN), previous_load=seen_before),
-    )  # fmt: skip
+    )
     late = replace_month(
-        postgres_url, pg_schema, ContractReader(path, YELLOW, JAN),
+        postgres_url,
+        pg_schema,
+        ContractReader(path, YELLOW, JAN),
         replace(_attempt(path, YELLOW, JAN), previous_load=seen_before),
-    )  # fmt: skip
+    )
     assert (first.status, late.status) == ("loaded", "unchanged")
     assert late.rows_in_target == 1_200
     write_month(path, "yellow", JAN, 900, seed=4)
     other_file = replace_month(
-        postgres_url, pg_schema, ContractReader(path, YELLOW, JAN),
+        postgres_url,
+        pg_schema,
+        ContractReader(path, YELLOW, JAN),
         replace(_attempt(path, YELLOW, JAN), previous_load=seen_before),
-    )  # fmt: skip
+    )
     assert other_file.status == "loaded"
     assert _counts(postgres_url, pg_schema, "yellow_tripdata") == {JAN: 900}
 

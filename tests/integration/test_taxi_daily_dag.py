@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, date, datetime
-from urllib.parse import urlsplit
 
 import pytest
 
-from dev.airflow_env import PROJECT
 from dev.synthetic import write_month
 from include.taxi.orchestration.discovery import recent_months
 from include.taxi.postgres.load import month_to_postgres
@@ -22,10 +19,8 @@ def test_recent_months_are_the_complete_months_before_today() -> None:
 
 
 @pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(PROJECT / "dags"))
+def dags(dag_bag):
+    return dag_bag
 
 
 def _publish(root, service: str, month: str, rows: int, seed: int = 0) -> None:
@@ -35,13 +30,13 @@ def _publish(root, service: str, month: str, rows: int, seed: int = 0) -> None:
 
 
 def test_daily_triggers_new_and_republished_months_only(
-    dags, monkeypatch, source_server, postgres_url, pg_schema
+    dags, monkeypatch, source_server, postgres_url, taxi_postgres
 ) -> None:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     base, root = source_server
-    load = dict(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    load = {"source_base": base, "conninfo": postgres_url, "schema": taxi_postgres}
     _publish(root, "green", "2026-10", 300)  # new: never loaded
     _publish(root, "yellow", "2026-09", 200)  # unchanged: loaded, same file
     month_to_postgres("yellow", "2026-09", **load)
@@ -49,14 +44,7 @@ def test_daily_triggers_new_and_republished_months_only(
     month_to_postgres("fhv", "2026-08", **load)
     _publish(root, "fhv", "2026-08", 150, seed=1)
 
-    parts = urlsplit(postgres_url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_TAXI_POSTGRES",
-        json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-                    "login": parts.username, "schema": parts.path.lstrip("/")}),
-    )  # fmt: skip
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
-    monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_LOOKBACK_MONTHS", "3")
     dags.dags["taxi_to_postgres"].test(  # registers the triggered DAG in the test metadata DB
         logical_date=datetime(2019, 1, 1, tzinfo=UTC), run_conf={"month": "2030-01"}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from dev.airflow_env import PROJECT
 from dev.synthetic import write_month, write_zones
+from tests.helpers.dag_runs import run_month, task_states
 
 ROWS = {
     ("yellow", "2021-01"): 1_500,
@@ -23,11 +21,8 @@ ROWS = {
 
 
 @pytest.fixture(scope="module")
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(PROJECT / "dags" / "taxi_to_postgres.py"))
-    return bag.dags["taxi_to_postgres"]
+def dag(dag_bag):
+    return dag_bag.dags["taxi_to_postgres"]
 
 
 @pytest.fixture(scope="module")
@@ -41,31 +36,9 @@ def published(source_server):
 
 
 @pytest.fixture
-def warehouse(monkeypatch, postgres_url, pg_schema, published):
-    parts = urlsplit(postgres_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "password": "",
-        "schema": parts.path.lstrip("/"),
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_TAXI_POSTGRES", json.dumps(conn))
+def warehouse(monkeypatch, taxi_postgres, published):
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", published)
-    monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)
-    return pg_schema
-
-
-def _run(dag, month: str, **conf):
-    """A manual run for ``month`` (a manual run's data interval is the month *before* its
-    logical date, so the month is passed as a Param, as `make month` does)."""
-    logical = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
-    return dag.test(logical_date=logical, run_conf={"month": month, **conf})
-
-
-def _states(run) -> dict[str, str]:
-    return {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in run.get_task_instances()}
+    return taxi_postgres
 
 
 def _counts(url: str, schema: str, table: str) -> dict[str, int]:
@@ -78,9 +51,9 @@ def _counts(url: str, schema: str, table: str) -> dict[str, int]:
 
 
 def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse, postgres_url):
-    run = _run(dag, "2021-01")
-    assert run.state == "success", _states(run)
-    assert _states(run) == {
+    run = run_month(dag, "2021-01")
+    assert run.state == "success", task_states(run)
+    assert task_states(run) == {
         "plan[-1]": "success",
         "load_zones[-1]": "success",
         "load_trips[0]": "success",
@@ -91,9 +64,9 @@ def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse,
         assert _counts(postgres_url, warehouse, f"{service}_tripdata") == {
             "2021-01": ROWS[(service, "2021-01")]
         }
-    assert _run(dag, "2021-01").state == "success"
+    assert run_month(dag, "2021-01").state == "success"
     assert _counts(postgres_url, warehouse, "yellow_tripdata") == {"2021-01": 1_500}
-    assert _run(dag, "2021-02").state == "success"
+    assert run_month(dag, "2021-02").state == "success"
     for service in ("yellow", "green", "fhv"):
         assert _counts(postgres_url, warehouse, f"{service}_tripdata") == {
             month: ROWS[(service, month)] for month in ("2021-01", "2021-02")
@@ -109,7 +82,7 @@ def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse,
 
 
 def test_params_choose_service_and_month(dag, warehouse, postgres_url):
-    run = _run(dag, "2021-02", service="green")
+    run = run_month(dag, "2021-02", service="green")
     assert run.state == "success"
     assert _counts(postgres_url, warehouse, "green_tripdata") == {"2021-02": 500}
     with psycopg.connect(postgres_url) as conn:
@@ -123,9 +96,9 @@ def test_params_choose_service_and_month(dag, warehouse, postgres_url):
 
 
 def test_unpublished_month_is_skipped_not_failed(dag, warehouse, postgres_url):
-    run = _run(dag, "2020-06", service="yellow")
+    run = run_month(dag, "2020-06", service="yellow")
     assert run.state == "success"
-    assert _states(run)["load_trips[0]"] == "skipped"
+    assert task_states(run)["load_trips[0]"] == "skipped"
 
 
 def test_bad_month_param_fails_the_run_with_a_clear_message(dag, warehouse):

@@ -190,7 +190,8 @@ def test_trigger_green_month_from_the_ui(
 
     run = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()
     assert run["state"] == "success", stack.explain(f"REST says {run}", this_run)
-    assert run["conf"]["service"] == "green" and run["conf"]["month"] == "2021-02", run["conf"]
+    assert run["conf"]["service"] == "green", run["conf"]
+    assert run["conf"]["month"] == "2021-02", run["conf"]
     assert run["logical_date"] is None, run
     rows = _green_rows(postgres_url, pg_schema)
     assert rows == GREEN_ROWS, stack.explain(f"green 2021-02 rows: {rows}", this_run)

@@ -50,7 +50,7 @@ def test_source_urls_follow_the_course_release_layout() -> None:
 
 
 def test_file_name_refuses_unknown_services() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown service"):
         file_name("../../etc/passwd", "2021-01")
 
 

@@ -22,8 +22,7 @@ def test_the_producers_error_is_raised_in_the_consumer() -> None:
 
     got = []
     with pytest.raises(ValueError, match="line 3 is bad"):
-        for item in read_ahead(items(), depth=8):
-            got.append(item)
+        got.extend(read_ahead(items(), depth=8))
     assert got == [1, 2]
 
 

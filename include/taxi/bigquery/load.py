@@ -82,8 +82,12 @@ def month_to_bigquery(
             if present == last["rows_in_target"]:
                 log.info(
                     "%s %s: %s is already loaded (%d rows present): nothing to do; trigger "
-                    "with force_reload to reload anyway", service, month, uri, present,
-                )  # fmt: skip
+                    "with force_reload to reload anyway",
+                    service,
+                    month,
+                    uri,
+                    present,
+                )
                 return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
     result = bigquery_month.replace_month(
@@ -99,9 +103,15 @@ def month_to_bigquery(
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",
-        service, month, result.rows_loaded, uri, stored.bytes, result.table,
-        result.rows_in_target, result.seconds,
-    )  # fmt: skip
+        service,
+        month,
+        result.rows_loaded,
+        uri,
+        stored.bytes,
+        result.table,
+        result.rows_in_target,
+        result.seconds,
+    )
     return {**summary, **asdict(result)}
 
 
@@ -115,8 +125,11 @@ def zones_to_bigquery(
     uri, _, footer = _checked_object(lake, ZONES_OBJECT, ZONE_LOOKUP)
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     result = bigquery_month.replace_zones(
-        hook, project=hook.project_id, dataset=dataset, source_uri=uri,
+        hook,
+        project=hook.project_id,
+        dataset=dataset,
+        source_uri=uri,
         rows_expected=footer.num_rows,
-    )  # fmt: skip
+    )
     log.info("zones: %d rows from %s → %s", result.rows_in_target, uri, result.table)
     return {"uri": uri, **asdict(result)}

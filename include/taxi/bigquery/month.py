@@ -46,10 +46,10 @@ STAGE_TTL = timedelta(days=1)
 
 
 @dataclass(frozen=True)
-class BigQueryLoad:
+class Replaced:
     table: str
     status: str
-    """Always ``loaded``; an unchanged month is reported by bigquery_ingest without a load."""
+    """Always ``loaded``; an unchanged month is reported by bigquery.load without a load."""
     rows_loaded: int
     rows_in_target: int
     seconds: float
@@ -117,15 +117,17 @@ def _same_type(name: str) -> str:
     return {"INT64": "INTEGER", "FLOAT64": "FLOAT"}.get(name, name)
 
 
-def month_rows(client: bigquery.Client, project: str, dataset: str, contract: Contract,
-               month: date) -> int:  # fmt: skip
+def month_rows(
+    client: bigquery.Client, project: str, dataset: str, contract: Contract, month: date
+) -> int:
     table = bigquery_identifier(project, dataset, table_name(contract))
     (row,) = _query(client, bigquery_script("bigquery/count_month.sql", table=table), month=month)
     return int(row["n"])
 
 
-def last_load(client: bigquery.Client, project: str, dataset: str, contract: Contract,
-              month: date) -> dict[str, Any] | None:  # fmt: skip
+def last_load(
+    client: bigquery.Client, project: str, dataset: str, contract: Contract, month: date
+) -> dict[str, Any] | None:
     """The log's last successful load of the month, or None."""
     script = bigquery_script(
         "bigquery/last_load.sql", log=bigquery_identifier(project, dataset, LOG_TABLE)
@@ -176,7 +178,7 @@ def _load_job(
 
 def replace_zones(
     hook: BigQueryHook, *, project: str, dataset: str, source_uri: str, rows_expected: int
-) -> BigQueryLoad:
+) -> Replaced:
     """Replace ``taxi_zone_lookup`` whole: a WRITE_TRUNCATE load job is atomic in BigQuery."""
     started = time.monotonic()
     client = hook.get_client(project_id=project)
@@ -189,7 +191,7 @@ def replace_zones(
             f"{source_uri} {rows_expected}"
         )
     elapsed = round(time.monotonic() - started, 2)
-    return BigQueryLoad(
+    return Replaced(
         f"{project}.{dataset}.{ZONES_TABLE}", "loaded", rows_expected, present, elapsed
     )
 
@@ -205,7 +207,7 @@ def replace_month(
     rows_expected: int,
     source_sha256: str = "",
     run_id: str = "",
-) -> BigQueryLoad:
+) -> Replaced:
     """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there."""
     started = time.monotonic()
     client = hook.get_client(project_id=project)
@@ -249,7 +251,7 @@ def replace_month(
             f"{project}.{dataset}.{target} holds {present} rows for {month:%Y-%m} after the "
             f"load, the parquet file {rows_expected}; check for a concurrent writer"
         )
-    return BigQueryLoad(
+    return Replaced(
         f"{project}.{dataset}.{target}",
         "loaded",
         rows_expected,

@@ -58,9 +58,12 @@ def month_to_lake(
     if not force and (meta := _unchanged(lake, name, contract, url)):
         log.info(
             "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
-            "do; trigger with force_reload to rewrite it", service, month, lake.uri(name),
+            "do; trigger with force_reload to rewrite it",
+            service,
+            month,
+            lake.uri(name),
             meta.get(ROWS_KEY),
-        )  # fmt: skip
+        )
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
@@ -81,9 +84,16 @@ def month_to_lake(
     }
     log.info(
         "%s %s: %d rows read from %s (%d bytes) → %s (%d bytes, %d row groups) in %.1f s",
-        service, month, parquet.rows, url, fetched.bytes, stored.uri, parquet.bytes,
-        parquet.row_groups, result["seconds"],
-    )  # fmt: skip
+        service,
+        month,
+        parquet.rows,
+        url,
+        fetched.bytes,
+        stored.uri,
+        parquet.bytes,
+        parquet.row_groups,
+        result["seconds"],
+    )
     return result
 
 

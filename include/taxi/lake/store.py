@@ -86,7 +86,7 @@ def open_lake(url: str, *, gcp_conn_id: str = GCP_CONN_ID) -> Lake:
 
 
 class LocalLake:
-    """A folder; parquet metadata lives in the file's footer (see lake_month)."""
+    """A folder; parquet metadata lives in the file's footer (see lake.ingestion_log)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

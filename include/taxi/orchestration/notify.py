@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
 from include.taxi import settings
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ ALERTS_CONN_ID = settings.ALERTS_CONN_ID
 SLACK_HOST = "hooks.slack.com"
 
 
-def failure_message(context: dict[str, Any]) -> dict[str, Any]:
+def failure_message(context: Mapping[str, Any]) -> dict[str, Any]:
     """The facts of a failure, from an Airflow callback context."""
     ti = context.get("ti") or context.get("task_instance")
     params = context.get("params") or {}
@@ -103,7 +107,7 @@ def _alerts_connection() -> Any | None:
 class FailureNotifier(BaseNotifier):
     """``on_failure_callback`` for the taxi DAGs' tasks."""
 
-    def notify(self, context: dict[str, Any]) -> None:
+    def notify(self, context: Context) -> None:
         message = failure_message(context)
         destination = deliver(message, _alerts_connection())
         log.info("failure notification sent to %s", destination)

@@ -119,7 +119,7 @@ def event_months(service: Any, events: Iterable[Any]) -> Plan:
                 parse_month(month)
             except ValueError:
                 continue
-            pairs.add((extra["service"], month))
+            pairs.add((str(extra["service"]), str(month)))
     return [{"service": s, "month": m} for s, m in sorted(pairs, key=lambda p: (p[1], p[0]))]
 
 

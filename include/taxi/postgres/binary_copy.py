@@ -103,7 +103,8 @@ def _layouts(columns: list[_Column], n: int) -> list[np.ndarray | None]:
         _, inverse = np.unique(np.stack([p for p, _ in parts], axis=1), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
-    return np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    groups: list[np.ndarray | None] = list(np.split(order, np.cumsum(np.bincount(inverse))[:-1]))
+    return groups
 
 
 def _group(columns: list[_Column], rows: np.ndarray | None, n: int) -> np.ndarray:
@@ -143,4 +144,4 @@ def encode(batch: pa.RecordBatch) -> Iterator[memoryview]:
         return
     columns = [_column(array) for array in batch.columns]
     for rows in _layouts(columns, batch.num_rows):
-        yield memoryview(_group(columns, rows, batch.num_rows)).cast("B")
+        yield memoryview(_group(columns, rows, batch.num_rows).data).cast("B")

@@ -23,11 +23,26 @@ LOG_TABLE = "taxi_ingestion_log"
 TARGET = "postgres"
 LOG_COLUMNS = frozenset(
     {
-        "id", "target", "table_name", "service", "source_month", "source_url", "source_bytes",
-        "source_etag", "source_last_modified", "source_sha256", "rows_read", "rows_written",
-        "rows_in_target", "started_at", "finished_at", "status", "error", "run_id",
+        "id",
+        "target",
+        "table_name",
+        "service",
+        "source_month",
+        "source_url",
+        "source_bytes",
+        "source_etag",
+        "source_last_modified",
+        "source_sha256",
+        "rows_read",
+        "rows_written",
+        "rows_in_target",
+        "started_at",
+        "finished_at",
+        "status",
+        "error",
+        "run_id",
     }
-)  # fmt: skip
+)
 """Every column the code writes: a log created by an older version gains the missing ones
 (``ADD COLUMN IF NOT EXISTS`` in ensure_ingestion_log.sql) before the first write."""
 
@@ -94,11 +109,22 @@ def write(
     cur.execute(
         statement,
         (
-            TARGET, attempt.table, attempt.service, attempt.month, source.url, source.bytes,
-            source.etag, source.last_modified, source.sha256, *rows, attempt.started_at,
-            status, error, attempt.run_id,
+            TARGET,
+            attempt.table,
+            attempt.service,
+            attempt.month,
+            source.url,
+            source.bytes,
+            source.etag,
+            source.last_modified,
+            source.sha256,
+            *rows,
+            attempt.started_at,
+            status,
+            error,
+            attempt.run_id,
         ),
-    )  # fmt: skip
+    )
 
 
 def last_load(cur: session.Session, schema: str, table: str, month: date | None) -> LastLoad | None:

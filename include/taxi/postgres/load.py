@@ -24,7 +24,7 @@ from include.taxi.postgres.month import (
     check_schema_name,
     month_rows,
     replace_month,
-    replace_table,
+    replace_zones,
 )
 from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import download, file_name, probe, source_url
@@ -51,8 +51,11 @@ def _unchanged(
     if present != last.rows_in_target:
         log.warning(
             "%s %s: the log says %d rows were loaded but %s are there now; reloading",
-            table, month.isoformat()[:7], last.rows_in_target, present,
-        )  # fmt: skip
+            table,
+            month.isoformat()[:7],
+            last.rows_in_target,
+            present,
+        )
         return None
     attempt = Attempt(table, contract.name, month, current, started)
     ingestion_log.record(conninfo, schema, attempt, "unchanged", rows_in_target=present)
@@ -83,16 +86,24 @@ def month_to_postgres(
     ):
         log.info(
             "%s %s unchanged at the source since its last load (%d rows present): nothing to "
-            "do; trigger with force_reload to reload anyway", service, month, rows,
-        )  # fmt: skip
+            "do; trigger with force_reload to reload anyway",
+            service,
+            month,
+            rows,
+        )
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
         attempt = Attempt(
-            table_name(contract), service, first_day, fetched.version, started, run_id,
+            table_name(contract),
+            service,
+            first_day,
+            fetched.version,
+            started,
+            run_id,
             previous_load=last.id if last else 0,
-        )  # fmt: skip
+        )
         try:
             reader = ContractReader(fetched.path, contract, first_day)
             result = replace_month(conninfo, schema, reader, attempt)
@@ -112,5 +123,5 @@ def zones_to_postgres(
     with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(ZONES, ""))
         attempt = Attempt(table_name(ZONE_LOOKUP), ZONES, None, fetched.version, started)
-        result = replace_table(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
+        result = replace_zones(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
     return {"url": url, "bytes": fetched.bytes, **asdict(result)}

@@ -45,7 +45,7 @@ PG_TYPES = {
 
 
 @dataclass(frozen=True)
-class LoadResult:
+class Replaced:
     table: str
     status: str
     """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file."""
@@ -97,14 +97,20 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
         if missing():
             session.advisory_lock(cur, schema, session.DDL_KEY)
             session.run(
-                cur, template, schema=sql.Identifier(schema), table=table,
+                cur,
+                template,
+                schema=sql.Identifier(schema),
+                table=table,
                 columns=_column_defs(contract),
-            )  # fmt: skip
+            )
             for field in missing():  # again, now under the lock: another run may have added them
                 session.run(
-                    cur, "postgres/add_column.sql", table=table,
-                    column=sql.Identifier(field.name), type=sql.SQL(PG_TYPES[field.type]),
-                )  # fmt: skip
+                    cur,
+                    "postgres/add_column.sql",
+                    table=table,
+                    column=sql.Identifier(field.name),
+                    type=sql.SQL(PG_TYPES[field.type]),
+                )
         cur.commit()
 
 
@@ -142,11 +148,11 @@ def _local_attempt(reader: ContractReader) -> Attempt:
 
 def replace_month(
     conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
-) -> LoadResult:
+) -> Replaced:
     """Load the reader's month into its partition, replacing what was there, in one transaction."""
     contract, month = reader.contract, reader.month
     if month is None:
-        raise ValueError(f"{contract.name} is not a monthly table; use replace_table")
+        raise ValueError(f"{contract.name} is not a monthly table; use replace_zones")
     attempt = attempt or _local_attempt(reader)
     started = time.monotonic()
     ensure_table(conninfo, schema, contract)
@@ -157,9 +163,12 @@ def replace_month(
         session.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
         if (rows := _loaded_meanwhile(cur, schema, attempt)) is not None:
             cur.rollback()
-            log.info("%s %s: a concurrent run just loaded this same file; nothing to do", parent,
-                     month.isoformat()[:7])  # fmt: skip
-            return LoadResult(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
+            log.info(
+                "%s %s: a concurrent run just loaded this same file; nothing to do",
+                parent,
+                month.isoformat()[:7],
+            )
+            return Replaced(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
         session.run(
             cur,
             "postgres/create_month_stage.sql",
@@ -182,20 +191,24 @@ def replace_month(
         _reconcile(f"{schema}.{partition}", reader.rows, written, present)
         ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         cur.commit()
-    result = LoadResult(
+    result = Replaced(
         f"{schema}.{parent}", "loaded", reader.rows, written, present, time.monotonic() - started
     )
     log.info(
         "replaced %s month %s: %d rows read, %d written, %d in the month now, %.1f s",
-        result.table, month.isoformat()[:7], result.rows_read, result.rows_written,
-        result.rows_in_target, result.seconds,
-    )  # fmt: skip
+        result.table,
+        month.isoformat()[:7],
+        result.rows_read,
+        result.rows_written,
+        result.rows_in_target,
+        result.seconds,
+    )
     return result
 
 
-def replace_table(
+def replace_zones(
     conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
-) -> LoadResult:
+) -> Replaced:
     """Replace a small lookup table whole (DELETE + COPY in one transaction)."""
     contract = reader.contract
     attempt = attempt or _local_attempt(reader)
@@ -211,7 +224,7 @@ def replace_table(
         _reconcile(f"{schema}.{name}", reader.rows, written, present)
         ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         cur.commit()
-    result = LoadResult(
+    result = Replaced(
         f"{schema}.{name}", "loaded", reader.rows, written, present, time.monotonic() - started
     )
     log.info("replaced %s: %d rows, %.1f s", result.table, result.rows_in_target, result.seconds)
