@@ -63,3 +63,8 @@ class NotInLake(Exception):
             f"not in the lake: {uri} does not exist; run taxi_to_lake for this month first"
         )
         self.uri = uri
+
+
+class LockWaitTimeout(Exception):
+    """A month's swap could not get its table lock in time (another session holds the table);
+    nothing was changed, and a retry later can succeed."""
