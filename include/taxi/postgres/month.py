@@ -23,8 +23,8 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 from psycopg import sql
 
-from include.taxi.contract import SOURCE_MONTH, Contract, table_name
 from include.taxi import settings
+from include.taxi.contract import SOURCE_MONTH, Contract, table_name
 from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
@@ -161,8 +161,9 @@ def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> N
             if time.monotonic() + pause > deadline:
                 holders = session.lock_holders(cur, schema, parent)
                 raise LockWaitTimeout(
-                    f"{schema}.{parent}: {what} could not get the table's lock in {wait:.0f} s ({tries} tries of "
-                    f"{settings.POSTGRES_SWAP_LOCK_TIMEOUT}); held by "
+                    f"{schema}.{parent}: {what} could not get the table's lock in "
+                    f"{wait:.0f} s ({tries} tries of {settings.POSTGRES_SWAP_LOCK_TIMEOUT}); "
+                    "held by "
                     f"{'; '.join(holders) or 'sessions that ended meanwhile'}. Nothing was "
                     "changed; Airflow will retry. A session idle in a transaction (e.g. a "
                     "pgAdmin tab) blocks it: end it (COMMIT, or pg_terminate_backend(pid))."
