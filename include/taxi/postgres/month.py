@@ -133,6 +133,8 @@ def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> in
     last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
     if last is None or last.id == attempt.previous_load or last.sha256 != attempt.source.sha256:
         return None
+    if last.contract_fingerprint != attempt.contract_fingerprint:
+        return None
     return last.rows_in_target
 
 
@@ -178,7 +180,10 @@ def _local_attempt(reader: ContractReader) -> Attempt:
     """How the log describes a load of a local file that was not downloaded by the pipeline."""
     source = SourceVersion(reader.path.resolve().as_uri(), reader.path.stat().st_size, None, None)
     contract = reader.contract
-    return Attempt(table_name(contract), contract.name, reader.month, source, datetime.now(UTC))
+    return Attempt(
+        table_name(contract), contract.name, reader.month, source, datetime.now(UTC),
+        contract_fingerprint=contract.fingerprint,
+    )  # fmt: skip
 
 
 def replace_month(
