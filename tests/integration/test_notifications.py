@@ -39,7 +39,8 @@ def test_a_failed_task_posts_dag_month_service_error_and_log_url(
         monkeypatch.setenv(
             "AIRFLOW_CONN_TAXI_POSTGRES",
             json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-                        "login": parts.username, "schema": parts.path.lstrip("/")}),
+                        "login": parts.username, "password": parts.password,
+                        "schema": parts.path.lstrip("/")}),
         )  # fmt: skip
         monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
         monkeypatch.setenv("AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA", pg_schema)

@@ -48,7 +48,7 @@ def warehouse(monkeypatch, postgres_url, pg_schema, published):
         "host": parts.hostname,
         "port": parts.port,
         "login": parts.username,
-        "password": "",
+        "password": parts.password,
         "schema": parts.path.lstrip("/"),
     }
     monkeypatch.setenv("AIRFLOW_CONN_TAXI_POSTGRES", json.dumps(conn))
