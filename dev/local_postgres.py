@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,6 +138,14 @@ def _require_password(data: Path, port: int, password: str) -> None:
     ]
     hba.write_text("\n".join(fixed) + "\n")
     _run([str(_bin_dir() / "pg_ctl"), "-D", str(data), "reload"])
+    deadline = time.monotonic() + 10  # the server rereads pg_hba.conf on its own time
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
+        except psycopg.OperationalError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{hba} still lets a connection in without the password")
 
 
 def _check_login(port: int, password: str, data: Path) -> None:

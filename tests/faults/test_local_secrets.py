@@ -94,3 +94,24 @@ def test_the_embedded_postgres_refuses_a_connection_without_its_password(tmp_pat
         assert rules and all(rule[-1] == "scram-sha-256" for rule in rules), rules
     finally:
         local_postgres.stop(data)
+
+
+def test_a_trust_cluster_of_an_older_version_is_switched_to_the_password(tmp_path):
+    """``.data/postgres`` created before this change (``initdb --auth=trust``) is not left open."""
+    data, port = tmp_path / "pg", local_postgres.free_port()
+    password = secrets.token_urlsafe(16)
+    local_postgres.start(data, port, password=password, durable=False)
+    try:
+        hba = local_postgres.data_dir_for(data) / "pg_hba.conf"
+        hba.write_text(hba.read_text().replace("scram-sha-256", "trust"))  # as initdb --auth=trust
+        local_postgres._run(
+            [str(local_postgres._bin_dir() / "pg_ctl"), "-D", str(hba.parent), "reload"]
+        )
+        psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres").close()
+        url = local_postgres.start(data, port, password=password, durable=False)
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        local_postgres.stop(data)
