@@ -99,3 +99,36 @@ def test_a_contract_change_reloads_the_month_in_the_lake_and_bigquery(
         f"SELECT COUNT(*) AS n FROM `{hook.project_id}.{dataset}.green_tripdata`"
     ).result()
     assert row["n"] == 700
+
+
+def test_a_bigquery_log_of_an_older_version_gains_the_fingerprint_column(green_month, gcs_bucket):
+    """A log table without ``contract_fingerprint``: the month counts as loaded under an
+    unknown contract, so it is reloaded once, and the log gains the column."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+    from google.cloud import bigquery
+
+    from include.taxi.bigquery.load import month_to_bigquery
+    from include.taxi.bigquery.schema import LOG_SCHEMA
+    from include.taxi.lake.load import month_to_lake
+
+    lake = f"gs://{gcs_bucket}/lake"
+    dataset = f"oldlog_{uuid.uuid4().hex[:8]}"
+    hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
+    client = hook.get_client(project_id=hook.project_id)
+    client.create_dataset(f"{hook.project_id}.{dataset}")
+    old = [
+        bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA if n != "contract_fingerprint"
+    ]
+    client.create_table(
+        bigquery.Table(f"{hook.project_id}.{dataset}.taxi_ingestion_log", schema=old)
+    )
+    month_to_lake("green", "2019-09", source_base=green_month, lake_url=lake)
+
+    assert month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)["status"] == (
+        "loaded"
+    )
+    assert month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)["status"] == (
+        "unchanged"
+    )
+    log = client.get_table(f"{hook.project_id}.{dataset}.taxi_ingestion_log")
+    assert "contract_fingerprint" in [f.name for f in log.schema]
