@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -53,7 +54,8 @@ def server() -> Iterator[tuple[str, str]]:
             )
         return
     data = Path(tempfile.gettempdir()) / f"bench-pg-{uuid.uuid4().hex[:8]}"
-    url = local_postgres.start(data, local_postgres.free_port(), durable=True)
+    password = secrets.token_urlsafe(16)
+    url = local_postgres.start(data, local_postgres.free_port(), password=password, durable=True)
     try:
         yield url, "embedded PostgreSQL (dev.local_postgres, durable)"
     finally:

@@ -18,26 +18,48 @@ PROJECT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
 
 
-def _secrets(home: Path) -> dict[str, str]:
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file that is 0600 from its first byte, whatever the umask: a temp file
+    created with that mode (never chmod-ed after the fact), then renamed over ``path``."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+_GENERATED = {
+    "fernet_key": lambda: Fernet.generate_key().decode(),
+    "jwt_secret": lambda: secrets.token_urlsafe(64),
+    "admin_password": lambda: secrets.token_urlsafe(12),
+    "postgres_password": lambda: secrets.token_urlsafe(24),
+}
+"""Every local secret, generated on first use; a secrets.json from an older version gains the
+ones it lacks (the embedded PostgreSQL's password came later)."""
+
+
+def local_secrets(home: Path) -> dict[str, str]:
+    """The local Airflow's and the embedded PostgreSQL's secrets, from ``home/secrets.json``."""
     path = home / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {
-        "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": secrets.token_urlsafe(64),
-        "admin_password": secrets.token_urlsafe(12),
-    }
-    home.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
+    values = json.loads(path.read_text()) if path.exists() else {}
+    missing = {key: make() for key, make in _GENERATED.items() if key not in values}
+    if missing:
+        values.update(missing)
+        write_private(path, json.dumps(values))
     return values
 
 
 def admin_password(home: Path) -> str:
-    """The UI password, also written where Airflow's simple auth manager reads it."""
-    password = _secrets(home)["admin_password"]
+    """The UI password, also written (0600) where Airflow's simple auth manager reads it."""
+    password = local_secrets(home)["admin_password"]
     passwords = home / "simple_auth_manager_passwords.json.generated"
-    passwords.write_text(json.dumps({ADMIN_USER: password}))
+    write_private(passwords, json.dumps({ADMIN_USER: password}))
     return password
 
 
@@ -63,7 +85,7 @@ def airflow_env(
 ) -> dict[str, str]:
     """``os.environ`` plus .env plus this project's settings; earlier sources win."""
     home = home.resolve()
-    values = _secrets(home)
+    values = local_secrets(home)
     defaults = {
         "AIRFLOW_HOME": str(home),
         "PYTHONPATH": str(PROJECT),

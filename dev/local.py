@@ -22,10 +22,10 @@ import urllib.request
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dev import local_postgres
-from dev.airflow_env import ADMIN_USER, PROJECT, admin_password, airflow_env
+from dev.airflow_env import ADMIN_USER, PROJECT, admin_password, airflow_env, local_secrets
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT / ".airflow"))
 PG_DATA = PROJECT / ".data" / "postgres"
@@ -39,8 +39,8 @@ def _connection_json(url: str) -> str:
         "conn_type": "postgres",
         "host": parts.hostname or "127.0.0.1",
         "port": parts.port or 5432,
-        "login": parts.username or "postgres",
-        "password": parts.password or "",
+        "login": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
         "schema": parts.path.lstrip("/") or "postgres",
     }
     return json.dumps(conn)
@@ -54,8 +54,14 @@ def warehouse_env(env: dict[str, str]) -> tuple[dict[str, str], bool]:
         env["AIRFLOW_CONN_TAXI_POSTGRES"] = _connection_json(url)
         return env, False
     started = not local_postgres.is_running(PG_DATA)
-    url = local_postgres.start(PG_DATA, int(env.get("TAXI_PG_PORT") or 5433))
-    print(f"warehouse: embedded PostgreSQL at {url} (data in {PG_DATA})", flush=True)
+    port = int(env.get("TAXI_PG_PORT") or 5433)
+    password = local_secrets(HOME)["postgres_password"]
+    url = local_postgres.start(PG_DATA, port, password=password)
+    print(
+        f"warehouse: embedded PostgreSQL at postgresql://postgres@127.0.0.1:{port}/postgres "
+        f"(password: postgres_password in {HOME}/secrets.json; data in {PG_DATA})",
+        flush=True,
+    )
     env["AIRFLOW_CONN_TAXI_POSTGRES"] = _connection_json(url)
     return env, started
 

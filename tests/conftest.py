@@ -8,6 +8,7 @@ import time, before any test module imports airflow.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     data = tmp_path_factory.mktemp("pgdata")
-    url = local_postgres.start(data, local_postgres.free_port(), durable=False)
+    password = secrets.token_urlsafe(16)  # the cluster is password-only, like make run's
+    url = local_postgres.start(data, local_postgres.free_port(), password=password, durable=False)
     try:
         yield url
     finally:

@@ -63,3 +63,13 @@ class NotInLake(Exception):
             f"not in the lake: {uri} does not exist; run taxi_to_lake for this month first"
         )
         self.uri = uri
+
+
+class LockWaitTimeout(Exception):
+    """A month's swap could not get its table lock in time (another session holds the table);
+    nothing was changed, and a retry later can succeed."""
+
+
+class LakeObjectChanged(Exception):
+    """The lake object changed between two steps that must see the same version of it (a
+    concurrent write); nothing was replaced, and a retry works on the new version."""

@@ -25,3 +25,9 @@ DEFAULT_LAKE = Path(__file__).resolve().parents[2] / ".data" / "lake"
 DEFAULT_BQ_DATASET = "nyc_taxi"
 DEFAULT_DAILY_LOOKBACK = 3
 DEFAULT_DAILY_TARGETS = "postgres"
+
+POSTGRES_SWAP_LOCK_TIMEOUT = "500ms"
+"""How long one attempt of a partition swap waits for its table lock. While it waits, every new
+query of the table queues behind it, so this bounds how long a swap can stall readers."""
+POSTGRES_SWAP_WAIT_SECONDS = 600.0
+"""How long a swap keeps retrying its lock (with backoff) before the load fails as retryable."""

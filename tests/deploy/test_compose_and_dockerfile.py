@@ -345,6 +345,51 @@ def shared_secret_problems(raw: Compose) -> list[str]:
     return problems
 
 
+PASSED_THROUGH = (
+    "AIRFLOW_VAR_TAXI_SOURCE_URL",
+    "AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA",
+    "AIRFLOW_VAR_TAXI_BQ_DATASET",
+    "AIRFLOW_VAR_TAXI_DAILY_LOOKBACK_MONTHS",
+    "AIRFLOW_VAR_TAXI_DAILY_TARGETS",
+    "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+    "AIRFLOW_CONN_TAXI_ALERTS",
+    "TAXI_START_MONTH",
+    "TAXI_END_MONTH",
+    "TAXI_CATCHUP",
+)
+"""What the pipeline reads that .env may set: passed to the Airflow containers by name only."""
+OTHER_SERVICES_SECRETS = (
+    "AIRFLOW_DB_PASSWORD",
+    "WAREHOUSE_DB_PASSWORD",
+    "PGADMIN_DEFAULT_PASSWORD",
+    "POSTGRES_PASSWORD",
+)
+
+
+def environment_problems(compose: Compose) -> list[str]:
+    """Each container gets only the variables it needs: no `env_file` (it passes every value of
+    .env, pgAdmin's password and the database passwords included, into the container); the
+    pipeline's settings are named one by one and left unset when .env does not set them."""
+    problems = [
+        f"{name}: env_file passes all of .env into the container"
+        for name, service in compose["services"].items()
+        if service.get("env_file")
+    ]
+    for name, service in airflow_services(compose).items():
+        env = service.get("environment") or {}
+        for key in PASSED_THROUGH:
+            if key not in env or env[key] is not None:
+                problems.append(f"{name}: {key} is not passed through by name (`{key}:`)")
+        problems += [f"{name}: gets {key}" for key in OTHER_SERVICES_SECRETS if key in env]
+    for name, service in compose["services"].items():
+        if name not in airflow_services(compose):
+            leaked = [
+                key for key in (*REQUIRED_SECRETS, *PASSED_THROUGH) if key in environment(service)
+            ]
+            problems += [f"{name}: gets Airflow's {key}" for key in leaked]
+    return problems
+
+
 def project_mount_problems(compose: Compose) -> list[str]:
     """Every Airflow service imports `include.taxi` from /opt/airflow and sees the project."""
     problems = []
@@ -569,6 +614,12 @@ def test_the_project_is_mounted_and_importable(compose: Compose) -> None:
     assert project_mount_problems(compose) == []
 
 
+def test_each_container_gets_only_the_variables_it_needs(compose: Compose) -> None:
+    assert environment_problems(compose) == []
+    documented = set(re.findall(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    assert set(PASSED_THROUGH) <= documented, set(PASSED_THROUGH) - documented
+
+
 def _drop_healthcheck(c: Compose) -> None:
     del c["services"]["airflow-scheduler"]["healthcheck"]
 
@@ -637,6 +688,9 @@ NO_MOUNTS = ["airflow-logs:/opt/airflow/logs"]
             _set_env("airflow-apiserver", REQUIRED_SECRETS[0], "${AIRFLOW__CORE__FERNET_KEY:-x}"),
         ),
         (missing_healthchecks, _add_service("cache", {"image": "redis:7.2"})),
+        (environment_problems, _set("airflow-scheduler", "env_file", [".env"])),
+        (environment_problems, _set_env("airflow-triggerer", "TAXI_CATCHUP", "true")),
+        (environment_problems, _set_env("pgadmin", "AIRFLOW_CONN_TAXI_ALERTS", "x")),
     ],
 )
 def test_each_check_can_fail(

@@ -8,6 +8,7 @@ right outcome (fail without retries, skip, or retry), and that the month is exac
 from __future__ import annotations
 
 import gzip
+import secrets
 from datetime import date
 from pathlib import Path
 
@@ -145,7 +146,8 @@ def test_warehouse_down_then_back_is_retried_then_loaded_once(
     base, root = source_server
     write_month(root / "green" / FILE, "green", MAY, GOOD_ROWS)
     data, port = tmp_path / "pg", local_postgres.free_port()
-    url = local_postgres.start(data, port, durable=False)
+    password = secrets.token_urlsafe(16)
+    url = local_postgres.start(data, port, password=password, durable=False)
     local_postgres.stop(data)
 
     def load() -> dict:
@@ -158,7 +160,7 @@ def test_warehouse_down_then_back_is_retried_then_loaded_once(
     with pytest.raises(Exception) as down:  # noqa: PT011 - any retryable error will do
         load()
     assert not isinstance(down.value, AirflowFailException | AirflowSkipException)
-    local_postgres.start(data, port, durable=False)
+    local_postgres.start(data, port, password=password, durable=False)
     try:
         assert load()["status"] == "loaded"
         assert load()["status"] == "unchanged"

@@ -72,9 +72,9 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
     }
     assert events[0]["uri"].endswith("/lake/green/2019/green_tripdata_2019-07.parquet")
 
-    rerun = run_month(dags["taxi_to_lake"], "2019-07", service="green")
-    assert task_states(rerun)["write_month[0]"] == "skipped", "unchanged source: no new event"
-    assert _lake_events(rerun.run_id) == []
+    rerun = _run(dags["taxi_to_lake"], "2019-07", service="green")
+    assert _states(rerun)["write_month[0]"] == "success", "unchanged, but not in BigQuery yet"
+    assert [e["month"] for e in _lake_events(rerun.run_id)] == ["2019-07"]
 
     load = run_month(dags["lake_to_bigquery"], "2019-07", service="green")
     assert load.state == "success", task_states(load)
@@ -84,6 +84,10 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
         "load_zones[-1]": "success",
     }
     assert _bq_count(settings, "green") == 900
+
+    third = _run(dags["taxi_to_lake"], "2019-07", service="green")
+    assert _states(third)["write_month[0]"] == "skipped", "in the lake and BigQuery: no event"
+    assert _lake_events(third.run_id) == []
 
 
 def test_lake_to_bigquery_skips_a_month_that_is_not_in_the_lake(dags, settings):

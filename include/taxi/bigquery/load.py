@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Any
 from include.taxi.bigquery import month as bigquery_month
 from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
-from include.taxi.errors import NotInLake
+from include.taxi.errors import LakeObjectChanged, NotInLake
 from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import parse_month
 from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import date
+
     import pyarrow.parquet as pq
+    from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +43,83 @@ def _gcs_lake(lake_url: str, gcp_conn_id: str) -> Lake:
 def _checked_object(
     lake: Lake, name: str, contract: Contract
 ) -> tuple[str, LakeObject, pq.FileMetaData]:
-    """(URI, stat, parquet footer) of a lake object that exists and has the contract's schema."""
+    """(URI, stat, parquet footer) of a lake object that exists and has the contract's schema.
+
+    The footer is read from the generation the stat saw, so metadata, schema and row count
+    describe one version of the object."""
     uri = lake.uri(name)
     stored = lake.stat(name)
     if stored is None:
         raise NotInLake(uri)
-    footer = lake.parquet_footer(name)
+    footer = lake.parquet_footer(name, stored.generation)
     check_parquet_schema(footer.schema.to_arrow_schema(), contract, uri)
     return uri, stored, footer
+
+
+def _still_same(lake: Lake, name: str, stored: LakeObject) -> Callable[[], None]:
+    """A check that the object is still the generation whose footer was checked (BigQuery's
+    load job cannot pin a generation: it reads whatever is there when it runs)."""
+
+    def check() -> None:
+        now = lake.stat(name)
+        if now is None or now.generation != stored.generation:
+            raise LakeObjectChanged(
+                f"{stored.uri} changed while it was being loaded (generation "
+                f"{stored.generation} → {now.generation if now else 'deleted'}); the month was "
+                "not replaced, a retry loads the new version"
+            )
+
+    return check
+
+
+def _already_loaded(
+    client: bigquery.Client, project: str, dataset: str, contract: Contract, month: date,
+    uri: str, sha256: str,
+) -> int | None:  # fmt: skip
+    """Rows of the month if BigQuery's log shows this lake file (same source, same contract)
+    loaded and the month still holds what that load left; None otherwise."""
+    from google.api_core.exceptions import NotFound
+
+    if not sha256:
+        return None
+    try:
+        last = bigquery_month.last_load(client, project, dataset, contract, month)
+    except NotFound:  # no dataset or log table yet: never loaded
+        return None
+    if (
+        not last
+        or last["source_uri"] != uri
+        or last["source_sha256"] != sha256
+        or last.get("contract_fingerprint") != contract.fingerprint
+    ):
+        return None
+    present = bigquery_month.month_rows(client, project, dataset, contract, month)
+    return present if present == last["rows_in_target"] else None
+
+
+def in_bigquery(
+    service: str, month: str, *, lake_url: str, dataset: str, gcp_conn_id: str = GCP_CONN_ID
+) -> bool:
+    """Whether BigQuery holds the lake's current object of the month, by its ingestion log:
+    asked by taxi_to_lake and taxi_daily so a month in the lake is never left unloaded."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    contract = contract_for(service)
+    first_day = parse_month(month)
+    lake = _gcs_lake(lake_url, gcp_conn_id)
+    name = object_name(service, first_day)
+    stored = lake.stat(name)
+    if stored is None:
+        return False
+    hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
+    client = hook.get_client(project_id=hook.project_id)
+    sha256 = stored.metadata.get("taxi.source_sha256", "")
+    return (
+        _already_loaded(
+            client, hook.project_id, dataset, contract, first_day, lake.uri(name), sha256
+        )
+        is not None
+    )
 
 
 def month_to_bigquery(
@@ -61,34 +134,25 @@ def month_to_bigquery(
 ) -> dict[str, Any]:
     """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata``; returns what moved."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
-    from google.api_core.exceptions import NotFound
 
     contract = contract_for(service)
     first_day = parse_month(month)
     lake = _gcs_lake(lake_url, gcp_conn_id)
-    uri, stored, footer = _checked_object(lake, object_name(service, first_day), contract)
+    name = object_name(service, first_day)
+    uri, stored, footer = _checked_object(lake, name, contract)
     sha256 = stored.metadata.get("taxi.source_sha256", "")
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     project = hook.project_id
     summary = {"service": service, "month": month, "uri": uri, "lake_bytes": stored.bytes}
-    if not force and sha256:
+    if not force:
         client = hook.get_client(project_id=project)
-        try:
-            last = bigquery_month.last_load(client, project, dataset, contract, first_day)
-        except NotFound:  # no dataset or log table yet: the first load
-            last = None
-        if last and last["source_uri"] == uri and last["source_sha256"] == sha256:
-            present = bigquery_month.month_rows(client, project, dataset, contract, first_day)
-            if present == last["rows_in_target"]:
-                log.info(
-                    "%s %s: %s is already loaded (%d rows present): nothing to do; trigger "
-                    "with force_reload to reload anyway",
-                    service,
-                    month,
-                    uri,
-                    present,
-                )
-                return {**summary, "status": "unchanged", "rows_in_target": present}
+        present = _already_loaded(client, project, dataset, contract, first_day, uri, sha256)
+        if present is not None:
+            log.info(
+                "%s %s: %s is already loaded under this contract (%d rows present): nothing "
+                "to do; trigger with force_reload to reload anyway", service, month, uri, present,
+            )  # fmt: skip
+            return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
     result = bigquery_month.replace_month(
         hook,
@@ -100,6 +164,7 @@ def month_to_bigquery(
         rows_expected=footer.num_rows,
         source_sha256=sha256,
         run_id=run_id,
+        still_same=_still_same(lake, name, stored),
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -110,7 +111,14 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, contract:
         f"{project}.{dataset}.{LOG_TABLE}",
         schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA],
     )
-    client.create_table(log_table, exists_ok=True)
+    existing_log = client.create_table(log_table, exists_ok=True)
+    have_log = {f.name for f in existing_log.schema}
+    if missing_log := [f for f in log_table.schema if f.name not in have_log]:
+        existing_log.schema = [*existing_log.schema, *missing_log]
+        client.update_table(existing_log, ["schema"])
+        log.info(
+            "added column(s) %s to %s", [f.name for f in missing_log], existing_log.full_table_id
+        )
 
 
 def _same_type(name: str) -> str:
@@ -207,8 +215,12 @@ def replace_month(
     rows_expected: int,
     source_sha256: str = "",
     run_id: str = "",
-) -> Replaced:
-    """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there."""
+    still_same: Callable[[], None] | None = None,
+) -> BigQueryLoad:
+    """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there.
+
+    ``still_same`` (if given) is asked after the file is staged and before the month is
+    replaced: it raises if the lake object is no longer the one whose footer was checked."""
     started = time.monotonic()
     client = hook.get_client(project_id=project)
     ensure_tables(client, project, dataset, contract)
@@ -224,6 +236,8 @@ def replace_month(
                 f"{source_uri}: the parquet file says {rows_expected} rows, BigQuery staged "
                 f"{staged}; {target} {month:%Y-%m} was not touched"
             )
+        if still_same is not None:
+            still_same()
         columns = ", ".join(f.name for f in contract.arrow_schema)
         script = bigquery_script(
             "bigquery/replace_month.sql",
@@ -242,6 +256,7 @@ def replace_month(
             source_uri=source_uri,
             source_sha256=source_sha256,
             run_id=run_id,
+            contract_fingerprint=contract.fingerprint,
         )
     finally:
         client.delete_table(stage_id, not_found_ok=True)

@@ -44,7 +44,9 @@ LOG_SCHEMA = [
     ("run_id", "STRING", "NULLABLE"),
     ("status", "STRING", "REQUIRED"),
     ("finished_at", "TIMESTAMP", "REQUIRED"),
+    ("contract_fingerprint", "STRING", "NULLABLE"),
 ]
+"""A column added here later is added to an existing log table by ``ensure_tables``."""
 
 
 def schema_fields(contract: Contract) -> list[dict[str, str]]:

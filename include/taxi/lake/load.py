@@ -9,7 +9,6 @@ run can tell without downloading that the lake already holds this exact source.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,18 @@ from typing import Any
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
 from include.taxi.lake.ingestion_log import ROWS_KEY, held_source, lake_metadata
 from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
-from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name, open_lake
+from include.taxi.lake.store import ZONES_OBJECT, LakeObject, LocalLake, object_name, open_lake
 from include.taxi.months import parse_month
 from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import download, file_name, probe, source_url
+from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
 
 
-def _unchanged(lake: Lake, name: str, contract: Contract, url: str) -> dict[str, str] | None:
+def _unchanged(stored: LakeObject | None, contract: Contract, url: str) -> dict[str, str] | None:
     """The lake object's metadata if it holds the current source under the current contract."""
     current = probe(url)
-    stored = lake.stat(name)
     if current is None or stored is None:
         return None
     meta = stored.metadata
@@ -55,7 +54,10 @@ def month_to_lake(
     name = object_name(service, first_day)
     url = source_url(source_base, service, month)
     summary: dict[str, Any] = {"service": service, "month": month, "url": url}
-    if not force and (meta := _unchanged(lake, name, contract, url)):
+    if isinstance(lake, LocalLake):
+        lake.remove_stale_temps(name)
+    stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
+    if not force and (meta := _unchanged(stored, contract, url)):
         log.info(
             "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
             "do; trigger with force_reload to rewrite it",
@@ -66,12 +68,15 @@ def month_to_lake(
         )
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
+    replaces = stored.generation if stored is not None else 0
+    with month_workdir("lake", service, month, workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
         reader = ContractReader(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
         metadata = lake_metadata(contract, month, fetched.version)
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
-        stored = lake.put(parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)})
+        stored = lake.put(
+            parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)}, replaces=replaces
+        )
     result = {
         **summary,
         "status": "written",
@@ -101,7 +106,7 @@ def zones_to_lake(*, source_base: str, lake_url: str, workdir: str | None = None
     """Replace the lake's zone lookup with the source's current file (small: always written)."""
     lake = open_lake(lake_url)
     url = source_url(source_base, ZONES, "")
-    with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
+    with month_workdir("lake", ZONES, "", workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(ZONES, ""))
         reader = ContractReader(fetched.path, ZONE_LOOKUP)
         metadata = lake_metadata(ZONE_LOOKUP, "", fetched.version)

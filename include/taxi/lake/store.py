@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 
 from include.taxi import settings
 from include.taxi.contract import contract_for
-from include.taxi.errors import LakeSchemaMismatch
+from include.taxi.errors import LakeObjectChanged, LakeSchemaMismatch
 from include.taxi.months import month_name
+from include.taxi.workdir import is_stale
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -53,6 +54,9 @@ class LakeObject:
     uri: str
     bytes: int
     metadata: dict[str, str]
+    generation: int | None = None
+    """GCS's version number of the object (None in a folder): reads and writes that must see
+    one version pin it."""
 
 
 class Lake(Protocol):
@@ -60,13 +64,15 @@ class Lake(Protocol):
 
     def uri(self, name: str) -> str: ...
 
-    def put(self, local: Path, name: str, metadata: dict[str, str]) -> LakeObject: ...
+    def put(
+        self, local: Path, name: str, metadata: dict[str, str], *, replaces: int | None = None
+    ) -> LakeObject: ...
 
     def stat(self, name: str) -> LakeObject | None: ...
 
     def fetch(self, name: str, dest: Path) -> Path: ...
 
-    def parquet_footer(self, name: str) -> pq.FileMetaData: ...
+    def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData: ...
 
 
 def open_lake(url: str, *, gcp_conn_id: str = GCP_CONN_ID) -> Lake:
@@ -85,6 +91,14 @@ def open_lake(url: str, *, gcp_conn_id: str = GCP_CONN_ID) -> Lake:
     raise ValueError(f"taxi_lake_url {url!r}: the lake is a folder (file://) or gs://bucket")
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalLake:
     """A folder; parquet metadata lives in the file's footer (see lake.ingestion_log)."""
 
@@ -95,15 +109,21 @@ class LocalLake:
     def uri(self, name: str) -> str:
         return (self.root / name).as_uri()
 
-    def put(self, local: Path, name: str, metadata: dict[str, str]) -> LakeObject:
+    def put(
+        self, local: Path, name: str, metadata: dict[str, str], *, replaces: int | None = None
+    ) -> LakeObject:
+        """Copy to a hidden temp file beside the target, fsync it, rename it over the target,
+        fsync the folder (the rename itself survives a power cut). ``replaces`` is a GCS
+        notion: a folder has one writer per month (the task's own run)."""
         target = self.root / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        temp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
         try:
             shutil.copyfile(local, temp)
             with temp.open("rb") as f:
                 os.fsync(f.fileno())
             os.replace(temp, target)
+            _fsync_dir(target.parent)
         finally:
             temp.unlink(missing_ok=True)
         return LakeObject(self.uri(name), target.stat().st_size, metadata)
@@ -120,8 +140,21 @@ class LocalLake:
         shutil.copyfile(self.root / name, dest)
         return dest
 
-    def parquet_footer(self, name: str) -> pq.FileMetaData:
+    def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData:
         return pq.read_metadata(self.root / name)
+
+    def remove_stale_temps(self, name: str) -> list[Path]:
+        """Temp files a killed put of ``name`` left beside it: those of a process that is gone
+        (the pid is in the name; see ``workdir.is_stale``)."""
+        target = self.root / name
+        if not target.parent.exists():
+            return []
+        removed = []
+        for temp in target.parent.glob(f".{target.name}.*.tmp"):
+            if is_stale(temp, temp.name[len(target.name) + 2 :].split("-", 1)[0]):
+                temp.unlink(missing_ok=True)
+                removed.append(temp)
+        return removed
 
 
 class GcsLake:
@@ -145,30 +178,55 @@ class GcsLake:
     def uri(self, name: str) -> str:
         return f"gs://{self.bucket}/{self._object(name)}"
 
-    def put(self, local: Path, name: str, metadata: dict[str, str]) -> LakeObject:
-        self._hook().upload(
-            self.bucket,
-            self._object(name),
-            filename=str(local),
-            mime_type=PARQUET_MIME,
-            metadata=metadata,
-            num_max_attempts=3,
-        )
-        return LakeObject(self.uri(name), local.stat().st_size, metadata)
+    def put(
+        self, local: Path, name: str, metadata: dict[str, str], *, replaces: int | None = None
+    ) -> LakeObject:
+        """Upload; with ``replaces`` (the generation read before the write, 0: none), only if
+        nobody else replaced the object meanwhile (GCS's ``ifGenerationMatch``, which also
+        makes the client's retries of the upload safe)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._hook().get_conn().bucket(self.bucket).blob(self._object(name))
+        blob.metadata = metadata
+        try:
+            blob.upload_from_filename(
+                str(local), content_type=PARQUET_MIME, if_generation_match=replaces
+            )
+        except PreconditionFailed:
+            raise LakeObjectChanged(
+                f"{self.uri(name)} was replaced by another writer while this one wrote it "
+                f"(expected generation {replaces}); nothing was overwritten, a retry compares "
+                "with the new object"
+            ) from None
+        return LakeObject(self.uri(name), local.stat().st_size, metadata, blob.generation)
 
     def stat(self, name: str) -> LakeObject | None:
         blob = self._hook().get_conn().bucket(self.bucket).get_blob(self._object(name))
         if blob is None:
             return None
-        return LakeObject(self.uri(name), blob.size or 0, dict(blob.metadata or {}))
+        return LakeObject(
+            self.uri(name), blob.size or 0, dict(blob.metadata or {}), blob.generation
+        )
 
     def fetch(self, name: str, dest: Path) -> Path:
         self._hook().download(self.bucket, self._object(name), filename=str(dest))
         return dest
 
-    def parquet_footer(self, name: str) -> pq.FileMetaData:
-        """Schema and row count from two ranged reads, not a download of the month."""
-        blob = self._hook().get_conn().bucket(self.bucket).get_blob(self._object(name))
+    def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData:
+        """Schema and row count from two ranged reads, not a download of the month; with
+        ``generation``, of that version only (both reads pinned to it)."""
+        from google.api_core.exceptions import NotFound
+
+        bucket = self._hook().get_conn().bucket(self.bucket)
+        try:
+            blob = bucket.get_blob(self._object(name), generation=generation)
+        except NotFound:
+            blob = None
+        if blob is None and generation is not None:
+            raise LakeObjectChanged(
+                f"{self.uri(name)} generation {generation} is gone: the object was replaced "
+                "meanwhile; nothing was loaded, a retry reads the new one"
+            )
         if blob is None:
             raise FileNotFoundError(self.uri(name))
         size = blob.size or 0

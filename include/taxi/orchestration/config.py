@@ -15,6 +15,8 @@ from include.taxi import settings
 
 DAILY_TARGETS = {"postgres": "taxi_to_postgres", "lake": "taxi_to_lake"}
 """What ``taxi_daily`` can feed: target name → the DAG it triggers."""
+LAKE_TO_BIGQUERY = "lake_to_bigquery"
+"""Triggered by ``taxi_daily`` (lake target) for lake months BigQuery's log does not hold."""
 
 
 def source_base() -> str:

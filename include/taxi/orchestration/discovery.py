@@ -1,9 +1,11 @@
 """Which months are new or republished at the source, compared with what a target holds.
 
 One HEAD request per (service, month) in a look-back window: a month never loaded is *new*,
-one whose size or ETag/Last-Modified differ from its last load is *republished*; anything
-else needs no work. Months the source has not published (404) are simply not there yet.
-What a target holds comes from the Postgres ingestion log, or from the lake object's metadata.
+one whose size or ETag/Last-Modified differ from its last load is *republished*; one loaded
+under another schema contract counts as new; anything else needs no work. Months the source
+has not published (404) are simply not there yet. What a target holds comes from the Postgres
+ingestion log, or from the lake object's metadata; a lake month BigQuery's ingestion log does
+not hold is owed a load into BigQuery.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ def postgres_versions(conninfo: str, schema: str) -> LastVersion:
     """The source version of each month's last load, from the Postgres ingestion log."""
 
     def last(service: str, month: str) -> Held | None:
-        table = table_name(contract_for(service))
-        found = ingestion_log.read_last_load(conninfo, schema, table, parse_month(month))
-        return None if found is None else (found.bytes, found.etag, found.last_modified)
+        contract = contract_for(service)
+        found = ingestion_log.read_last_load(conninfo, schema, table_name(contract),
+                                             parse_month(month))  # fmt: skip
+        if found is None or found.contract_fingerprint != contract.fingerprint:
+            return None  # never loaded, or under another contract: the month is owed a load
+        return found.bytes, found.etag, found.last_modified
 
     return last
 
@@ -53,9 +58,50 @@ def lake_versions(lake_url: str) -> LastVersion:
 
     def last(service: str, month: str) -> Held | None:
         stored = lake.stat(object_name(service, parse_month(month)))
-        return None if stored is None else held_source(stored.metadata)
+        if (
+            stored is None
+            or stored.metadata.get("taxi.schema") != contract_for(service).fingerprint
+        ):
+            return None  # not there, or written under another contract: to be (re)written
+        return held_source(stored.metadata)
 
     return last
+
+
+def in_bigquery(service: str, month: str, *, lake_url: str, dataset: str) -> bool:
+    """Whether nothing more is owed downstream of a lake month: a folder lake feeds nothing;
+    a GCS month is done once BigQuery's ingestion log holds its current object under the
+    current contract. If BigQuery cannot be asked, the month counts as not loaded: loading it
+    again is harmless, never loading it is not."""
+    if not lake_url.startswith("gs://"):
+        return True
+    from include.taxi.bigquery.load import in_bigquery as logged
+
+    try:
+        return logged(service, month, lake_url=lake_url, dataset=dataset)
+    except Exception as exc:
+        log.warning("%s %s: could not read BigQuery's ingestion log (%s); treating the month "
+                    "as not loaded", service, month, exc)  # fmt: skip
+        return False
+
+
+def missing_in_bigquery(
+    services: list[str], months: list[str], *, lake_url: str, dataset: str
+) -> list[dict[str, str]]:
+    """(service, month) of every lake month BigQuery does not hold: its write's asset event
+    was lost (the task died after the put, with no retry left)."""
+    if not lake_url.startswith("gs://"):
+        return []
+    lake = open_lake(lake_url)
+    found = []
+    for service in services:
+        for month in months:
+            if lake.stat(object_name(service, parse_month(month))) is None:
+                continue
+            if not in_bigquery(service, month, lake_url=lake_url, dataset=dataset):
+                log.info("%s %s: in the lake but not in BigQuery", service, month)
+                found.append({"service": service, "month": month})
+    return found
 
 
 def changed_months(

@@ -11,6 +11,7 @@ database) fails and is retried with backoff.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -26,6 +27,8 @@ from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
 
 ALL_SERVICES = "all"
 P = ParamSpec("P")
@@ -173,22 +176,27 @@ def load_zones_to_postgres(context: Context) -> dict[str, Any]:
 def write_month_to_lake(service: str, month: str, context: Context) -> dict[str, Any]:
     """Source file → contract → parquet → lake; the asset event names the month written.
 
-    A month the lake already holds from this source (and contract) is skipped with no event.
+    A month the lake already holds from this source (and contract) is skipped with no event,
+    unless BigQuery's ingestion log does not hold it yet (a GCS lake): then the event is
+    emitted again, so a month put by a try that died before its event still gets loaded.
     """
     from include.taxi.lake.load import month_to_lake
+    from include.taxi.orchestration.discovery import in_bigquery
 
     _name_map_index(context, service, month)
+    lake_url = config.lake_url()
     result = month_to_lake(
-        service,
-        month,
-        source_base=config.source_base(),
-        lake_url=config.lake_url(),
-        force=_force(context),
-    )
+        service, month, source_base=config.source_base(), lake_url=lake_url, force=_force(context)
+    )  # fmt: skip
     if result["status"] == "unchanged":
-        raise AirflowSkipException(
-            f"{service} {month} unchanged at the source; {result['uri']} already holds it"
-        )
+        if in_bigquery(service, month, lake_url=lake_url, dataset=config.bigquery_dataset()):
+            raise AirflowSkipException(
+                f"{service} {month} unchanged at the source; {result['uri']} already holds it"
+            )
+        # e.g. an earlier try put the object and died before its event: announce it again
+        log.info("%s %s: unchanged in the lake but not in BigQuery's log: announcing it",
+                 service, month)  # fmt: skip
+        result = {**result, "status": "announced", "rows": int(result["rows"] or 0)}
     context["outlet_events"][LAKE_TRIP_MONTHS].extra = {
         key: result[key] for key in ("service", "month", "uri", "rows")
     }
@@ -238,10 +246,12 @@ def load_zones_to_bigquery(context: Context) -> dict[str, Any]:
 
 def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
     """TriggerDagRunOperator kwargs, one per (target DAG, service, month) new or republished at
-    the source since that target last took it."""
+    the source since that target last took it; with the lake target, also one
+    ``lake_to_bigquery`` run per lake month that BigQuery's ingestion log does not hold."""
     from include.taxi.orchestration import discovery
 
     found = []
+    months_back = discovery.recent_months(today.date(), config.lookback_months())
     for target in config.daily_targets():
         held = (
             discovery.postgres_versions(config.postgres_conninfo(), config.postgres_schema())
@@ -249,10 +259,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             else discovery.lake_versions(config.lake_url())
         )
         months = discovery.changed_months(
-            list(SERVICES),
-            discovery.recent_months(today.date(), config.lookback_months()),
-            source_base=config.source_base(),
-            held=held,
+            list(SERVICES), months_back, source_base=config.source_base(), held=held
         )
         found += [
             {
@@ -262,6 +269,22 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             }
             for m in months
         ]
+        if target == "lake":
+            # months whose write's event was lost: load them from the lake directly
+            written = {(m["service"], m["month"]) for m in months}
+            missing = discovery.missing_in_bigquery(
+                list(SERVICES), months_back, lake_url=config.lake_url(),
+                dataset=config.bigquery_dataset(),
+            )  # fmt: skip
+            found += [
+                {
+                    "trigger_dag_id": config.LAKE_TO_BIGQUERY,
+                    "conf": {"service": m["service"], "month": m["month"]},
+                    "trigger_run_id": f"{run_id}__bigquery_{m['service']}_{m['month']}",
+                }
+                for m in missing
+                if (m["service"], m["month"]) not in written
+            ]
     return found
 
 

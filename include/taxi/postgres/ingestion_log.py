@@ -23,24 +23,10 @@ LOG_TABLE = "taxi_ingestion_log"
 TARGET = "postgres"
 LOG_COLUMNS = frozenset(
     {
-        "id",
-        "target",
-        "table_name",
-        "service",
-        "source_month",
-        "source_url",
-        "source_bytes",
-        "source_etag",
-        "source_last_modified",
-        "source_sha256",
-        "rows_read",
-        "rows_written",
-        "rows_in_target",
-        "started_at",
-        "finished_at",
-        "status",
-        "error",
-        "run_id",
+        "id", "target", "table_name", "service", "source_month", "source_url", "source_bytes",
+        "source_etag", "source_last_modified", "source_sha256", "rows_read", "rows_written",
+        "rows_in_target", "started_at", "finished_at", "status", "error", "run_id",
+        "contract_fingerprint",
     }
 )
 """Every column the code writes: a log created by an older version gains the missing ones
@@ -61,6 +47,8 @@ class Attempt:
     # Under the month's lock, a newer load of the same file means a concurrent run just did
     # the work; comparing ids, not clocks, leaves no window between its insert and its commit.
     previous_load: int | None = None
+    # the contract the rows were shaped by: a month loaded under another one is out of date
+    contract_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +60,7 @@ class LastLoad:
     sha256: str | None
     rows_in_target: int
     finished_at: datetime
+    contract_fingerprint: str | None
 
 
 def _log(schema: str) -> sql.Composable:
@@ -109,20 +98,9 @@ def write(
     cur.execute(
         statement,
         (
-            TARGET,
-            attempt.table,
-            attempt.service,
-            attempt.month,
-            source.url,
-            source.bytes,
-            source.etag,
-            source.last_modified,
-            source.sha256,
-            *rows,
-            attempt.started_at,
-            status,
-            error,
-            attempt.run_id,
+            TARGET, attempt.table, attempt.service, attempt.month, source.url, source.bytes,
+            source.etag, source.last_modified, source.sha256, *rows, attempt.started_at,
+            status, error, attempt.run_id, attempt.contract_fingerprint,
         ),
     )
 

@@ -10,7 +10,6 @@ transaction.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from include.taxi.postgres.month import (
 )
 from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import download, file_name, probe, source_url
+from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ def _unchanged(
     table = table_name(contract)
     if not current.same_as(last.bytes, last.etag, last.last_modified):
         return None
+    if last.contract_fingerprint != contract.fingerprint:
+        log.info(
+            "%s %s: loaded under contract %s, the contract is %s now; reloading",
+            table, month.isoformat()[:7], last.contract_fingerprint, contract.fingerprint,
+        )  # fmt: skip
+        return None
     present = month_rows(conninfo, schema, contract, month)
     if present != last.rows_in_target:
         log.warning(
@@ -57,7 +63,9 @@ def _unchanged(
             present,
         )
         return None
-    attempt = Attempt(table, contract.name, month, current, started)
+    attempt = Attempt(
+        table, contract.name, month, current, started, contract_fingerprint=contract.fingerprint
+    )
     ingestion_log.record(conninfo, schema, attempt, "unchanged", rows_in_target=present)
     return present
 
@@ -93,17 +101,12 @@ def month_to_postgres(
         )
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
-    with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
+    with month_workdir("pg", service, month, workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
         attempt = Attempt(
-            table_name(contract),
-            service,
-            first_day,
-            fetched.version,
-            started,
-            run_id,
-            previous_load=last.id if last else 0,
-        )
+            table_name(contract), service, first_day, fetched.version, started, run_id,
+            previous_load=last.id if last else 0, contract_fingerprint=contract.fingerprint,
+        )  # fmt: skip
         try:
             reader = ContractReader(fetched.path, contract, first_day)
             result = replace_month(conninfo, schema, reader, attempt)
@@ -120,8 +123,11 @@ def zones_to_postgres(
     check_schema_name(schema)
     url = source_url(source_base, ZONES, "")
     started = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
+    with month_workdir("pg", ZONES, "", workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(ZONES, ""))
-        attempt = Attempt(table_name(ZONE_LOOKUP), ZONES, None, fetched.version, started)
-        result = replace_zones(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
+        attempt = Attempt(
+            table_name(ZONE_LOOKUP), ZONES, None, fetched.version, started,
+            contract_fingerprint=ZONE_LOOKUP.fingerprint,
+        )  # fmt: skip
+        result = replace_table(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
     return {"url": url, "bytes": fetched.bytes, **asdict(result)}

@@ -23,8 +23,9 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 from psycopg import sql
 
+from include.taxi import settings
 from include.taxi.contract import SOURCE_MONTH, Contract, table_name
-from include.taxi.errors import LoadMismatch
+from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt
@@ -96,6 +97,8 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 
         if missing():
             session.advisory_lock(cur, schema, session.DDL_KEY)
+            if session.existing_columns(cur, schema, table_name(contract)):
+                lock_briefly(cur, schema, table_name(contract), "adding a contract column")
             session.run(
                 cur,
                 template,
@@ -136,14 +139,57 @@ def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> in
     last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
     if last is None or last.id == attempt.previous_load or last.sha256 != attempt.source.sha256:
         return None
+    if last.contract_fingerprint != attempt.contract_fingerprint:
+        return None
     return last.rows_in_target
+
+
+def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> None:
+    """Take the table's ACCESS EXCLUSIVE lock for ``what`` (a swap, the load's last step, or
+    a column the contract gained).
+
+    Each try waits at most ``POSTGRES_SWAP_LOCK_TIMEOUT``: a waiting request queues every new
+    reader of the table behind it, so a long wait would stall them all. Between tries (backoff,
+    up to ``POSTGRES_SWAP_WAIT_SECONDS`` in all) readers go on; then the load fails as
+    retryable, naming who holds the table, with nothing changed.
+    """
+    wait = settings.POSTGRES_SWAP_WAIT_SECONDS
+    deadline = time.monotonic() + wait
+    pause, tries = 0.1, 0
+    while True:
+        tries += 1
+        try:
+            with cur.savepoint():
+                session.run(
+                    cur, "postgres/lock_for_swap.sql", table=sql.Identifier(schema, parent),
+                    timeout=sql.Literal(settings.POSTGRES_SWAP_LOCK_TIMEOUT),
+                )  # fmt: skip
+            return
+        except session.LockNotAvailable:
+            if time.monotonic() + pause > deadline:
+                holders = session.lock_holders(cur, schema, parent)
+                raise LockWaitTimeout(
+                    f"{schema}.{parent}: {what} could not get the table's lock in "
+                    f"{wait:.0f} s ({tries} tries of {settings.POSTGRES_SWAP_LOCK_TIMEOUT}); "
+                    "held by "
+                    f"{'; '.join(holders) or 'sessions that ended meanwhile'}. Nothing was "
+                    "changed; Airflow will retry. A session idle in a transaction (e.g. a "
+                    "pgAdmin tab) blocks it: end it (COMMIT, or pg_terminate_backend(pid))."
+                ) from None
+            log.info("%s.%s busy (try %d): %s retries its lock in %.1f s",
+                     schema, parent, tries, what, pause)  # fmt: skip
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def _local_attempt(reader: ContractReader) -> Attempt:
     """How the log describes a load of a local file that was not downloaded by the pipeline."""
     source = SourceVersion(reader.path.resolve().as_uri(), reader.path.stat().st_size, None, None)
     contract = reader.contract
-    return Attempt(table_name(contract), contract.name, reader.month, source, datetime.now(UTC))
+    return Attempt(
+        table_name(contract), contract.name, reader.month, source, datetime.now(UTC),
+        contract_fingerprint=contract.fingerprint,
+    )  # fmt: skip
 
 
 def replace_month(
@@ -178,6 +224,11 @@ def replace_month(
             month=sql.Literal(month),
         )
         written = _ingest(cur, reader, schema, stage, freeze=True)  # created just above
+        # Counted and logged before the swap: the stage becomes the partition as it is.
+        present = session.count(cur, sql.Identifier(schema, stage))
+        _reconcile(f"{schema}.{partition}", reader.rows, written, present)
+        ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
+        lock_briefly(cur, schema, parent, f"the partition swap of {month:%Y-%m}")
         session.run(
             cur,
             "postgres/swap_month_partition.sql",
@@ -187,9 +238,6 @@ def replace_month(
             table=sql.Identifier(schema, parent),
             month=sql.Literal(month),
         )
-        present = session.count(cur, sql.Identifier(schema, partition))
-        _reconcile(f"{schema}.{partition}", reader.rows, written, present)
-        ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
         cur.commit()
     result = Replaced(
         f"{schema}.{parent}", "loaded", reader.rows, written, present, time.monotonic() - started

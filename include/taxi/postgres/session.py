@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from include.taxi.postgres import binary_copy
 from include.taxi.sql import statements
@@ -21,7 +22,25 @@ from include.taxi.sql import statements
 DDL_KEY = 0
 """Advisory-lock key for schema changes: concurrent CREATE TABLE IF NOT EXISTS can collide."""
 
+CONNECT_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "5",
+}
+"""libpq options a conninfo does not set itself: a warehouse that stops answering (a dropped
+NAT entry, a failed-over host) is noticed in ~80 s instead of the kernel's two hours, and a
+dead host fails the connect in 10 s."""
+STATEMENT_TIMEOUT = "30min"
+"""No statement of a load runs anywhere near this (a 4x yellow month's COPY: ~10 s); a stuck
+one ends, and the task is retried, instead of holding its locks for hours."""
+IDLE_IN_TRANSACTION_TIMEOUT = "10min"
+"""The load's own transaction is never idle for long; if its client hangs, the server ends the
+transaction and releases what it held."""
+
 ProgrammingError = psycopg.ProgrammingError
+LockNotAvailable = psycopg.errors.LockNotAvailable
 
 _DOLLAR = re.compile(r"\$(\d+)")
 
@@ -30,9 +49,17 @@ class Session:
     """One connection in manual-commit mode: nothing is kept unless ``commit()`` is called."""
 
     def __init__(self, conninfo: str) -> None:
-        self._conn = psycopg.connect(conninfo, autocommit=False)
+        given = conninfo_to_dict(conninfo)
+        options = {key: value for key, value in CONNECT_DEFAULTS.items() if key not in given}
+        self._conn = psycopg.connect(conninfo, autocommit=False, **options)
         self._cur = self._conn.cursor()
         self._rows: list[tuple] = []
+        run(
+            self, "postgres/session_settings.sql",
+            statement_timeout=sql.Literal(STATEMENT_TIMEOUT),
+            idle_timeout=sql.Literal(IDLE_IN_TRANSACTION_TIMEOUT),
+        )  # fmt: skip
+        self.commit()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         """Run one statement; ``params`` bind to $1, $2, ... (never formatted into the SQL)."""
@@ -77,6 +104,12 @@ class Session:
             copy.write(binary_copy.TRAILER)
         return self._cur.rowcount
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an error inside rolls back to here, not the whole load."""
+        with self._conn.transaction():
+            yield
+
     def commit(self) -> None:
         self._conn.commit()
 
@@ -116,3 +149,14 @@ def existing_columns(session: Session, schema: str, table: str) -> set[str]:
 def count(session: Session, table: sql.Composable) -> int:
     run(session, "postgres/count_rows.sql", table=table)
     return int(session.fetchone()[0])  # type: ignore[index]
+
+
+def lock_holders(session: Session, schema: str, table: str) -> list[str]:
+    """Who holds a lock on ``schema.table`` now: pid, state, since when, what it ran last."""
+    (statement,) = statements("postgres/lock_holders.sql")
+    session.execute(statement, (schema, table))
+    return [
+        f"pid {pid} ({state}, transaction open since "
+        f"{since.isoformat(timespec='seconds') if since else '?'}, last query {query!r})"
+        for pid, state, since, query in session.fetchall()
+    ]
