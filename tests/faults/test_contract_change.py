@@ -45,8 +45,9 @@ def test_a_contract_change_reloads_the_month_in_postgres(
     from include.taxi.postgres.load import month_to_postgres
 
     def load() -> dict:
-        return month_to_postgres("green", "2019-09", source_base=green_month,
-                                 conninfo=postgres_url, schema=pg_schema)  # fmt: skip
+        return month_to_postgres(
+            "green", "2019-09", source_base=green_month, conninfo=postgres_url, schema=pg_schema
+        )
 
     assert load()["status"] == "loaded"
     assert load()["status"] == "unchanged"

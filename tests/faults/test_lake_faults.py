@@ -117,9 +117,11 @@ def _kill_inside_the_write(base: str, lake: str, point: str, tmp_path: Path) -> 
     marker = tmp_path / f"paused-{point}"
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITE, base, lake, point, str(marker), str(tmp_path / "work")],
-        cwd=PROJECT, env={**os.environ, "PYTHONPATH": str(PROJECT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 180
     while not marker.exists():
         assert writer.poll() is None, writer.stderr.read().decode()[-2000:]

@@ -86,12 +86,17 @@ def test_the_embedded_postgres_refuses_a_connection_without_its_password(tmp_pat
         for wrong in ("", "not-the-password"):
             with pytest.raises(psycopg.OperationalError, match="password"):
                 psycopg.connect(
-                    host="127.0.0.1", port=port, user="postgres", password=wrong,
-                    dbname="postgres", connect_timeout=5,
-                )  # fmt: skip
+                    host="127.0.0.1",
+                    port=port,
+                    user="postgres",
+                    password=wrong,
+                    dbname="postgres",
+                    connect_timeout=5,
+                )
         hba = (local_postgres.data_dir_for(data) / "pg_hba.conf").read_text()
         rules = [line.split() for line in hba.splitlines() if line.strip() and line[0] != "#"]
-        assert rules and all(rule[-1] == "scram-sha-256" for rule in rules), rules
+        assert rules, hba
+        assert all(rule[-1] == "scram-sha-256" for rule in rules), rules
     finally:
         local_postgres.stop(data)
 

@@ -39,8 +39,9 @@ def two_months(source_server, postgres_url, pg_schema):
     for month in (JANUARY, FEBRUARY):
         path = root / "yellow" / f"yellow_tripdata_{month:%Y-%m}.csv.gz"
         write_month(path, "yellow", month, 2_000, seed=1)
-        month_to_postgres("yellow", f"{month:%Y-%m}", source_base=base, conninfo=postgres_url,
-                          schema=pg_schema)  # fmt: skip
+        month_to_postgres(
+            "yellow", f"{month:%Y-%m}", source_base=base, conninfo=postgres_url, schema=pg_schema
+        )
     write_month(
         root / "yellow" / "yellow_tripdata_2021-01.csv.gz", "yellow", JANUARY, 3_000, seed=2
     )
@@ -52,8 +53,11 @@ def _start_reload(base: str, url: str, schema: str) -> tuple[threading.Thread, l
 
     def reload() -> None:
         try:
-            outcome.append(month_to_postgres("yellow", "2021-01", source_base=base, conninfo=url,
-                                             schema=schema))  # fmt: skip
+            outcome.append(
+                month_to_postgres(
+                    "yellow", "2021-01", source_base=base, conninfo=url, schema=schema
+                )
+            )
         except Exception as exc:
             outcome.append(exc)
 
@@ -102,7 +106,8 @@ def test_an_idle_reader_transaction_does_not_stall_other_readers_during_a_reload
     reload.join(timeout=60)
     assert not reload.is_alive()
     (result,) = outcome
-    assert isinstance(result, dict) and result["status"] == "loaded", result
+    assert isinstance(result, dict), result
+    assert result["status"] == "loaded", result
     assert _count(postgres_url, pg_schema, JANUARY) == 3_000
     assert _count(postgres_url, pg_schema, FEBRUARY) == 2_000
 
@@ -126,7 +131,9 @@ def test_a_reload_that_cannot_get_the_lock_fails_clearly_and_leaves_the_month(
     assert isinstance(error, LockWaitTimeout), error
     message = str(error)
     assert f"{pg_schema}.yellow_tripdata" in message
-    assert "lock" in message and "pid" in message and "retry" in message
+    assert "lock" in message
+    assert "pid" in message
+    assert "retry" in message
     assert _count(postgres_url, pg_schema, JANUARY) == 2_000
     with psycopg.connect(postgres_url) as conn:
         (status, logged), *_ = conn.execute(
@@ -136,5 +143,6 @@ def test_a_reload_that_cannot_get_the_lock_fails_clearly_and_leaves_the_month(
             "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
             (pg_schema, "%\\_load"),
         ).fetchone()[0]
-    assert status == "failed" and "LockWaitTimeout" in logged
+    assert status == "failed"
+    assert "LockWaitTimeout" in logged
     assert stages == 0

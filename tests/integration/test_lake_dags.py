@@ -72,8 +72,8 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
     }
     assert events[0]["uri"].endswith("/lake/green/2019/green_tripdata_2019-07.parquet")
 
-    rerun = _run(dags["taxi_to_lake"], "2019-07", service="green")
-    assert _states(rerun)["write_month[0]"] == "success", "unchanged, but not in BigQuery yet"
+    rerun = run_month(dags["taxi_to_lake"], "2019-07", service="green")
+    assert task_states(rerun)["write_month[0]"] == "success", "unchanged, but not in BigQuery yet"
     assert [e["month"] for e in _lake_events(rerun.run_id)] == ["2019-07"]
 
     load = run_month(dags["lake_to_bigquery"], "2019-07", service="green")
@@ -85,8 +85,8 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
     }
     assert _bq_count(settings, "green") == 900
 
-    third = _run(dags["taxi_to_lake"], "2019-07", service="green")
-    assert _states(third)["write_month[0]"] == "skipped", "in the lake and BigQuery: no event"
+    third = run_month(dags["taxi_to_lake"], "2019-07", service="green")
+    assert task_states(third)["write_month[0]"] == "skipped", "in the lake and BigQuery: no event"
     assert _lake_events(third.run_id) == []
 
 

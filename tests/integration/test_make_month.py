@@ -38,9 +38,14 @@ def test_make_month_loads_with_the_callers_settings_and_reports_failure(
     (root / "fhv").mkdir(exist_ok=True)
     (root / "fhv" / "fhv_tripdata_2020-11.csv.gz").write_text("<html>moved</html>")
     parts = urlsplit(postgres_url)
-    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-            "login": parts.username, "password": parts.password,
-            "schema": parts.path.lstrip("/")}  # fmt: skip
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "password": parts.password,
+        "schema": parts.path.lstrip("/"),
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
@@ -70,9 +75,14 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     base, root = source_server
     write_month(root / "green" / "green_tripdata_2020-12.csv.gz", "green", date(2020, 12, 1), 456)
     parts = urlsplit(postgres_url)
-    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-            "login": parts.username, "password": parts.password,
-            "schema": parts.path.lstrip("/")}  # fmt: skip
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "password": parts.password,
+        "schema": parts.path.lstrip("/"),
+    }
     env = {
         k: v
         for k, v in os.environ.items()

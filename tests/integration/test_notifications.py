@@ -29,15 +29,16 @@ def test_a_failed_task_posts_dag_month_service_error_and_log_url(
         hook = urlsplit(receiver.url)
         monkeypatch.setenv(
             "AIRFLOW_CONN_TAXI_ALERTS",
-            json.dumps({"conn_type": "http", "host": hook.hostname, "port": hook.port,
-                        "schema": "http", "extra": {"path": "/alerts"}}),
-        )  # fmt: skip
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_TAXI_POSTGRES",
-            json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-                        "login": parts.username, "password": parts.password,
-                        "schema": parts.path.lstrip("/")}),
-        )  # fmt: skip
+            json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": hook.hostname,
+                    "port": hook.port,
+                    "schema": "http",
+                    "extra": {"path": "/alerts"},
+                }
+            ),
+        )
         monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
         run = dag.test(
             logical_date=datetime(2019, 3, 1, tzinfo=UTC),

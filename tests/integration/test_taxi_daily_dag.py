@@ -44,13 +44,6 @@ def test_daily_triggers_new_and_republished_months_only(
     month_to_postgres("fhv", "2026-08", **load)
     _publish(root, "fhv", "2026-08", 150, seed=1)
 
-    parts = urlsplit(postgres_url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_TAXI_POSTGRES",
-        json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
-                    "login": parts.username, "password": parts.password,
-                    "schema": parts.path.lstrip("/")}),
-    )  # fmt: skip
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_LOOKBACK_MONTHS", "3")
     dags.dags["taxi_to_postgres"].test(  # registers the triggered DAG in the test metadata DB

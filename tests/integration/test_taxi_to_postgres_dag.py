@@ -36,17 +36,7 @@ def published(source_server):
 
 
 @pytest.fixture
-def warehouse(monkeypatch, postgres_url, pg_schema, published):
-    parts = urlsplit(postgres_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "password": parts.password,
-        "schema": parts.path.lstrip("/"),
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_TAXI_POSTGRES", json.dumps(conn))
+def warehouse(monkeypatch, taxi_postgres, published):
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", published)
     return taxi_postgres
 

@@ -73,9 +73,14 @@ def _still_same(lake: Lake, name: str, stored: LakeObject) -> Callable[[], None]
 
 
 def _already_loaded(
-    client: bigquery.Client, project: str, dataset: str, contract: Contract, month: date,
-    uri: str, sha256: str,
-) -> int | None:  # fmt: skip
+    client: bigquery.Client,
+    project: str,
+    dataset: str,
+    contract: Contract,
+    month: date,
+    uri: str,
+    sha256: str,
+) -> int | None:
     """Rows of the month if BigQuery's log shows this lake file (same source, same contract)
     loaded and the month still holds what that load left; None otherwise."""
     from google.api_core.exceptions import NotFound
@@ -150,8 +155,12 @@ def month_to_bigquery(
         if present is not None:
             log.info(
                 "%s %s: %s is already loaded under this contract (%d rows present): nothing "
-                "to do; trigger with force_reload to reload anyway", service, month, uri, present,
-            )  # fmt: skip
+                "to do; trigger with force_reload to reload anyway",
+                service,
+                month,
+                uri,
+                present,
+            )
             return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
     result = bigquery_month.replace_month(

@@ -199,9 +199,7 @@ def replace_zones(
             f"{source_uri} {rows_expected}"
         )
     elapsed = round(time.monotonic() - started, 2)
-    return Replaced(
-        f"{project}.{dataset}.{ZONES_TABLE}", "loaded", rows_expected, present, elapsed
-    )
+    return Replaced(f"{project}.{dataset}.{ZONES_TABLE}", "loaded", rows_expected, present, elapsed)
 
 
 def replace_month(
@@ -216,7 +214,7 @@ def replace_month(
     source_sha256: str = "",
     run_id: str = "",
     still_same: Callable[[], None] | None = None,
-) -> BigQueryLoad:
+) -> Replaced:
     """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there.
 
     ``still_same`` (if given) is asked after the file is staged and before the month is

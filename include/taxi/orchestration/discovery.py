@@ -43,8 +43,9 @@ def postgres_versions(conninfo: str, schema: str) -> LastVersion:
 
     def last(service: str, month: str) -> Held | None:
         contract = contract_for(service)
-        found = ingestion_log.read_last_load(conninfo, schema, table_name(contract),
-                                             parse_month(month))  # fmt: skip
+        found = ingestion_log.read_last_load(
+            conninfo, schema, table_name(contract), parse_month(month)
+        )
         if found is None or found.contract_fingerprint != contract.fingerprint:
             return None  # never loaded, or under another contract: the month is owed a load
         return found.bytes, found.etag, found.last_modified
@@ -80,8 +81,12 @@ def in_bigquery(service: str, month: str, *, lake_url: str, dataset: str) -> boo
     try:
         return logged(service, month, lake_url=lake_url, dataset=dataset)
     except Exception as exc:
-        log.warning("%s %s: could not read BigQuery's ingestion log (%s); treating the month "
-                    "as not loaded", service, month, exc)  # fmt: skip
+        log.warning(
+            "%s %s: could not read BigQuery's ingestion log (%s); treating the month as not loaded",
+            service,
+            month,
+            exc,
+        )
         return False
 
 

@@ -187,15 +187,16 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
     lake_url = config.lake_url()
     result = month_to_lake(
         service, month, source_base=config.source_base(), lake_url=lake_url, force=_force(context)
-    )  # fmt: skip
+    )
     if result["status"] == "unchanged":
         if in_bigquery(service, month, lake_url=lake_url, dataset=config.bigquery_dataset()):
             raise AirflowSkipException(
                 f"{service} {month} unchanged at the source; {result['uri']} already holds it"
             )
         # e.g. an earlier try put the object and died before its event: announce it again
-        log.info("%s %s: unchanged in the lake but not in BigQuery's log: announcing it",
-                 service, month)  # fmt: skip
+        log.info(
+            "%s %s: unchanged in the lake but not in BigQuery's log: announcing it", service, month
+        )
         result = {**result, "status": "announced", "rows": int(result["rows"] or 0)}
     context["outlet_events"][LAKE_TRIP_MONTHS].extra = {
         key: result[key] for key in ("service", "month", "uri", "rows")
@@ -273,9 +274,11 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             # months whose write's event was lost: load them from the lake directly
             written = {(m["service"], m["month"]) for m in months}
             missing = discovery.missing_in_bigquery(
-                list(SERVICES), months_back, lake_url=config.lake_url(),
+                list(SERVICES),
+                months_back,
+                lake_url=config.lake_url(),
                 dataset=config.bigquery_dataset(),
-            )  # fmt: skip
+            )
             found += [
                 {
                     "trigger_dag_id": config.LAKE_TO_BIGQUERY,

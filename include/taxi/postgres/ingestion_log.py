@@ -23,9 +23,24 @@ LOG_TABLE = "taxi_ingestion_log"
 TARGET = "postgres"
 LOG_COLUMNS = frozenset(
     {
-        "id", "target", "table_name", "service", "source_month", "source_url", "source_bytes",
-        "source_etag", "source_last_modified", "source_sha256", "rows_read", "rows_written",
-        "rows_in_target", "started_at", "finished_at", "status", "error", "run_id",
+        "id",
+        "target",
+        "table_name",
+        "service",
+        "source_month",
+        "source_url",
+        "source_bytes",
+        "source_etag",
+        "source_last_modified",
+        "source_sha256",
+        "rows_read",
+        "rows_written",
+        "rows_in_target",
+        "started_at",
+        "finished_at",
+        "status",
+        "error",
+        "run_id",
         "contract_fingerprint",
     }
 )
@@ -98,9 +113,21 @@ def write(
     cur.execute(
         statement,
         (
-            TARGET, attempt.table, attempt.service, attempt.month, source.url, source.bytes,
-            source.etag, source.last_modified, source.sha256, *rows, attempt.started_at,
-            status, error, attempt.run_id, attempt.contract_fingerprint,
+            TARGET,
+            attempt.table,
+            attempt.service,
+            attempt.month,
+            source.url,
+            source.bytes,
+            source.etag,
+            source.last_modified,
+            source.sha256,
+            *rows,
+            attempt.started_at,
+            status,
+            error,
+            attempt.run_id,
+            attempt.contract_fingerprint,
         ),
     )
 

@@ -50,8 +50,11 @@ def _unchanged(
     if last.contract_fingerprint != contract.fingerprint:
         log.info(
             "%s %s: loaded under contract %s, the contract is %s now; reloading",
-            table, month.isoformat()[:7], last.contract_fingerprint, contract.fingerprint,
-        )  # fmt: skip
+            table,
+            month.isoformat()[:7],
+            last.contract_fingerprint,
+            contract.fingerprint,
+        )
         return None
     present = month_rows(conninfo, schema, contract, month)
     if present != last.rows_in_target:
@@ -104,9 +107,15 @@ def month_to_postgres(
     with month_workdir("pg", service, month, workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
         attempt = Attempt(
-            table_name(contract), service, first_day, fetched.version, started, run_id,
-            previous_load=last.id if last else 0, contract_fingerprint=contract.fingerprint,
-        )  # fmt: skip
+            table_name(contract),
+            service,
+            first_day,
+            fetched.version,
+            started,
+            run_id,
+            previous_load=last.id if last else 0,
+            contract_fingerprint=contract.fingerprint,
+        )
         try:
             reader = ContractReader(fetched.path, contract, first_day)
             result = replace_month(conninfo, schema, reader, attempt)
@@ -126,8 +135,12 @@ def zones_to_postgres(
     with month_workdir("pg", ZONES, "", workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(ZONES, ""))
         attempt = Attempt(
-            table_name(ZONE_LOOKUP), ZONES, None, fetched.version, started,
+            table_name(ZONE_LOOKUP),
+            ZONES,
+            None,
+            fetched.version,
+            started,
             contract_fingerprint=ZONE_LOOKUP.fingerprint,
-        )  # fmt: skip
-        result = replace_table(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
+        )
+        result = replace_zones(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
     return {"url": url, "bytes": fetched.bytes, **asdict(result)}

@@ -161,9 +161,11 @@ def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> N
         try:
             with cur.savepoint():
                 session.run(
-                    cur, "postgres/lock_for_swap.sql", table=sql.Identifier(schema, parent),
+                    cur,
+                    "postgres/lock_for_swap.sql",
+                    table=sql.Identifier(schema, parent),
                     timeout=sql.Literal(settings.POSTGRES_SWAP_LOCK_TIMEOUT),
-                )  # fmt: skip
+                )
             return
         except session.LockNotAvailable:
             if time.monotonic() + pause > deadline:
@@ -176,8 +178,14 @@ def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> N
                     "changed; Airflow will retry. A session idle in a transaction (e.g. a "
                     "pgAdmin tab) blocks it: end it (COMMIT, or pg_terminate_backend(pid))."
                 ) from None
-            log.info("%s.%s busy (try %d): %s retries its lock in %.1f s",
-                     schema, parent, tries, what, pause)  # fmt: skip
+            log.info(
+                "%s.%s busy (try %d): %s retries its lock in %.1f s",
+                schema,
+                parent,
+                tries,
+                what,
+                pause,
+            )
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
 
@@ -187,9 +195,13 @@ def _local_attempt(reader: ContractReader) -> Attempt:
     source = SourceVersion(reader.path.resolve().as_uri(), reader.path.stat().st_size, None, None)
     contract = reader.contract
     return Attempt(
-        table_name(contract), contract.name, reader.month, source, datetime.now(UTC),
+        table_name(contract),
+        contract.name,
+        reader.month,
+        source,
+        datetime.now(UTC),
         contract_fingerprint=contract.fingerprint,
-    )  # fmt: skip
+    )
 
 
 def replace_month(

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from include.taxi.postgres import binary_copy
 from include.taxi.sql import statements
@@ -51,14 +51,15 @@ class Session:
     def __init__(self, conninfo: str) -> None:
         given = conninfo_to_dict(conninfo)
         options = {key: value for key, value in CONNECT_DEFAULTS.items() if key not in given}
-        self._conn = psycopg.connect(conninfo, autocommit=False, **options)
+        self._conn = psycopg.connect(make_conninfo(conninfo, **options), autocommit=False)
         self._cur = self._conn.cursor()
         self._rows: list[tuple] = []
         run(
-            self, "postgres/session_settings.sql",
+            self,
+            "postgres/session_settings.sql",
             statement_timeout=sql.Literal(STATEMENT_TIMEOUT),
             idle_timeout=sql.Literal(IDLE_IN_TRANSACTION_TIMEOUT),
-        )  # fmt: skip
+        )
         self.commit()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
