@@ -58,7 +58,9 @@ def months() -> dict[str, Any]:
 
 class TaxiMonthsPlugin(AirflowPlugin):
     name = "taxi_months"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "Taxi months"}]
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": app, "url_prefix": URL_PREFIX, "name": "Taxi months"}
+    ]
     external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "Taxi months",
