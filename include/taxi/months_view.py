@@ -142,7 +142,7 @@ class MonthsView:
 
     def as_json(self) -> dict[str, Any]:
         """The page's data, for ``/taxi-months/api/months``."""
-        data = asdict(self)
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self)))  # tuples become lists
         data["states"] = STATE_HELP
         return data
 
