@@ -139,9 +139,7 @@ def test_warnings_show_once_the_log_has_the_column(publish, postgres_url, pg_sch
     assert (warning.rule, warning.level, warning.message) == tuple(WARNING.values())
     html = render(view, base_url="http://airflow.example")
     assert "dropoff_before_pickup" in html and "12 trips end first" in html
-    assert view.as_json()["services"][0]["months"][0]["cells"]["postgres"]["warnings"] == [
-        WARNING
-    ]
+    assert view.as_json()["services"][0]["months"][0]["cells"]["postgres"]["warnings"] == [WARNING]
 
 
 def test_the_lake_and_postgres_compared(publish, postgres_url, pg_schema, tmp_path: Path):
@@ -173,8 +171,10 @@ def test_an_unreadable_target_is_a_problem_not_an_error(publish, postgres_url, p
     month_to_postgres("fhv", "2021-01", source_base=base, conninfo=postgres_url, schema=pg_schema)
     broken = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
 
-    assert collect(conninfo=broken, schema=pg_schema).problems["postgres"].startswith(
-        "OperationalError"
+    assert (
+        collect(conninfo=broken, schema=pg_schema)
+        .problems["postgres"]
+        .startswith("OperationalError")
     )
     empty = collect(conninfo=postgres_url, schema=f"{pg_schema}_none")
     assert empty.services == [] and "nothing was loaded" in empty.problems["postgres"]
