@@ -1,8 +1,15 @@
-"""The "Taxi months" page as one self-contained HTML document (inline CSS and SVG, no script).
+"""The "Taxi months" page as one self-contained HTML document (inline CSS and SVG).
 
 No JavaScript library is downloaded (the api-server may have no internet, and a page that
 draws itself on the server works in the Airflow UI's iframe and in a plain browser alike).
-Every value from a log is escaped; run links open in the top window, out of the iframe.
+Every value from a log is escaped.
+
+Run links must leave the iframe the UI shows the page in, but the UI sandboxes it without
+``allow-top-navigation`` (Airflow 3.3: ``allow-scripts allow-same-origin allow-forms
+allow-downloads``), so ``target="_top"`` is blocked. The one script here hands the link to the
+UI's own router instead (same origin: ``history.pushState`` on the parent plus a ``popstate``
+event, which is how a client-side router learns of a navigation); opened on its own, the page
+follows links normally.
 """
 
 from __future__ import annotations
@@ -58,6 +65,20 @@ ul.warnings { font-size: 0.9em; } ul.warnings code { font-size: 0.95em; }
 """
 
 
+SCRIPT = """
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-run]");
+  if (!link || window.parent === window) return;
+  try {
+    const ui = window.parent;
+    ui.history.pushState({}, "", link.href);
+    ui.dispatchEvent(new ui.PopStateEvent("popstate", {state: {}}));
+    event.preventDefault();
+  } catch (e) { /* another origin: let the browser try target=_top */ }
+});
+"""
+
+
 def _run_link(base_url: str, cell: Cell) -> str | None:
     if not cell.run_id or not cell.dag_id:
         return None
@@ -80,7 +101,7 @@ def _cell(base_url: str, target: str, month: str, cell: Cell) -> str:
     )
     link = _run_link(base_url, cell)
     if link:
-        inner = f'<a href="{escape(link)}" target="_top">{inner}</a>'
+        inner = f'<a href="{escape(link)}" target="_top" data-run>{inner}</a>'
     return (
         f'<td class="cell" data-target="{target}" data-month="{month}" '
         f'data-state="{cell.state}" style="background:{COLOURS[cell.state]}" '
@@ -177,5 +198,5 @@ def render(view: MonthsView, *, base_url: str) -> str:
         f'<div class="legend">{legend}</div>'
         + (f'<ul class="problems">{problems}</ul>' if problems else "")
         + sections
-        + "</body></html>"
+        + f"<script>{SCRIPT}</script></body></html>"
     )
