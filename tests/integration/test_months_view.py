@@ -152,7 +152,7 @@ def test_the_lake_and_postgres_compared(publish, postgres_url, pg_schema, tmp_pa
     put("green", FEB, 600)
     month_to_postgres("green", "2021-01", run_id="pg_jan", **load)
     month_to_postgres("green", "2021-02", run_id="pg_feb", **load)
-    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url)
+    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="lake_feb")
     put("green", JAN, 550, seed=3)  # republished after Postgres loaded it
     month_to_lake("green", "2021-01", source_base=base, lake_url=lake_url)
 
@@ -161,8 +161,55 @@ def test_the_lake_and_postgres_compared(publish, postgres_url, pg_schema, tmp_pa
     assert view.targets == ["postgres", "lake"]
     assert _cells(view, "green", "postgres") == {"2021-01": (STALE, 500), "2021-02": (LOADED, 600)}
     assert _cells(view, "green", "lake") == {"2021-01": (LOADED, 550), "2021-02": (LOADED, 600)}
-    (row, _) = view.services[0].months
-    assert "newer source version" in row.cells["postgres"].detail
+    (jan, feb) = view.services[0].months
+    assert "newer source version" in jan.cells["postgres"].detail
+    assert (feb.cells["lake"].dag_id, feb.cells["lake"].run_id) == ("taxi_to_lake", "lake_feb")
+
+
+def test_gcs_lake_and_bigquery_log(publish, gcs_bucket, gcp_emulators):
+    """Through fake-gcs-server and local-bigquery: the lake listed with its GCS metadata,
+    BigQuery's log read; a month rewritten in the lake after BigQuery loaded it is stale."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    from include.taxi.bigquery.load import month_to_bigquery
+
+    base, put = publish
+    lake_url = f"gs://{gcs_bucket}/lake"
+    dataset = f"months_{uuid.uuid4().hex[:8]}"
+    put("yellow", JAN, 300)
+    put("yellow", MAR, 200)
+    for month in ("2021-01", "2021-03"):
+        month_to_lake("yellow", month, source_base=base, lake_url=lake_url, run_id=f"l{month}")
+        month_to_bigquery("yellow", month, lake_url=lake_url, dataset=dataset, run_id=f"b{month}")
+    put("yellow", MAR, 250, seed=5)
+    month_to_lake("yellow", "2021-03", source_base=base, lake_url=lake_url, run_id="l2")
+    hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
+    client = hook.get_client(project_id=hook.project_id)
+    try:
+        view = collect(
+            conninfo=None, schema="public", lake=open_lake(lake_url),
+            bigquery=(client, hook.project_id, dataset),
+        )  # fmt: skip
+    finally:
+        client.close()
+
+    assert view.targets == ["lake", "bigquery"] and view.problems == {}
+    assert _cells(view, "yellow", "lake") == {
+        "2021-01": (LOADED, 300),
+        "2021-02": (MISSING, None),
+        "2021-03": (LOADED, 250),
+    }
+    assert _cells(view, "yellow", "bigquery") == {
+        "2021-01": (LOADED, 300),
+        "2021-02": (MISSING, None),
+        "2021-03": (STALE, 200),
+    }
+    jan = view.services[0].months[0]
+    assert (jan.cells["bigquery"].dag_id, jan.cells["bigquery"].run_id) == (
+        "lake_to_bigquery",
+        "b2021-01",
+    )
+    assert jan.cells["lake"].run_id == "l2021-01"
 
 
 def test_an_unreadable_target_is_a_problem_not_an_error(publish, postgres_url, pg_schema):

@@ -51,7 +51,7 @@ def stack(
         month_to_postgres("green", month, run_id=f"scheduled__{month}-01T00:00:00+00:00", **load)
     month_to_postgres("yellow", "2021-01", run_id="manual__yellow", **load)
     for service, month in [("green", "2021-01"), ("green", "2021-04"), ("yellow", "2021-01")]:
-        month_to_lake(service, month, source_base=source, lake_url=lake_url)
+        month_to_lake(service, month, source_base=source, lake_url=lake_url, run_id="lake_run")
     _insert_failed(postgres_url, pg_schema, "green", date(2021, 4, 1), "manual__retry_april")
     _add_warnings(postgres_url, pg_schema, "green", date(2021, 3, 1))
     home = tmp_path_factory.mktemp("airflow-months-ui")

@@ -184,6 +184,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         source_base=config.source_base(),
         lake_url=config.lake_url(),
         force=_force(context),
+        run_id=context["run_id"],
     )
     if result["status"] == "unchanged":
         raise AirflowSkipException(
