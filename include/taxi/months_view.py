@@ -180,7 +180,11 @@ def parse_warnings(value: object) -> tuple[QualityWarning, ...]:
 
 
 def postgres_records(conninfo: str, schema: str) -> TargetLog:
-    """The Postgres log's latest attempt and latest load per table-month (two index scans)."""
+    """The Postgres log's latest attempt and latest load per table-month.
+
+    Measured (2026-12-01, a shared 2-core machine under load): a 24,480-row log (3 services ×
+    204 months × 40 attempts) takes 0.5-0.8 s for the whole page, ~0.3 s of it sorting the log
+    for DISTINCT ON; rendering the 231 KiB page takes 0.03-0.05 s."""
     services = {table_name(contract_for(s)): s for s in SERVICES}
     latest, loads = {}, {}
     with session.connect(conninfo) as cur:

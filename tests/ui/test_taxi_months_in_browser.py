@@ -89,6 +89,9 @@ def test_see_the_months_in_the_ui(stack: AirflowStack, browser: Browser, tmp_pat
     expect(cell("green", "2021-03")).to_contain_text("⚠ 1")
     expect(frame.get_by_text("12 trips end first")).to_be_visible()
     expect(cell("yellow", "2021-01", "lake")).to_contain_text("2,345")
+    expect(cell("yellow", "2021-01", "lake").get_by_role("link")).to_have_attribute(
+        "href", f"{stack.base}/dags/taxi_to_lake/runs/lake_run"
+    )
     expect(frame.locator("#green svg.chart rect")).to_have_count(3)
 
     # the run link leaves the iframe for the run's page in the UI
