@@ -186,7 +186,8 @@ def postgres_records(conninfo: str, schema: str) -> TargetLog:
     204 months × 40 attempts) takes 0.5-0.8 s for the whole page, ~0.3 s of it sorting the log
     for DISTINCT ON; rendering the 231 KiB page takes 0.03-0.05 s."""
     services = {table_name(contract_for(s)): s for s in SERVICES}
-    latest, loads = {}, {}
+    latest: dict[tuple[str, str], Record] = {}
+    loads: dict[tuple[str, str], Record] = {}
     with session.connect(conninfo) as cur:
         columns = session.existing_columns(cur, schema, LOG_TABLE)
         if not columns:
@@ -397,7 +398,7 @@ def build(logs: dict[str, TargetLog], *, now: datetime | None = None) -> MonthsV
                 cells[target] = cell
             rows.append(MonthRow(month, cells))
         services.append(ServiceView(service, rows))
-    problems = {t: logs[t].problem for t in targets if logs[t].problem}
+    problems = {t: problem for t in targets if (problem := logs[t].problem)}
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     return MonthsView(targets, services, problems, stamp)
 
@@ -445,7 +446,7 @@ def collect_configured() -> MonthsView:
         log.info("taxi months: no Postgres (%s)", exc)
         conninfo = None
     lake_url = config.lake_url()
-    lake = open_lake(lake_url)
+    lake: Lake | None = open_lake(lake_url)
     default = lake_url == settings.DEFAULT_LAKE.as_uri()
     if default and not settings.DEFAULT_LAKE.exists():
         lake = None
