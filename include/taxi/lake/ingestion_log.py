@@ -14,8 +14,11 @@ from include.taxi.sources.http import SourceVersion
 __all__ = ["ROWS_KEY", "held_source", "lake_metadata"]
 
 
-def lake_metadata(contract: Contract, month: str, version: SourceVersion) -> dict[str, str]:
-    """What the lake object says about itself (the writer adds ``taxi.rows``)."""
+def lake_metadata(
+    contract: Contract, month: str, version: SourceVersion, run_id: str = ""
+) -> dict[str, str]:
+    """What the lake object says about itself (the writer adds ``taxi.rows``); ``run_id``
+    is the Airflow run that wrote it (the Taxi months page links to it)."""
     values = {
         "service": contract.name,
         "month": month,
@@ -25,6 +28,7 @@ def lake_metadata(contract: Contract, month: str, version: SourceVersion) -> dic
         "source_etag": version.etag or "",
         "source_last_modified": version.last_modified or "",
         "source_sha256": version.sha256 or "",
+        "run_id": run_id,
     }
     return {f"taxi.{key}": value for key, value in values.items()}
 

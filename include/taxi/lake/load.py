@@ -43,6 +43,7 @@ def month_to_lake(
     lake_url: str,
     force: bool = False,
     workdir: str | None = None,
+    run_id: str = "",
 ) -> dict[str, Any]:
     """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
 
@@ -72,7 +73,7 @@ def month_to_lake(
     with month_workdir("lake", service, month, workdir) as tmp:
         fetched = download(url, Path(tmp) / file_name(service, month))
         reader = ContractReader(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
-        metadata = lake_metadata(contract, month, fetched.version)
+        metadata = lake_metadata(contract, month, fetched.version, run_id)
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
         stored = lake.put(
             parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)}, replaces=replaces

@@ -16,7 +16,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
@@ -57,6 +57,8 @@ class LakeObject:
     generation: int | None = None
     """GCS's version number of the object (None in a folder): reads and writes that must see
     one version pin it."""
+    updated: datetime | None = None
+    """When the object was last written (file mtime, GCS ``updated``), where listed."""
 
 
 class Lake(Protocol):
@@ -73,6 +75,10 @@ class Lake(Protocol):
     def fetch(self, name: str, dest: Path) -> Path: ...
 
     def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData: ...
+
+    def listing(self, prefix: str) -> dict[str, LakeObject]:
+        """Every parquet object under ``prefix`` (name → stat): one listing, no download."""
+        ...
 
 
 def open_lake(url: str, *, gcp_conn_id: str = GCP_CONN_ID) -> Lake:
@@ -139,6 +145,19 @@ class LocalLake:
     def fetch(self, name: str, dest: Path) -> Path:
         shutil.copyfile(self.root / name, dest)
         return dest
+
+    def listing(self, prefix: str) -> dict[str, LakeObject]:
+        found = {}
+        base = self.root / prefix
+        for path in sorted(base.rglob("*.parquet")) if base.is_dir() else []:
+            if path.name.startswith("."):  # a writer's temp file, not an object yet
+                continue
+            name = path.relative_to(self.root).as_posix()
+            stat = self.stat(name)
+            if stat is not None:
+                mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                found[name] = LakeObject(stat.uri, stat.bytes, stat.metadata, updated=mtime)
+        return found
 
     def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData:
         return pq.read_metadata(self.root / name)
@@ -211,6 +230,22 @@ class GcsLake:
     def fetch(self, name: str, dest: Path) -> Path:
         self._hook().download(self.bucket, self._object(name), filename=str(dest))
         return dest
+
+    def listing(self, prefix: str) -> dict[str, LakeObject]:
+        """One paged list call: GCS returns each object's metadata with the listing."""
+        root = f"{self.prefix}/" if self.prefix else ""
+        blobs = self._hook().get_conn().list_blobs(self.bucket, prefix=f"{root}{prefix}")
+        return {
+            blob.name[len(root) :]: LakeObject(
+                f"gs://{self.bucket}/{blob.name}",
+                blob.size or 0,
+                dict(blob.metadata or {}),
+                blob.generation,
+                blob.updated,
+            )
+            for blob in blobs
+            if blob.name.endswith(".parquet")
+        }
 
     def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData:
         """Schema and row count from two ranged reads, not a download of the month; with

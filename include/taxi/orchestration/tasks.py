@@ -186,7 +186,12 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
     _name_map_index(context, service, month)
     lake_url = config.lake_url()
     result = month_to_lake(
-        service, month, source_base=config.source_base(), lake_url=lake_url, force=_force(context)
+        service,
+        month,
+        source_base=config.source_base(),
+        lake_url=lake_url,
+        force=_force(context),
+        run_id=context["run_id"],
     )
     if result["status"] == "unchanged":
         if in_bigquery(service, month, lake_url=lake_url, dataset=config.bigquery_dataset()):

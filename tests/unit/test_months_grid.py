@@ -1,0 +1,98 @@
+"""The rules of the "Taxi months" grid on hand-made log records (no database needed: ``build``
+does no I/O; tests/integration/test_months_view.py feeds it real logs)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from include.taxi.months_page import render
+from include.taxi.months_view import (
+    FAILED,
+    LOADED,
+    MISSING,
+    NOT_PUBLISHED,
+    STALE,
+    QualityWarning,
+    Record,
+    TargetLog,
+    build,
+    parse_warnings,
+)
+
+
+def _at(day: int) -> datetime:
+    return datetime(2021, 6, day, tzinfo=UTC)
+
+
+def _log(*records: Record) -> TargetLog:
+    loads = {(r.service, r.month): r for r in records if r.status == LOADED}
+    return TargetLog({(r.service, r.month): r for r in records}, loads)
+
+
+def _states(view, service="green"):
+    (found,) = [s for s in view.services if s.service == service]
+    return {row.month: {t: c.state for t, c in row.cells.items()} for row in found.months}
+
+
+def test_bigquery_is_stale_when_the_lake_holds_a_newer_file():
+    lake = _log(Record("lake", "green", "2021-01", LOADED, 10, at=_at(2), sha256="new"))
+    bigquery = _log(Record("bigquery", "green", "2021-01", LOADED, 9, at=_at(1), sha256="old"))
+    view = build({"lake": lake, "bigquery": bigquery})
+    assert _states(view) == {"2021-01": {"lake": LOADED, "bigquery": STALE}}
+    same = _log(Record("bigquery", "green", "2021-01", LOADED, 10, at=_at(3), sha256="new"))
+    assert _states(build({"lake": lake, "bigquery": same})) == {
+        "2021-01": {"lake": LOADED, "bigquery": LOADED}
+    }
+
+
+def test_a_version_seen_before_the_load_does_not_make_it_stale():
+    """Postgres loaded v2 after the lake wrote v1: the lake is stale, Postgres is not."""
+    postgres = _log(
+        Record("postgres", "green", "2021-01", LOADED, 5, at=_at(5), version=(2, "v2", None))
+    )
+    lake = _log(Record("lake", "green", "2021-01", LOADED, 4, at=_at(1), version=(1, "v1", None)))
+    assert _states(build({"postgres": postgres, "lake": lake})) == {
+        "2021-01": {"postgres": LOADED, "lake": STALE}
+    }
+
+
+def test_missing_inside_the_span_and_not_published_outside():
+    postgres = _log(
+        Record("postgres", "green", "2021-01", LOADED, 5, at=_at(1)),
+        Record("postgres", "green", "2021-04", LOADED, 5, at=_at(1)),
+        Record("postgres", "yellow", "2021-06", FAILED, at=_at(1), error="boom"),
+    )
+    view = build({"postgres": postgres})
+    assert {m: s["postgres"] for m, s in _states(view).items()} == {
+        "2021-01": LOADED,
+        "2021-02": MISSING,
+        "2021-03": MISSING,
+        "2021-04": LOADED,
+        "2021-05": NOT_PUBLISHED,
+        "2021-06": NOT_PUBLISHED,
+    }
+    yellow = _states(view, "yellow")
+    assert yellow["2021-06"] == {"postgres": FAILED}
+    assert yellow["2021-01"]["postgres"] == (NOT_PUBLISHED)
+
+
+def test_warnings_are_read_whatever_shape_they_were_stored_in():
+    full = '[{"rule": "negative_total", "level": "warn", "message": "3 refunds"}]'
+    assert parse_warnings(full) == (QualityWarning("negative_total", "warn", "3 refunds"),)
+    assert parse_warnings(["plain text"]) == (QualityWarning("warning", "warn", "plain text"),)
+    assert parse_warnings("not json {") == (QualityWarning("warning", "warn", "not json {"),)
+    assert parse_warnings({"warnings": []}) == ()
+    assert parse_warnings(None) == parse_warnings("") == ()
+
+
+def test_the_page_escapes_what_the_logs_say():
+    evil = QualityWarning("<b>rule</b>", "warn", "<script>alert(1)</script>")
+    postgres = _log(
+        Record(
+            "postgres", "green", "2021-01", LOADED, 5, run_id="r&<1>", at=_at(1), warnings=(evil,)
+        )
+    )
+    html = render(build({"postgres": postgres}), base_url="http://af")
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="http://af/dags/taxi_to_postgres/runs/r%26%3C1%3E"' in html
