@@ -96,6 +96,8 @@ def month_to_bigquery(
         rows_expected=footer.num_rows,
         source_sha256=sha256,
         run_id=run_id,
+        source_kind=stored.metadata.get("taxi.source_kind", ""),
+        source_format=stored.metadata.get("taxi.source_format", ""),
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",

@@ -29,6 +29,7 @@ PICKUP_COLUMNS = {
     "yellow": "tpep_pickup_datetime",
     "green": "lpep_pickup_datetime",
     "fhv": "pickup_datetime",
+    "fhvhv": "pickup_datetime",
 }
 CLUSTERING = [SOURCE_MONTH, "pulocationid"]
 """Clustered first by source month, so replacing a month reads only that month's blocks."""
@@ -44,6 +45,9 @@ LOG_SCHEMA = [
     ("run_id", "STRING", "NULLABLE"),
     ("status", "STRING", "REQUIRED"),
     ("finished_at", "TIMESTAMP", "REQUIRED"),
+    # added with the TLC source (issue 11): an older log table gains them (ensure_tables)
+    ("source_kind", "STRING", "NULLABLE"),
+    ("source_format", "STRING", "NULLABLE"),
 ]
 
 

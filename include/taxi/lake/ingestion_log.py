@@ -14,8 +14,16 @@ from include.taxi.sources.http import SourceVersion
 __all__ = ["ROWS_KEY", "held_source", "lake_metadata"]
 
 
-def lake_metadata(contract: Contract, month: str, version: SourceVersion) -> dict[str, str]:
-    """What the lake object says about itself (the writer adds ``taxi.rows``)."""
+def lake_metadata(
+    contract: Contract,
+    month: str,
+    version: SourceVersion,
+    *,
+    source_kind: str = "",
+    source_format: str = "",
+) -> dict[str, str]:
+    """What the lake object says about itself (the writer adds ``taxi.rows``); the source kind
+    (``mirror``/``tlc``) and format travel on to BigQuery's ingestion log."""
     values = {
         "service": contract.name,
         "month": month,
@@ -25,6 +33,8 @@ def lake_metadata(contract: Contract, month: str, version: SourceVersion) -> dic
         "source_etag": version.etag or "",
         "source_last_modified": version.last_modified or "",
         "source_sha256": version.sha256 or "",
+        "source_kind": source_kind,
+        "source_format": source_format,
     }
     return {f"taxi.{key}": value for key, value in values.items()}
 

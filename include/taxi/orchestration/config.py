@@ -17,7 +17,21 @@ DAILY_TARGETS = {"postgres": "taxi_to_postgres", "lake": "taxi_to_lake"}
 """What ``taxi_daily`` can feed: target name → the DAG it triggers."""
 
 
-def source_base() -> str:
+def source_kind() -> str:
+    """Variable ``taxi_source``: ``mirror`` (default) or ``tlc``."""
+    kind = str(Variable.get(settings.VAR_SOURCE, default=settings.DEFAULT_SOURCE)).strip().lower()
+    if kind not in ("mirror", "tlc"):
+        raise AirflowFailException(
+            f"Variable {settings.VAR_SOURCE} is {kind!r}: use mirror (the course's csv.gz "
+            "mirror at taxi_source_url) or tlc (the TLC's parquet files at taxi_tlc_url)"
+        )
+    return kind
+
+
+def source_base(kind: str | None = None) -> str:
+    """The base URL of the chosen source: ``taxi_source_url`` (mirror) or ``taxi_tlc_url``."""
+    if (kind or source_kind()) == "tlc":
+        return str(Variable.get(settings.VAR_TLC_URL, default=settings.DEFAULT_TLC_URL))
     return str(Variable.get(settings.VAR_SOURCE_URL, default=settings.DEFAULT_SOURCE_URL))
 
 

@@ -26,6 +26,7 @@ LOG_COLUMNS = frozenset(
         "id", "target", "table_name", "service", "source_month", "source_url", "source_bytes",
         "source_etag", "source_last_modified", "source_sha256", "rows_read", "rows_written",
         "rows_in_target", "started_at", "finished_at", "status", "error", "run_id",
+        "source_kind", "source_format",
     }
 )  # fmt: skip
 """Every column the code writes: a log created by an older version gains the missing ones
@@ -46,6 +47,10 @@ class Attempt:
     # Under the month's lock, a newer load of the same file means a concurrent run just did
     # the work; comparing ids, not clocks, leaves no window between its insert and its commit.
     previous_load: int | None = None
+    source_kind: str | None = None
+    """``mirror`` or ``tlc`` (sources/catalogue); None for a local file."""
+    source_format: str | None = None
+    """``csv.gz``, ``csv`` or ``parquet``: the format of the file that was read."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ def write(
         (
             TARGET, attempt.table, attempt.service, attempt.month, source.url, source.bytes,
             source.etag, source.last_modified, source.sha256, *rows, attempt.started_at,
-            status, error, attempt.run_id,
+            status, error, attempt.run_id, attempt.source_kind, attempt.source_format,
         ),
     )  # fmt: skip
 

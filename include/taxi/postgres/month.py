@@ -28,8 +28,8 @@ from include.taxi.errors import LoadMismatch
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt
-from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import SourceVersion
+from include.taxi.sources.reader import SourceReader, source_format
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 
 
 def _ingest(
-    cur: session.Session, reader: ContractReader, schema: str, table: str, *, freeze: bool = False
+    cur: session.Session, reader: SourceReader, schema: str, table: str, *, freeze: bool = False
 ) -> int:
     """Binary COPY of the reader's batches; a contract violation ends it and propagates."""
     return cur.ingest(schema, table, reader.schema.names, reader, freeze=freeze)
@@ -133,15 +133,18 @@ def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> in
     return last.rows_in_target
 
 
-def _local_attempt(reader: ContractReader) -> Attempt:
+def _local_attempt(reader: SourceReader) -> Attempt:
     """How the log describes a load of a local file that was not downloaded by the pipeline."""
     source = SourceVersion(reader.path.resolve().as_uri(), reader.path.stat().st_size, None, None)
     contract = reader.contract
-    return Attempt(table_name(contract), contract.name, reader.month, source, datetime.now(UTC))
+    return Attempt(
+        table_name(contract), contract.name, reader.month, source, datetime.now(UTC),
+        source_format=source_format(reader.path.name),
+    )  # fmt: skip
 
 
 def replace_month(
-    conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
+    conninfo: str, schema: str, reader: SourceReader, attempt: Attempt | None = None
 ) -> LoadResult:
     """Load the reader's month into its partition, replacing what was there, in one transaction."""
     contract, month = reader.contract, reader.month
@@ -194,7 +197,7 @@ def replace_month(
 
 
 def replace_table(
-    conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
+    conninfo: str, schema: str, reader: SourceReader, attempt: Attempt | None = None
 ) -> LoadResult:
     """Replace a small lookup table whole (DELETE + COPY in one transaction)."""
     contract = reader.contract
