@@ -70,7 +70,9 @@ def month_to_lake(
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
-        fetched = source.download(service, month, Path(tmp))
+        # the TLC's file has the lake object's very name: keep the download in a folder apart
+        (download_dir := Path(tmp) / "source").mkdir()
+        fetched = source.download(service, month, download_dir)
         reader = open_source(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
         metadata = lake_metadata(
             contract, month, fetched.version, source_kind=source.kind, source_format=source.format
