@@ -185,3 +185,50 @@ def test_a_bad_parquet_file_fails_located_and_leaves_the_month_as_it_was(
     assert not (tmp_path / "lake" / "yellow").exists() or not any(
         (tmp_path / "lake" / "yellow").rglob("*.parquet")
     )
+
+
+def test_eras_of_a_service_travel_to_one_bigquery_table(tlc, gcs_bucket, gcp_emulators):
+    """yellow 2009 (names, text codes, coordinates) and 2023 (Airport_fee, int32 ids) into one
+    BigQuery table; fhvhv and green (null-typed ehail_fee) into theirs; the log says tlc."""
+    import uuid
+
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    from include.taxi.bigquery.load import month_to_bigquery
+
+    lake = f"gs://{gcs_bucket}/lake"
+    dataset = f"taxi_{uuid.uuid4().hex[:8]}"
+    picked = {"yellow-2009": "2009-01", "yellow-2023": "2023-06", "green-2019": "2019-07",
+              "fhvhv-2024": "2024-01"}  # fmt: skip
+    for era, month in picked.items():
+        service = era.split("-")[0]
+        month_to_lake(service, month, source_base=tlc, source_kind="tlc", lake_url=lake)
+        loaded = month_to_bigquery(service, month, lake_url=lake, dataset=dataset)
+        assert loaded["rows_loaded"] == loaded["rows_in_target"] == ROWS, era
+    hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
+    client = hook.get_client(project_id=hook.project_id)
+    want = expected(ROWS)
+    table = f"`{client.project}.{dataset}.yellow_tripdata`"
+    rows = {
+        r["m"][:7]: (r["n"], r["fare"], r["pu"], r["lon"], r["cash"])
+        for r in client.query(
+            f"SELECT CAST(source_month AS STRING) AS m, COUNT(*) AS n, SUM(fare_amount) AS fare, "
+            f"SUM(pulocationid) AS pu, COUNT(pickup_longitude) AS lon, "
+            f"COUNTIF(payment_type_text = 'CASH') AS cash FROM {table} GROUP BY m"
+        ).result()
+    }
+    assert rows == {
+        "2009-01": (ROWS, pytest.approx(want["fare"]), None, ROWS, ROWS // 4),
+        "2023-06": (ROWS, pytest.approx(want["fare"]), want["pu"], 0, 0),
+    }
+    (fhvhv,) = client.query(
+        f"SELECT COUNT(*) AS n, SUM(trip_time) AS t "
+        f"FROM `{client.project}.{dataset}.fhvhv_tripdata`"
+    ).result()
+    assert (fhvhv["n"], fhvhv["t"]) == (ROWS, sum(600 + i % 300 for i in range(ROWS)))
+    log = client.query(
+        f"SELECT DISTINCT source_kind, source_format FROM `{client.project}.{dataset}."
+        "taxi_ingestion_log`"
+    ).result()
+    assert [(r["source_kind"], r["source_format"]) for r in log] == [("tlc", "parquet")]
+    client.close()
