@@ -232,3 +232,24 @@ def test_eras_of_a_service_travel_to_one_bigquery_table(tlc, gcs_bucket, gcp_emu
     ).result()
     assert [(r["source_kind"], r["source_format"]) for r in log] == [("tlc", "parquet")]
     client.close()
+
+
+def test_taxi_daily_discovery_with_the_tlc_heads_only_months_it_can_have(tlc) -> None:
+    """taxi_daily's discovery against the TLC layout: published months are new, unpublished
+    ones (the lag) are not there yet, months before a service's first are never asked for."""
+    from include.taxi.orchestration.discovery import changed_months
+
+    asked: list[tuple[str, str]] = []
+
+    def held(service: str, month: str) -> None:
+        asked.append((service, month))
+
+    found = changed_months(
+        ["fhvhv", "green"], ["2024-01", "2019-07", "2019-01"], source_base=tlc,
+        source_kind="tlc", held=held,
+    )  # fmt: skip
+    assert found == [
+        {"service": "fhvhv", "month": "2024-01", "reason": "new"},
+        {"service": "green", "month": "2019-07", "reason": "new"},
+    ]
+    assert ("fhvhv", "2019-01") not in asked  # before fhvhv's first TLC month: no request
