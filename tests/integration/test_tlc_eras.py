@@ -253,3 +253,27 @@ def test_taxi_daily_discovery_with_the_tlc_heads_only_months_it_can_have(tlc) ->
         {"service": "green", "month": "2019-07", "reason": "new"},
     ]
     assert ("fhvhv", "2019-01") not in asked  # before fhvhv's first TLC month: no request
+
+
+def test_a_table_of_the_previous_contract_gains_the_tlc_columns(
+    tlc, tmp_path, postgres_url, pg_schema
+):
+    """A yellow table created before issue 11 (no coordinates, no text columns) takes a 2009
+    TLC month after a mirror month: the columns are added, both months stay whole."""
+    from dev.synthetic import write_month
+    from include.taxi.contract import YELLOW, Contract
+    from include.taxi.postgres.month import ensure_table, replace_month
+    from include.taxi.sources.reader import open_source
+
+    ensure_table(postgres_url, pg_schema, Contract("yellow", YELLOW.columns[:19]))
+    mirror = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    write_month(mirror, "yellow", date(2021, 1, 1), 500)
+    replace_month(postgres_url, pg_schema, open_source(mirror, YELLOW, date(2021, 1, 1)))
+    month_to_postgres("yellow", "2009-01", source_base=tlc, source_kind="tlc",
+                      conninfo=postgres_url, schema=pg_schema)  # fmt: skip
+    rows = _query(
+        postgres_url,
+        f"SELECT to_char(source_month, 'YYYY-MM'), count(*), count(vendor_text) "
+        f'FROM "{pg_schema}".yellow_tripdata GROUP BY 1 ORDER BY 1',
+    )
+    assert rows == [("2009-01", ROWS, ROWS), ("2021-01", 500, 0)]
