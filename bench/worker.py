@@ -109,8 +109,9 @@ def project_parquet(args: argparse.Namespace) -> Result:
 
     def work() -> Result:
         reader = open_source(
-            Path(args.file), contract_for(args.service), args.month, block_size=READ_BLOCK_SIZE
-        )
+            Path(args.file), contract_for(args.service), args.month, block_size=READ_BLOCK_SIZE,
+            parallel=True,
+        )  # fmt: skip
         written = write_parquet(reader, Path(args.out))
         return {
             "rows": written.rows,

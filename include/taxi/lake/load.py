@@ -73,7 +73,9 @@ def month_to_lake(
         # the TLC's file has the lake object's very name: keep the download in a folder apart
         (download_dir := Path(tmp) / "source").mkdir()
         fetched = source.download(service, month, download_dir)
-        reader = open_source(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
+        reader = open_source(
+            fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE, parallel=True
+        )
         metadata = lake_metadata(
             contract, month, fetched.version, source_kind=source.kind, source_format=source.format
         )

@@ -65,7 +65,9 @@ def write_parquet(
         write_statistics=True,
     ) as writer:
         try:
-            for batch in read_ahead(reader, READ_AHEAD_BATCHES):
+            # a reader with bigger batches (parquet) says how many to hold ahead
+            depth = getattr(reader, "read_ahead_batches", READ_AHEAD_BATCHES)
+            for batch in read_ahead(reader, depth):
                 pending.append(batch)
                 pending_rows += batch.num_rows
                 while pending_rows >= row_group_rows:

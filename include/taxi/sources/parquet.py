@@ -38,10 +38,9 @@ mapping onto the contract costs ~2% of it."""
 READ_BUFFER = 1 << 20
 """Bytes per read of the buffered stream (``pre_buffer`` off): the reader never maps or buffers
 a whole row group's column chunks."""
-DECODE_THREADS = False
-"""Columns decoded one after another: Arrow's decoder threads added ~35 MB of peak RSS per
-reader (jemalloc arenas per thread) for no reliable gain on a 2-core machine that also runs
-the COPY (measured on the 2 M-row file above, under load)."""
+READ_AHEAD_BATCHES = 4
+"""The lake writer's read-ahead for this reader: 4 × 32k rows, one lake row group (the CSV
+reader's 16 batches are ~10k rows each; 16 fhvhv batches held ~100 MB more)."""
 DAMAGED_HINT = "A truncated or corrupt download; nothing was loaded. Run the month again"
 PANDAS_INDEX = "__index_level_"
 """Columns pandas writes for a DataFrame index: not data, skipped."""
@@ -144,7 +143,11 @@ class ParquetContractReader:
         *,
         batch_rows: int = BATCH_ROWS,
         memory_pool: pa.MemoryPool | None = None,
+        decode_threads: bool = False,
     ) -> None:
+        """``decode_threads``: Arrow decodes the columns in parallel. Off for the Postgres load
+        (~35 MB more peak RSS, jemalloc arenas per thread, and the COPY needs the other core);
+        on for the lake, where the decoder would otherwise be the bottleneck."""
         if contract.monthly and month is None:
             raise ValueError(f"{contract.name} rows need the month of their source file")
         self.path = path
@@ -152,6 +155,8 @@ class ParquetContractReader:
         self.contract = contract
         self.month = month
         self.batch_rows = batch_rows
+        self.decode_threads = decode_threads
+        self.read_ahead_batches = READ_AHEAD_BATCHES
         self.pool = memory_pool or reader_memory_pool()
         self.rows = 0
         self.error: BadSourceFile | None = None
@@ -184,7 +189,7 @@ class ParquetContractReader:
                 batch_size=self.batch_rows,
                 row_groups=[group],
                 columns=names,
-                use_threads=DECODE_THREADS,
+                use_threads=self.decode_threads,
             )
             while True:
                 try:

@@ -53,14 +53,16 @@ def open_source(
     month: date | None = None,
     *,
     block_size: int | None = None,
+    parallel: bool = False,
 ) -> SourceReader:
     """The reader for ``path``'s format (by its name, which the pipeline chose from the source).
 
-    ``block_size`` tunes the CSV reader only (parquet is read a row group at a time)."""
+    ``block_size`` tunes the CSV reader only (parquet is read a row group at a time);
+    ``parallel`` lets the parquet reader decode columns on several threads (the lake path)."""
     if source_format(path.name) == PARQUET:
         from include.taxi.sources.parquet import ParquetContractReader
 
-        return ParquetContractReader(path, contract, month)
+        return ParquetContractReader(path, contract, month, decode_threads=parallel)
     from include.taxi.sources.csv import BLOCK_SIZE, ContractReader
 
     return ContractReader(path, contract, month, block_size=block_size or BLOCK_SIZE)
