@@ -29,6 +29,7 @@ from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt
 from include.taxi.sources.http import SourceVersion
+from include.taxi.sources.read_ahead import read_ahead
 from include.taxi.sources.reader import SourceReader, source_format
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,13 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 def _ingest(
     cur: session.Session, reader: SourceReader, schema: str, table: str, *, freeze: bool = False
 ) -> int:
-    """Binary COPY of the reader's batches; a contract violation ends it and propagates."""
-    return cur.ingest(schema, table, reader.schema.names, reader, freeze=freeze)
+    """Binary COPY of the reader's batches; a contract violation ends it and propagates.
+
+    A reader that says how far to read ahead (parquet) decodes its next batches on a second
+    thread while this one encodes and sends: decoding is the parquet path's largest cost."""
+    depth = getattr(reader, "read_ahead_batches", 0)
+    batches = read_ahead(reader, depth) if depth else reader
+    return cur.ingest(schema, table, reader.schema.names, batches, freeze=freeze)
 
 
 def _reconcile(table: str, read: int, written: int, present: int) -> None:
