@@ -16,7 +16,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv emulators browser run test test-fast month cloud-month backfill lint format lock clean bench
+.PHONY: venv emulators browser run test test-fast month cloud-month backfill lint format lock clean bench bench-parquet
 
 venv: $(VENV)/.synced
 
@@ -90,6 +90,13 @@ backfill: venv
 BENCH_ARGS ?=
 bench: venv
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# An fhvhv-sized TLC parquet month (generated, 20 M rows, and 2×) into Postgres and the lake,
+# against read_table + text COPY and DuckDB: bench/results/parquet_latest.{json,md}.
+# Options via BENCH_PARQUET_ARGS, e.g. "--rows 2000000 --repeats 1".
+BENCH_PARQUET_ARGS ?=
+bench-parquet: venv
+	$(PY) -m bench.parquet_run $(BENCH_PARQUET_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -64,8 +64,8 @@ def project_load(args: argparse.Namespace) -> Result:
     from include.taxi.contract import contract_for, table_name
     from include.taxi.postgres.ingestion_log import Attempt
     from include.taxi.postgres.month import replace_month
-    from include.taxi.sources.csv import ContractReader
     from include.taxi.sources.http import SourceVersion
+    from include.taxi.sources.reader import open_source
 
     def work() -> Result:
         path, contract = Path(args.file).resolve(), contract_for(args.service)
@@ -73,7 +73,7 @@ def project_load(args: argparse.Namespace) -> Result:
         attempt = Attempt(
             table_name(contract), contract.name, args.month, source, datetime.now(UTC)
         )
-        reader = ContractReader(path, contract, args.month)
+        reader = open_source(path, contract, args.month)
         result = replace_month(args.url, args.schema, reader, attempt)
         if result.status != "loaded" or result.rows_in_target != reader.rows:
             raise RuntimeError(f"{result}: expected {reader.rows} rows loaded")
@@ -85,10 +85,10 @@ def project_load(args: argparse.Namespace) -> Result:
 def project_read(args: argparse.Namespace) -> Result:
     """The reader alone (no sink): how much of the load is parsing and conforming."""
     from include.taxi.contract import contract_for
-    from include.taxi.sources.csv import ContractReader
+    from include.taxi.sources.reader import open_source
 
     def work() -> Result:
-        reader = ContractReader(Path(args.file), contract_for(args.service), args.month)
+        reader = open_source(Path(args.file), contract_for(args.service), args.month)
         batches = sum(1 for _ in reader)
         return {"rows": reader.rows, "batches": batches}
 
@@ -105,11 +105,15 @@ def project_parquet(args: argparse.Namespace) -> Result:
         ROW_GROUP_ROWS,
         write_parquet,
     )
-    from include.taxi.sources.csv import ContractReader
+    from include.taxi.sources.reader import open_source
 
     def work() -> Result:
-        reader = ContractReader(
-            Path(args.file), contract_for(args.service), args.month, block_size=READ_BLOCK_SIZE
+        reader = open_source(
+            Path(args.file),
+            contract_for(args.service),
+            args.month,
+            block_size=READ_BLOCK_SIZE,
+            parallel=True,
         )
         written = write_parquet(reader, Path(args.out))
         return {
@@ -136,6 +140,72 @@ def duckdb_parquet(args: argparse.Namespace) -> Result:
         (threads,) = con.execute("SELECT current_setting('threads')").fetchone() or (0,)
         con.close()
         return {"rows": int(rows), "threads": int(threads), **_size(args.out)}
+
+    return _timed(work)
+
+
+def duckdb_parquet_rewrite(args: argparse.Namespace) -> Result:
+    """DuckDB rewriting a parquet source: ``COPY (SELECT * FROM read_parquet(?)) TO ...``."""
+    import duckdb
+
+    def work() -> Result:
+        con = duckdb.connect()
+        (rows,) = con.execute(
+            "COPY (SELECT * FROM read_parquet(?)) TO '" + _sql_text(args.out) + "' "
+            "(FORMAT parquet, COMPRESSION zstd)",
+            [args.file],
+        ).fetchone() or (0,)
+        (threads,) = con.execute("SELECT current_setting('threads')").fetchone() or (0,)
+        con.close()
+        return {"rows": int(rows), "threads": int(threads), **_size(args.out)}
+
+    return _timed(work)
+
+
+def arrow_text_copy(args: argparse.Namespace) -> Result:
+    """The obvious parquet load: ``pyarrow.parquet.read_table`` (the whole file in memory),
+    then text COPY (CSV written by pyarrow, a 1 MiB buffer at a time) into a plain table."""
+    import io
+
+    import psycopg
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from psycopg import sql
+
+    pg = {
+        "int32": "integer",
+        "int64": "bigint",
+        "double": "double precision",
+        "string": "text",
+        "large_string": "text",
+    }
+
+    def work() -> Result:
+        table = pq.read_table(args.file)
+        columns = [
+            sql.SQL("{} {}").format(
+                sql.Identifier(f.name.lower()),
+                sql.SQL("timestamp" if str(f.type).startswith("timestamp") else pg[str(f.type)]),
+            )
+            for f in table.schema
+        ]
+        target = sql.Identifier(args.schema, args.table)
+        with psycopg.connect(args.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(args.schema))
+            )
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+            cur.execute(sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(columns)))
+            statement = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(target)
+            options = pacsv.WriteOptions(include_header=False)
+            with cur.copy(statement) as copy:
+                for batch in table.to_batches(max_chunksize=64 * 1024):
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(batch, buffer, options)
+                    copy.write(buffer.getvalue())
+            rows = cur.rowcount
+            conn.commit()
+        return {"rows": rows}
 
     return _timed(work)
 
@@ -233,6 +303,8 @@ METHODS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "project-read": project_read,
     "project-parquet": project_parquet,
     "duckdb-parquet": duckdb_parquet,
+    "duckdb-parquet-rewrite": duckdb_parquet_rewrite,
+    "arrow-text-copy": arrow_text_copy,
     "pandas-to-sql": pandas_to_sql,
     "psycopg-copy": psycopg_copy,
     "dag-parse": dag_parse,

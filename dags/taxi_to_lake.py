@@ -1,4 +1,4 @@
-"""taxi_to_lake: one run per data month writes yellow, green and fhv trips to the lake as parquet.
+"""taxi_to_lake: one run per data month writes yellow, green, fhv, fhvhv trips as lake parquet.
 
 Each (service, month) is a mapped task: download the source csv.gz, hold it to the schema
 contract (the same one taxi_to_postgres uses), write one parquet file with the declared schema
@@ -22,7 +22,7 @@ from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 
 @dag(
     dag_id="taxi_to_lake",
-    description="NYC TLC trips (yellow, green, fhv) as parquet in the lake, a month per run",
+    description="NYC TLC trips (yellow, green, fhv, fhvhv) as parquet in the lake, a month per run",
     schedule=schedule.MONTHLY,
     start_date=schedule.start_date(),
     end_date=schedule.end_date(),

@@ -1,4 +1,4 @@
-"""taxi_to_postgres: one run per data month loads yellow, green and fhv trips into Postgres.
+"""taxi_to_postgres: one run per data month loads yellow, green, fhv and fhvhv trips into Postgres.
 
 Each (service, month) is a mapped task that downloads the source csv.gz, checks it against
 the schema contract and replaces that month's partition in one transaction, so reruns and
@@ -17,7 +17,7 @@ from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 
 @dag(
     dag_id="taxi_to_postgres",
-    description="NYC TLC trips (yellow, green, fhv) and zones into Postgres, a month per run",
+    description="NYC TLC trips (yellow, green, fhv, fhvhv) and zones to Postgres, a month per run",
     schedule=schedule.MONTHLY,
     start_date=schedule.start_date(),
     end_date=schedule.end_date(),

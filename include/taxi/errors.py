@@ -8,11 +8,18 @@ from __future__ import annotations
 
 
 class SourceNotPublished(Exception):
-    """The source answered 404: the month is not (yet) published."""
+    """The source answered 404 (or cannot have the month): it is not (yet) published there.
 
-    def __init__(self, url: str) -> None:
-        super().__init__(f"not published: {url} answered 404; nothing was loaded")
+    ``hint`` says where else the month may be (e.g. the other source, see sources/catalogue).
+    """
+
+    def __init__(self, url: str, *, answer: str = "answered 404", hint: str = "") -> None:
+        message = f"not published: {url} {answer}; nothing was loaded"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
         self.url = url
+        self.hint = hint
 
 
 class BadSourceFile(Exception):
@@ -26,10 +33,16 @@ class BadSourceFile(Exception):
         line: int | None = None,
         column: str | None = None,
         hint: str = "",
+        row_group: int | None = None,
+        row: int | None = None,
     ) -> None:
         where = file
         if line is not None:
             where += f", line {line}"
+        if row_group is not None:
+            where += f", row group {row_group}"
+        if row is not None:
+            where += f", row {row}"
         if column is not None:
             where += f", column {column}"
         message = f"bad source file {where}: {problem}"
@@ -40,6 +53,8 @@ class BadSourceFile(Exception):
         self.line = line
         self.column = column
         self.problem = problem
+        self.row_group = row_group
+        self.row = row
 
 
 class IncompleteDownload(Exception):

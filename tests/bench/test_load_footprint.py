@@ -54,3 +54,59 @@ def test_a_month_load_and_reload_never_import_pandas(
     assert run.returncode == 0, run.stderr[-3000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome == {"rows": [3000, 3000], "pandas_before": False, "pandas_after": False}
+
+
+LOAD_PARQUET = """
+import json, sys
+from datetime import date
+from pathlib import Path
+from include.taxi.contract import contract_for
+from include.taxi.sources.reader import open_source
+from include.taxi.postgres.month import replace_month
+
+url, schema, folder = sys.argv[1:4]
+rows = []
+for name, service, month in [("fhvhv_tripdata_2024-01.parquet", "fhvhv", date(2024, 1, 1)),
+                             ("yellow_tripdata_2009-01.parquet", "yellow", date(2009, 1, 1))]:
+    reader = open_source(Path(folder) / name, contract_for(service), month)
+    rows.append(replace_month(url, schema, reader).rows_in_target)
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the pytest parent's peak
+status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
+peak = int(status.split()[0]) // 1024
+print(json.dumps({"rows": rows, "pandas": "pandas" in sys.modules, "peak_mb": peak}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_the_parquet_path_never_imports_pandas_and_streams_a_large_file(
+    postgres_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    """An fhvhv month of 1.2 M rows in 4 row groups (the TLC's are ~1 M rows each) and a yellow
+    2009 month (text codes) load without pandas, in bounded memory: the reader holds a batch
+    and the row group's current pages, never the file (peak RSS measured here: see README)."""
+    from datetime import date
+
+    from dev.tlc_parquet import write_era
+
+    big = 1_200_000
+    write_era(
+        tmp_path / "fhvhv_tripdata_2024-01.parquet",
+        "fhvhv-2024",
+        date(2024, 1, 1),
+        big,
+        row_group_rows=300_000,
+    )
+    write_era(tmp_path / "yellow_tripdata_2009-01.parquet", "yellow-2009", date(2009, 1, 1), 5_000)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_PARQUET, postgres_url, pg_schema, str(tmp_path)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome["rows"] == [big, 5_000]
+    assert outcome["pandas"] is False
+    assert outcome["peak_mb"] < 300, outcome

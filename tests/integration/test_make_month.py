@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import psycopg
 
 from dev.airflow_env import PROJECT
-from dev.synthetic import write_month
+from dev.synthetic import ZONES_CSV, write_month
+from dev.tlc_parquet import write_era
 
 
 def _month(env: dict[str, str], service: str, month: str) -> subprocess.CompletedProcess:
@@ -108,3 +109,60 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     assert "  2020-12         456" in done.stdout
     lake = tmp_path / "emulators" / "gcs" / "objects" / "taxi-lake" / "lake" / "green" / "2020"
     assert (lake / "green_tripdata_2020-12.parquet").exists()
+
+
+def test_make_month_loads_fhvhv_from_a_tlc_laid_out_server(
+    tmp_path, source_server, postgres_url, pg_schema
+) -> None:
+    """taxi_source=tlc: `make month DAG=taxi_to_postgres SERVICE=fhvhv MONTH=2024-01` reads
+    {taxi_tlc_url}/trip-data/fhvhv_tripdata_2024-01.parquet (flat) and misc/ zones."""
+    base, root = source_server
+    tlc = root / "tlc-layout"
+    write_era(
+        tlc / "trip-data" / "fhvhv_tripdata_2024-01.parquet",
+        "fhvhv-2024",
+        date(2024, 1, 1),
+        4_321,
+        row_group_rows=1_000,
+    )
+    (tlc / "misc").mkdir()
+    (tlc / "misc" / "taxi_zone_lookup.csv").write_text(ZONES_CSV)
+    parts = urlsplit(postgres_url)
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": parts.username,
+        "schema": parts.path.lstrip("/"),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_VAR_TAXI_SOURCE="tlc",
+        AIRFLOW_VAR_TAXI_TLC_URL=f"{base}/tlc-layout",
+        AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=pg_schema,
+    )
+    done = subprocess.run(
+        ["make", "month", "DAG=taxi_to_postgres", "SERVICE=fhvhv", "MONTH=2024-01"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "taxi_to_postgres fhvhv 2024-01: success" in done.stdout
+    with psycopg.connect(postgres_url) as db:
+        rows = db.execute(
+            f'SELECT count(*), sum(trip_time) FROM "{pg_schema}".fhvhv_tripdata '
+            "WHERE source_month = '2024-01-01'"
+        ).fetchone()
+        logged = db.execute(
+            f'SELECT source_kind, source_format, source_url FROM "{pg_schema}".taxi_ingestion_log '
+            "WHERE service = 'fhvhv'"
+        ).fetchall()
+    assert rows == (4_321, sum(600 + i % 300 for i in range(4_321)))
+    assert logged == [
+        ("tlc", "parquet", f"{base}/tlc-layout/trip-data/fhvhv_tripdata_2024-01.parquet")
+    ]

@@ -60,6 +60,7 @@ def test_run_month_defaults_to_all_services_and_the_interval_month() -> None:
         {"service": "yellow", "month": "2021-02"},
         {"service": "green", "month": "2021-02"},
         {"service": "fhv", "month": "2021-02"},
+        {"service": "fhvhv", "month": "2021-02"},
     ]
 
 

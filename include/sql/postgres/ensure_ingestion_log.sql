@@ -25,3 +25,5 @@ CREATE INDEX IF NOT EXISTS {log_index} ON {log} (table_name, source_month, finis
 -- Columns added after the first release: a log created by an older version gains them here.
 -- (Each new column: one line below, and its name in ingestion_log.LOG_COLUMNS.)
 ALTER TABLE {log} ADD COLUMN IF NOT EXISTS contract_fingerprint text;
+ALTER TABLE {log} ADD COLUMN IF NOT EXISTS source_kind text;
+ALTER TABLE {log} ADD COLUMN IF NOT EXISTS source_format text;

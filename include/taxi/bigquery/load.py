@@ -174,6 +174,8 @@ def month_to_bigquery(
         source_sha256=sha256,
         run_id=run_id,
         still_same=_still_same(lake, name, stored),
+        source_kind=stored.metadata.get("taxi.source_kind", ""),
+        source_format=stored.metadata.get("taxi.source_format", ""),
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",

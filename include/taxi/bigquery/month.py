@@ -107,18 +107,14 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, contract:
         existing.schema = [*existing.schema, *missing]
         client.update_table(existing, ["schema"])
         log.info("added column(s) %s to %s", [f.name for f in missing], existing.full_table_id)
-    log_table = bigquery.Table(
-        f"{project}.{dataset}.{LOG_TABLE}",
-        schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA],
+    log_fields = [bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA]
+    log_table = client.create_table(
+        bigquery.Table(f"{project}.{dataset}.{LOG_TABLE}", schema=log_fields), exists_ok=True
     )
-    existing_log = client.create_table(log_table, exists_ok=True)
-    have_log = {f.name for f in existing_log.schema}
-    if missing_log := [f for f in log_table.schema if f.name not in have_log]:
-        existing_log.schema = [*existing_log.schema, *missing_log]
-        client.update_table(existing_log, ["schema"])
-        log.info(
-            "added column(s) %s to %s", [f.name for f in missing_log], existing_log.full_table_id
-        )
+    logged = {f.name for f in log_table.schema}
+    if missing_log := [f for f in log_fields if f.name not in logged]:  # a log from before
+        log_table.schema = [*log_table.schema, *missing_log]
+        client.update_table(log_table, ["schema"])
 
 
 def _same_type(name: str) -> str:
@@ -214,6 +210,8 @@ def replace_month(
     source_sha256: str = "",
     run_id: str = "",
     still_same: Callable[[], None] | None = None,
+    source_kind: str = "",
+    source_format: str = "",
 ) -> Replaced:
     """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there.
 
@@ -255,6 +253,8 @@ def replace_month(
             source_sha256=source_sha256,
             run_id=run_id,
             contract_fingerprint=contract.fingerprint,
+            source_kind=source_kind,
+            source_format=source_format,
         )
     finally:
         client.delete_table(stage_id, not_found_ok=True)

@@ -29,6 +29,7 @@ PICKUP_COLUMNS = {
     "yellow": "tpep_pickup_datetime",
     "green": "lpep_pickup_datetime",
     "fhv": "pickup_datetime",
+    "fhvhv": "pickup_datetime",
 }
 CLUSTERING = [SOURCE_MONTH, "pulocationid"]
 """Clustered first by source month, so replacing a month reads only that month's blocks."""
@@ -45,6 +46,9 @@ LOG_SCHEMA = [
     ("status", "STRING", "REQUIRED"),
     ("finished_at", "TIMESTAMP", "REQUIRED"),
     ("contract_fingerprint", "STRING", "NULLABLE"),
+    # added with the TLC source (issue 11): an older log table gains them (ensure_tables)
+    ("source_kind", "STRING", "NULLABLE"),
+    ("source_format", "STRING", "NULLABLE"),
 ]
 """A column added here later is added to an existing log table by ``ensure_tables``."""
 

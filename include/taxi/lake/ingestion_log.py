@@ -15,10 +15,17 @@ __all__ = ["ROWS_KEY", "held_source", "lake_metadata"]
 
 
 def lake_metadata(
-    contract: Contract, month: str, version: SourceVersion, run_id: str = ""
+    contract: Contract,
+    month: str,
+    version: SourceVersion,
+    run_id: str = "",
+    *,
+    source_kind: str = "",
+    source_format: str = "",
 ) -> dict[str, str]:
-    """What the lake object says about itself (the writer adds ``taxi.rows``); ``run_id``
-    is the Airflow run that wrote it (the Taxi months page links to it)."""
+    """What the lake object says about itself (the writer adds ``taxi.rows``): ``run_id`` is
+    the Airflow run that wrote it (the Taxi months page links to it); the source kind
+    (``mirror``/``tlc``) and format travel on to BigQuery's ingestion log."""
     values = {
         "service": contract.name,
         "month": month,
@@ -29,6 +36,8 @@ def lake_metadata(
         "source_last_modified": version.last_modified or "",
         "source_sha256": version.sha256 or "",
         "run_id": run_id,
+        "source_kind": source_kind,
+        "source_format": source_format,
     }
     return {f"taxi.{key}": value for key, value in values.items()}
 

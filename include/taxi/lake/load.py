@@ -18,16 +18,18 @@ from include.taxi.lake.ingestion_log import ROWS_KEY, held_source, lake_metadata
 from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
 from include.taxi.lake.store import ZONES_OBJECT, LakeObject, LocalLake, object_name, open_lake
 from include.taxi.months import parse_month
-from include.taxi.sources.csv import ContractReader
-from include.taxi.sources.http import download, file_name, probe, source_url
+from include.taxi.sources.catalogue import MIRROR, Source
+from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
 
 
-def _unchanged(stored: LakeObject | None, contract: Contract, url: str) -> dict[str, str] | None:
+def _unchanged(
+    stored: LakeObject | None, contract: Contract, source: Source, month: str
+) -> dict[str, str] | None:
     """The lake object's metadata if it holds the current source under the current contract."""
-    current = probe(url)
+    current = source.probe(contract.name, month)
     if current is None or stored is None:
         return None
     meta = stored.metadata
@@ -44,21 +46,25 @@ def month_to_lake(
     force: bool = False,
     workdir: str | None = None,
     run_id: str = "",
+    source_kind: str = MIRROR,
 ) -> dict[str, Any]:
     """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
 
     ``status`` is ``written``, or ``unchanged`` when the lake already holds this source.
+    ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet).
     """
     contract = contract_for(service)
     first_day = parse_month(month)
+    source = Source(source_kind, source_base)
+    source.check_month(service, month)
     lake = open_lake(lake_url)
     name = object_name(service, first_day)
-    url = source_url(source_base, service, month)
+    url = source.url(service, month)
     summary: dict[str, Any] = {"service": service, "month": month, "url": url}
     if isinstance(lake, LocalLake):
         lake.remove_stale_temps(name)
     stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
-    if not force and (meta := _unchanged(stored, contract, url)):
+    if not force and (meta := _unchanged(stored, contract, source, month)):
         log.info(
             "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
             "do; trigger with force_reload to rewrite it",
@@ -71,9 +77,20 @@ def month_to_lake(
     started = time.monotonic()
     replaces = stored.generation if stored is not None else 0
     with month_workdir("lake", service, month, workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(service, month))
-        reader = ContractReader(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
-        metadata = lake_metadata(contract, month, fetched.version, run_id)
+        # the TLC's file has the lake object's very name: keep the download in a folder apart
+        (download_dir := Path(tmp) / "source").mkdir()
+        fetched = source.download(service, month, download_dir)
+        reader = open_source(
+            fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE, parallel=True
+        )
+        metadata = lake_metadata(
+            contract,
+            month,
+            fetched.version,
+            run_id,
+            source_kind=source.kind,
+            source_format=source.format,
+        )
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
         stored = lake.put(
             parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)}, replaces=replaces
@@ -103,14 +120,19 @@ def month_to_lake(
     return result
 
 
-def zones_to_lake(*, source_base: str, lake_url: str, workdir: str | None = None) -> dict[str, Any]:
+def zones_to_lake(
+    *, source_base: str, lake_url: str, workdir: str | None = None, source_kind: str = MIRROR
+) -> dict[str, Any]:
     """Replace the lake's zone lookup with the source's current file (small: always written)."""
     lake = open_lake(lake_url)
-    url = source_url(source_base, ZONES, "")
+    source = Source(source_kind, source_base)
+    url = source.url(ZONES, "")
     with month_workdir("lake", ZONES, "", workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(ZONES, ""))
-        reader = ContractReader(fetched.path, ZONE_LOOKUP)
-        metadata = lake_metadata(ZONE_LOOKUP, "", fetched.version)
+        fetched = source.download(ZONES, "", Path(tmp))
+        reader = open_source(fetched.path, ZONE_LOOKUP)
+        metadata = lake_metadata(
+            ZONE_LOOKUP, "", fetched.version, source_kind=source.kind, source_format="csv"
+        )
         parquet = write_parquet(reader, Path(tmp) / Path(ZONES_OBJECT).name, metadata=metadata)
         stored = lake.put(parquet.path, ZONES_OBJECT, {**metadata, ROWS_KEY: str(parquet.rows)})
     log.info("zones: %d rows from %s → %s", parquet.rows, url, stored.uri)

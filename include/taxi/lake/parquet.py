@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.taxi.errors import BadSourceFile, LoadMismatch
-from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.read_ahead import read_ahead
+from include.taxi.sources.reader import SourceReader
 
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 128 * 1024  # as DuckDB's 122,880; 256k: +110 MB peak, noisy (make bench)
@@ -46,7 +46,7 @@ class ParquetFile:
 
 
 def write_parquet(
-    reader: ContractReader,
+    reader: SourceReader,
     path: Path,
     *,
     metadata: dict[str, str] | None = None,
@@ -65,7 +65,9 @@ def write_parquet(
         write_statistics=True,
     ) as writer:
         try:
-            for batch in read_ahead(reader, READ_AHEAD_BATCHES):
+            # a reader with bigger batches (parquet) says how many to hold ahead
+            depth = getattr(reader, "read_ahead_batches", READ_AHEAD_BATCHES)
+            for batch in read_ahead(reader, depth):
                 pending.append(batch)
                 pending_rows += batch.num_rows
                 while pending_rows >= row_group_rows:

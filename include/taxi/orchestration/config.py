@@ -19,7 +19,21 @@ LAKE_TO_BIGQUERY = "lake_to_bigquery"
 """Triggered by ``taxi_daily`` (lake target) for lake months BigQuery's log does not hold."""
 
 
-def source_base() -> str:
+def source_kind() -> str:
+    """Variable ``taxi_source``: ``mirror`` (default) or ``tlc``."""
+    kind = str(Variable.get(settings.VAR_SOURCE, default=settings.DEFAULT_SOURCE)).strip().lower()
+    if kind not in ("mirror", "tlc"):
+        raise AirflowFailException(
+            f"Variable {settings.VAR_SOURCE} is {kind!r}: use mirror (the course's csv.gz "
+            "mirror at taxi_source_url) or tlc (the TLC's parquet files at taxi_tlc_url)"
+        )
+    return kind
+
+
+def source_base(kind: str | None = None) -> str:
+    """The base URL of the chosen source: ``taxi_source_url`` (mirror) or ``taxi_tlc_url``."""
+    if (kind or source_kind()) == "tlc":
+        return str(Variable.get(settings.VAR_TLC_URL, default=settings.DEFAULT_TLC_URL))
     return str(Variable.get(settings.VAR_SOURCE_URL, default=settings.DEFAULT_SOURCE_URL))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include.taxi.contract import SERVICES
 from include.taxi.orchestration.notify import FailureNotifier
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -39,9 +40,10 @@ def month_params(month_help: str, force_help: str) -> dict[str, Param]:
         "service": Param(
             "all",
             type="string",
-            enum=["all", "yellow", "green", "fhv"],
+            enum=["all", *SERVICES],
             title="Service",
-            description="Which trip files to load; 'all' loads yellow, green and fhv.",
+            description="Which trip files to load; 'all' loads yellow, green, fhv and fhvhv "
+            "(high-volume for-hire: Uber, Lyft, Via; from 2019-02, TLC source only).",
         ),
         "month": Param(
             None,

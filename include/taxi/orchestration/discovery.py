@@ -20,7 +20,7 @@ from include.taxi.lake.ingestion_log import held_source
 from include.taxi.lake.store import object_name, open_lake
 from include.taxi.months import parse_month
 from include.taxi.postgres import ingestion_log
-from include.taxi.sources.http import probe, source_url
+from include.taxi.sources.catalogue import MIRROR, TLC, TLC_FIRST_MONTH, Source
 
 Held = tuple[int | None, str | None, str | None]
 """Size, ETag and Last-Modified of the source version a target holds."""
@@ -110,17 +110,30 @@ def missing_in_bigquery(
 
 
 def changed_months(
-    services: list[str], months: list[str], *, source_base: str, held: LastVersion
+    services: list[str],
+    months: list[str],
+    *,
+    source_base: str,
+    held: LastVersion,
+    source_kind: str = MIRROR,
 ) -> list[dict[str, str]]:
-    """(service, month, reason) for every month the target needs."""
+    """(service, month, reason) for every month the target needs.
+
+    With the TLC as source, the newest months 404 (or 403) until published, about two months
+    late: the look-back window (taxi_daily_lookback_months, default 3) spans that lag, so a
+    month is found on the first day it appears. Months before a service's first TLC month are
+    not asked for."""
+    source = Source(source_kind, source_base)
     found = []
     for service in services:
         for month in months:
-            url = source_url(source_base, service, month)
+            if source.kind == TLC and parse_month(month) < TLC_FIRST_MONTH[service]:
+                continue
+            url = source.url(service, month)
             try:
-                current = probe(url)
+                current = source.probe(service, month)
             except SourceNotPublished:
-                log.info("%s %s: not published yet", service, month)
+                log.info("%s %s: not published yet at %s", service, month, url)
                 continue
             last = held(service, month)
             if last is None:

@@ -146,10 +146,12 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
     from include.taxi.postgres.load import month_to_postgres
 
     _name_map_index(context, service, month)
+    kind = config.source_kind()
     return month_to_postgres(
         service,
         month,
-        source_base=config.source_base(),
+        source_kind=kind,
+        source_base=config.source_base(kind),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
         force=_force(context),
@@ -162,8 +164,10 @@ def load_zones_to_postgres(context: Context) -> dict[str, Any]:
     """Replace the taxi-zone lookup table (small; reloaded with every month)."""
     from include.taxi.postgres.load import zones_to_postgres
 
+    kind = config.source_kind()
     return zones_to_postgres(
-        source_base=config.source_base(),
+        source_kind=kind,
+        source_base=config.source_base(kind),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
     )
@@ -185,10 +189,12 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
 
     _name_map_index(context, service, month)
     lake_url = config.lake_url()
+    kind = config.source_kind()
     result = month_to_lake(
         service,
         month,
-        source_base=config.source_base(),
+        source_kind=kind,
+        source_base=config.source_base(kind),
         lake_url=lake_url,
         force=_force(context),
         run_id=context["run_id"],
@@ -214,7 +220,10 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
     """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
     from include.taxi.lake.load import zones_to_lake
 
-    return zones_to_lake(source_base=config.source_base(), lake_url=config.lake_url())
+    kind = config.source_kind()
+    return zones_to_lake(
+        source_kind=kind, source_base=config.source_base(kind), lake_url=config.lake_url()
+    )
 
 
 # --- lake_to_bigquery ----------------------------------------------------------------------
@@ -258,6 +267,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
 
     found = []
     months_back = discovery.recent_months(today.date(), config.lookback_months())
+    kind = config.source_kind()
     for target in config.daily_targets():
         held = (
             discovery.postgres_versions(config.postgres_conninfo(), config.postgres_schema())
@@ -265,7 +275,11 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             else discovery.lake_versions(config.lake_url())
         )
         months = discovery.changed_months(
-            list(SERVICES), months_back, source_base=config.source_base(), held=held
+            list(SERVICES),
+            months_back,
+            source_base=config.source_base(kind),
+            source_kind=kind,
+            held=held,
         )
         found += [
             {

@@ -42,6 +42,8 @@ LOG_COLUMNS = frozenset(
         "error",
         "run_id",
         "contract_fingerprint",
+        "source_kind",
+        "source_format",
     }
 )
 """Every column the code writes: a log created by an older version gains the missing ones
@@ -64,6 +66,10 @@ class Attempt:
     previous_load: int | None = None
     # the contract the rows were shaped by: a month loaded under another one is out of date
     contract_fingerprint: str | None = None
+    source_kind: str | None = None
+    """``mirror`` or ``tlc`` (sources/catalogue); None for a local file."""
+    source_format: str | None = None
+    """``csv.gz``, ``csv`` or ``parquet``: the format of the file that was read."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ def write(
             error,
             attempt.run_id,
             attempt.contract_fingerprint,
+            attempt.source_kind,
+            attempt.source_format,
         ),
     )
 

@@ -25,8 +25,8 @@ from include.taxi.postgres.month import (
     replace_month,
     replace_zones,
 )
-from include.taxi.sources.csv import ContractReader
-from include.taxi.sources.http import download, file_name, probe, source_url
+from include.taxi.sources.catalogue import MIRROR, Source
+from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,12 @@ def _unchanged(
     schema: str,
     contract: Contract,
     month: date,
-    url: str,
+    source: Source,
     started: datetime,
     last: LastLoad | None,
 ) -> int | None:
     """Rows of the month if the source and the warehouse both still match the last load."""
-    if last is None or (current := probe(url)) is None:
+    if last is None or (current := source.probe(contract.name, month.isoformat()[:7])) is None:
         return None
     table = table_name(contract)
     if not current.same_as(last.bytes, last.etag, last.last_modified):
@@ -67,7 +67,14 @@ def _unchanged(
         )
         return None
     attempt = Attempt(
-        table, contract.name, month, current, started, contract_fingerprint=contract.fingerprint
+        table,
+        contract.name,
+        month,
+        current,
+        started,
+        contract_fingerprint=contract.fingerprint,
+        source_kind=source.kind,
+        source_format=source.format,
     )
     ingestion_log.record(conninfo, schema, attempt, "unchanged", rows_in_target=present)
     return present
@@ -83,17 +90,22 @@ def month_to_postgres(
     force: bool = False,
     run_id: str | None = None,
     workdir: str | None = None,
+    source_kind: str = MIRROR,
 ) -> dict[str, Any]:
-    """Replace ``service``'s ``month`` in Postgres with the source file; returns what moved."""
+    """Replace ``service``'s ``month`` in Postgres with the source file; returns what moved.
+
+    ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet)."""
     contract = contract_for(service)
     first_day = parse_month(month)
     check_schema_name(schema)
-    url = source_url(source_base, service, month)
+    source = Source(source_kind, source_base)
+    url = source.url(service, month)
+    source.check_month(service, month)
     started = datetime.now(UTC)
-    summary = {"service": service, "month": month, "url": url}
+    summary = {"service": service, "month": month, "url": url, "source": source.kind}
     last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), first_day)
     if not force and (
-        rows := _unchanged(conninfo, schema, contract, first_day, url, started, last)
+        rows := _unchanged(conninfo, schema, contract, first_day, source, started, last)
     ):
         log.info(
             "%s %s unchanged at the source since its last load (%d rows present): nothing to "
@@ -105,7 +117,7 @@ def month_to_postgres(
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     with month_workdir("pg", service, month, workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(service, month))
+        fetched = source.download(service, month, Path(tmp))
         attempt = Attempt(
             table_name(contract),
             service,
@@ -115,9 +127,11 @@ def month_to_postgres(
             run_id,
             previous_load=last.id if last else 0,
             contract_fingerprint=contract.fingerprint,
+            source_kind=source.kind,
+            source_format=source.format,
         )
         try:
-            reader = ContractReader(fetched.path, contract, first_day)
+            reader = open_source(fetched.path, contract, first_day)
             result = replace_month(conninfo, schema, reader, attempt)
         except Exception as exc:
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
@@ -126,14 +140,20 @@ def month_to_postgres(
 
 
 def zones_to_postgres(
-    *, source_base: str, conninfo: str, schema: str = "public", workdir: str | None = None
+    *,
+    source_base: str,
+    conninfo: str,
+    schema: str = "public",
+    workdir: str | None = None,
+    source_kind: str = MIRROR,
 ) -> dict[str, Any]:
     """Replace the taxi-zone lookup table with the source's current file."""
     check_schema_name(schema)
-    url = source_url(source_base, ZONES, "")
+    source = Source(source_kind, source_base)
+    url = source.url(ZONES, "")
     started = datetime.now(UTC)
     with month_workdir("pg", ZONES, "", workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(ZONES, ""))
+        fetched = source.download(ZONES, "", Path(tmp))
         attempt = Attempt(
             table_name(ZONE_LOOKUP),
             ZONES,
@@ -141,6 +161,8 @@ def zones_to_postgres(
             fetched.version,
             started,
             contract_fingerprint=ZONE_LOOKUP.fingerprint,
+            source_kind=source.kind,
+            source_format="csv",
         )
-        result = replace_zones(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
+        result = replace_zones(conninfo, schema, open_source(fetched.path, ZONE_LOOKUP), attempt)
     return {"url": url, "bytes": fetched.bytes, **asdict(result)}

@@ -29,8 +29,9 @@ from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt
-from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import SourceVersion
+from include.taxi.sources.read_ahead import read_ahead
+from include.taxi.sources.reader import SourceReader, source_format
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,15 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 
 
 def _ingest(
-    cur: session.Session, reader: ContractReader, schema: str, table: str, *, freeze: bool = False
+    cur: session.Session, reader: SourceReader, schema: str, table: str, *, freeze: bool = False
 ) -> int:
-    """Binary COPY of the reader's batches; a contract violation ends it and propagates."""
-    return cur.ingest(schema, table, reader.schema.names, reader, freeze=freeze)
+    """Binary COPY of the reader's batches; a contract violation ends it and propagates.
+
+    A reader that says how far to read ahead (parquet) decodes its next batches on a second
+    thread while this one encodes and sends: decoding is the parquet path's largest cost."""
+    depth = getattr(reader, "read_ahead_batches", 0)
+    batches = read_ahead(reader, depth) if depth else reader
+    return cur.ingest(schema, table, reader.schema.names, batches, freeze=freeze)
 
 
 def _reconcile(table: str, read: int, written: int, present: int) -> None:
@@ -190,7 +196,7 @@ def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> N
             pause = min(pause * 2, 5.0)
 
 
-def _local_attempt(reader: ContractReader) -> Attempt:
+def _local_attempt(reader: SourceReader) -> Attempt:
     """How the log describes a load of a local file that was not downloaded by the pipeline."""
     source = SourceVersion(reader.path.resolve().as_uri(), reader.path.stat().st_size, None, None)
     contract = reader.contract
@@ -201,11 +207,12 @@ def _local_attempt(reader: ContractReader) -> Attempt:
         source,
         datetime.now(UTC),
         contract_fingerprint=contract.fingerprint,
+        source_format=source_format(reader.path.name),
     )
 
 
 def replace_month(
-    conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
+    conninfo: str, schema: str, reader: SourceReader, attempt: Attempt | None = None
 ) -> Replaced:
     """Load the reader's month into its partition, replacing what was there, in one transaction."""
     contract, month = reader.contract, reader.month
@@ -267,7 +274,7 @@ def replace_month(
 
 
 def replace_zones(
-    conninfo: str, schema: str, reader: ContractReader, attempt: Attempt | None = None
+    conninfo: str, schema: str, reader: SourceReader, attempt: Attempt | None = None
 ) -> Replaced:
     """Replace a small lookup table whole (DELETE + COPY in one transaction)."""
     contract = reader.contract

@@ -66,13 +66,22 @@ class Download:
         return self.version.bytes or 0
 
 
-def _session(retries: int) -> requests.Session:
-    """A session that retries refused connections and 429/5xx answers with backoff."""
+FORBIDDEN_ANSWER = (
+    "answered 403 Forbidden on every try: a CDN in front of an object store (the TLC's "
+    "CloudFront) says so for an object that does not exist, and when it throttles; taken as "
+    "not published"
+)
+
+
+def _session(retries: int, *, retry_forbidden: bool = False) -> requests.Session:
+    """A session that retries refused connections and 429/5xx answers (and 403 if asked) with
+    backoff; after the last try the answer is returned, never retried forever."""
+    statuses = (429, 500, 502, 503, 504, *((403,) if retry_forbidden else ()))
     retry = Retry(
         total=retries,
         backoff_factor=1.0,
         backoff_max=30,
-        status_forcelist=(429, 500, 502, 503, 504),
+        status_forcelist=statuses,
         allowed_methods=("GET", "HEAD"),
         raise_on_status=False,
     )
@@ -82,12 +91,32 @@ def _session(retries: int) -> requests.Session:
     return session
 
 
-def download(url: str, dest: Path, *, retries: int = 3, timeout: float = 60.0) -> Download:
-    """Stream ``url`` to ``dest``; 404 is SourceNotPublished, a short body IncompleteDownload."""
+def _not_published(url: str, status: int, forbidden_is_missing: bool, hint: str) -> None:
+    if status == 404:
+        raise SourceNotPublished(url, hint=hint)
+    if status == 403 and forbidden_is_missing:
+        raise SourceNotPublished(url, answer=FORBIDDEN_ANSWER, hint=hint)
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    retries: int = 3,
+    timeout: float = 60.0,
+    forbidden_is_missing: bool = False,
+    hint: str = "",
+) -> Download:
+    """Stream ``url`` to ``dest``; 404 is SourceNotPublished, a short body IncompleteDownload.
+
+    ``forbidden_is_missing``: a 403 (retried first) is SourceNotPublished too; ``hint`` is added
+    to a not-published message (where else the month may be)."""
     started = time.monotonic()
-    with _session(retries) as session, session.get(url, stream=True, timeout=timeout) as resp:
-        if resp.status_code == 404:
-            raise SourceNotPublished(url)
+    with (
+        _session(retries, retry_forbidden=forbidden_is_missing) as session,
+        session.get(url, stream=True, timeout=timeout) as resp,
+    ):
+        _not_published(url, resp.status_code, forbidden_is_missing, hint)
         resp.raise_for_status()
         size = 0
         digest = hashlib.sha256()
@@ -117,15 +146,22 @@ def download(url: str, dest: Path, *, retries: int = 3, timeout: float = 60.0) -
     return result
 
 
-def probe(url: str, *, retries: int = 3, timeout: float = 30.0) -> SourceVersion | None:
+def probe(
+    url: str,
+    *,
+    retries: int = 3,
+    timeout: float = 30.0,
+    forbidden_is_missing: bool = False,
+    hint: str = "",
+) -> SourceVersion | None:
     """HEAD the file: its size and validators, to skip a download when nothing changed.
 
-    404 raises SourceNotPublished; a server that does not answer HEAD usefully gives None.
+    404 (and 403 with ``forbidden_is_missing``) raises SourceNotPublished; a server that does
+    not answer HEAD usefully gives None.
     """
-    with _session(retries) as session:
+    with _session(retries, retry_forbidden=forbidden_is_missing) as session:
         resp = session.head(url, allow_redirects=True, timeout=timeout)
-    if resp.status_code == 404:
-        raise SourceNotPublished(url)
+    _not_published(url, resp.status_code, forbidden_is_missing, hint)
     length = resp.headers.get("Content-Length")
     if not resp.ok or length is None:
         return None

@@ -1,0 +1,261 @@
+"""`make bench-parquet`: an fhvhv-sized TLC parquet month into Postgres and the lake, side by side.
+
+    python -m bench.parquet_run [--rows N] [--repeats R] [--out DIR] [--data-dir DIR]
+
+The month is generated with the real fhvhv column names and types (dev/tlc_parquet.py,
+1 M-row groups as the TLC writes them), once at ``--rows`` (default 20 M, a real month) and
+once at twice that, to see whether memory stays flat. Each method runs as its own process,
+round-robin, measured by bench/harness.py (wall time, peak RSS from wait4):
+
+- project → Postgres: ``ParquetContractReader`` → ``replace_month`` (binary COPY), 1× and 2×;
+- baseline → Postgres: ``pyarrow.parquet.read_table`` + psycopg text COPY (CSV), 1×;
+- project → lake: ``write_parquet(ParquetContractReader(...))``, 1× and 2×;
+- DuckDB → parquet: ``COPY (SELECT * FROM read_parquet(...)) TO ... (zstd)``, 1× and 2×.
+
+Not measured here (say so in the report): DuckDB's postgres extension (it cannot be installed
+offline here), and the csv.gz path on the same rows (the course mirror has no fhvhv).
+Writes ``parquet_latest.json`` and ``parquet_latest.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import postgres
+from bench.harness import measure
+
+PROJECT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = PROJECT / "bench" / "results"
+DEFAULT_DATA = PROJECT / "bench" / "data"
+MONTHS = {"1x": date(2024, 1, 1), "2x": date(2024, 2, 1)}
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    worker: str
+    size: str
+    label: str
+    postgres: bool = False
+
+
+METHODS = [
+    Method("project_pg_1x", "project-load", "1x", "project → Postgres (binary COPY)", True),
+    Method("project_pg_2x", "project-load", "2x", "project → Postgres (binary COPY)", True),
+    Method("arrow_text_copy_1x", "arrow-text-copy", "1x", "read_table + psycopg text COPY", True),
+    Method("project_lake_1x", "project-parquet", "1x", "project → lake parquet (zstd)"),
+    Method("project_lake_2x", "project-parquet", "2x", "project → lake parquet (zstd)"),
+    Method("duckdb_rewrite_1x", "duckdb-parquet-rewrite", "1x", "DuckDB read_parquet → parquet"),
+    Method("duckdb_rewrite_2x", "duckdb-parquet-rewrite", "2x", "DuckDB read_parquet → parquet"),
+]
+
+
+def ensure_files(rows: int, data_dir: Path) -> dict[str, Path]:
+    from dev.tlc_parquet import write_era
+
+    files = {}
+    for size, month in MONTHS.items():
+        n = rows * (2 if size == "2x" else 1)
+        path = data_dir / f"fhvhv-{n}" / f"fhvhv_tripdata_{month:%Y-%m}.parquet"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp.parquet")
+            write_era(tmp, "fhvhv-2024", month, n, row_group_rows=1_000_000)
+            tmp.rename(path)
+        files[size] = path
+    return files
+
+
+def _argv(method: Method, file: Path, url: str, work: Path, result: Path) -> list[str]:
+    month = str(MONTHS[method.size])
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.worker",
+        method.worker,
+        "--result",
+        str(result),
+        "--file",
+        str(file),
+        "--service",
+        "fhvhv",
+        "--month",
+        month,
+    ]
+    if method.worker == "project-load":
+        argv += ["--url", url, "--schema", postgres.PROJECT_SCHEMA]
+    elif method.worker == "arrow-text-copy":
+        argv += ["--url", url, "--schema", postgres.BASELINE_SCHEMA, "--table", "fhvhv_text"]
+    else:
+        argv += ["--out", str(work / f"{method.key}.parquet")]
+    return argv
+
+
+def _median(samples: dict[str, list[dict[str, Any]]], key: str, field: str) -> float | None:
+    values = [s[field] for s in samples.get(key, []) if s.get(field) is not None]
+    return statistics.median(values) if values else None
+
+
+def _targets(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def m(key: str, field: str = "rows_per_s") -> float | None:
+        return _median(samples, key, field)
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
+    found = []
+
+    def target(name: str, value: float | None, limit: float, *, at_most: bool = False) -> None:
+        met = value is not None and (value <= limit if at_most else value >= limit)
+        found.append({"name": name, "value": value, "limit": limit, "met": met})
+
+    target(
+        "project → Postgres peak RSS (MB), 1×", m("project_pg_1x", "peak_rss_mb"), 300, at_most=True
+    )
+    target(
+        "project → Postgres peak RSS 2× / 1×",
+        ratio(m("project_pg_2x", "peak_rss_mb"), m("project_pg_1x", "peak_rss_mb")),
+        1.1,
+        at_most=True,
+    )
+    target(
+        "project → Postgres rows/s ÷ read_table + text COPY",
+        ratio(m("project_pg_1x"), m("arrow_text_copy_1x")),
+        1.5,
+    )
+    target(
+        "project → lake rows/s ÷ DuckDB rewrite, 1×",
+        ratio(m("project_lake_1x"), m("duckdb_rewrite_1x")),
+        1.0,
+    )
+    target(
+        "project → lake rows/s ÷ DuckDB rewrite, 2×",
+        ratio(m("project_lake_2x"), m("duckdb_rewrite_2x")),
+        1.0,
+    )
+    target(
+        "project → lake peak RSS 2× / 1×",
+        ratio(m("project_lake_2x", "peak_rss_mb"), m("project_lake_1x", "peak_rss_mb")),
+        1.1,
+        at_most=True,
+    )
+    return found
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "# make bench-parquet: an fhvhv parquet month",
+        "",
+        f"{results['date']}; rows 1× = {results['rows']:,}; repeats {results['repeats']}; "
+        f"load average {results['loadavg_start']} → {results['loadavg_end']} "
+        f"({os.cpu_count()} cores). Figures move with the machine: compare ratios of one run.",
+        "",
+        "| method | file | rows/s (whole process) | load call s | wall s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in METHODS:
+        samples = results["samples"].get(method.key, [])
+        if not samples:
+            continue
+        med = {
+            f: _median(results["samples"], method.key, f)
+            for f in ("rows_per_s", "load_s", "wall_s", "peak_rss_mb")
+        }
+        lines.append(
+            f"| {method.label} | {method.size} | {med['rows_per_s']:,.0f} | "
+            f"{med['load_s']:.1f} | {med['wall_s']:.1f} | {med['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        value = "not measured" if t["value"] is None else f"{t['value']:.3f}"
+        lines.append(f"| {t['name']} | {value} | {t['limit']} | {'✅' if t['met'] else '❌'} |")
+    lines += ["", *(f"- {note}" for note in results["notes"]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.parquet_run")
+    parser.add_argument("--rows", type=int, default=20_000_000, help="rows of the 1× month")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", help="comma-separated substrings of method keys")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    methods = [m for m in METHODS if not args.only or any(k in m.key for k in args.only.split(","))]
+    started = time.monotonic()
+    files = ensure_files(args.rows, args.data_dir)
+    generated_s = time.monotonic() - started
+    work = Path(tempfile.mkdtemp(prefix="bench-parquet-"))
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    load_start = os.getloadavg()
+    try:
+        with postgres.server() as (url, _):
+            for round_no in range(args.repeats):
+                for method in methods:
+                    if method.postgres:
+                        postgres.reset_project(url)
+                    result = work / f"{method.key}.json"
+                    measured = measure(
+                        _argv(method, files[method.size], url, work, result),
+                        env,
+                        PROJECT,
+                        work / f"{method.key}.log",
+                    )
+                    if measured.returncode != 0:
+                        print(measured.output[-3000:], file=sys.stderr)
+                        return 1
+                    got = json.loads(result.read_text())
+                    sample = {
+                        **got,
+                        "wall_s": measured.wall_s,
+                        "peak_rss_mb": measured.peak_rss_mb,
+                        "cpu_s": measured.cpu_s,
+                        "round": round_no,
+                        "rows_per_s": got["rows"] / measured.wall_s,
+                    }
+                    samples.setdefault(method.key, []).append(sample)
+                    print(
+                        f"{method.key}: {sample['rows_per_s']:,.0f} rows/s, "
+                        f"{measured.peak_rss_mb:.0f} MB",
+                        flush=True,
+                    )
+                    (work / f"{method.key}.parquet").unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "loadavg_start": [round(v, 1) for v in load_start],
+        "loadavg_end": [round(v, 1) for v in os.getloadavg()],
+        "generation_s": round(generated_s, 1),
+        "samples": samples,
+        "targets": _targets(samples),
+        "notes": [
+            "rows/s = rows ÷ the whole process's wall time (imports included), medians.",
+            "Not measured: DuckDB's postgres extension (no offline install here), and the "
+            "csv.gz path on the same rows (the course mirror has no fhvhv; no converter yet).",
+            "read_table + text COPY holds the whole file in memory (its peak RSS shows it).",
+        ],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "parquet_latest.json").write_text(json.dumps(results, indent=1))
+    markdown = _markdown(results)
+    (args.out / "parquet_latest.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""What every source reader gives the writers, and which reader a downloaded file gets.
+
+The Postgres and lake writers consume a ``SourceReader``: contract-shaped Arrow batches of one
+file, its row count once read, and the contract violation that stopped it (a consumer written
+in C++ re-raises it as its own exception type). The course mirror's csv.gz files and the TLC's
+parquet files both produce exactly the contract's schema, so a month lands in one table and
+one parquet schema whatever its source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from include.taxi.contract import Contract
+from include.taxi.errors import BadSourceFile
+
+PARQUET = "parquet"
+CSV_GZ = "csv.gz"
+CSV = "csv"
+
+
+class SourceReader(Protocol):
+    path: Path
+    file: str
+    contract: Contract
+    month: date | None
+    rows: int
+    error: BadSourceFile | None
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def record_batch_reader(self) -> pa.RecordBatchReader: ...
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
+
+
+def source_format(name: str) -> str:
+    """The format a source file name announces: ``parquet``, ``csv.gz`` or ``csv``."""
+    if name.endswith(".parquet"):
+        return PARQUET
+    return CSV_GZ if name.endswith(".gz") else CSV
+
+
+def open_source(
+    path: Path,
+    contract: Contract,
+    month: date | None = None,
+    *,
+    block_size: int | None = None,
+    parallel: bool = False,
+) -> SourceReader:
+    """The reader for ``path``'s format (by its name, which the pipeline chose from the source).
+
+    ``block_size`` tunes the CSV reader only (parquet is read a row group at a time);
+    ``parallel`` lets the parquet reader decode columns on several threads (the lake path)."""
+    if source_format(path.name) == PARQUET:
+        from include.taxi.sources.parquet import ParquetContractReader
+
+        return ParquetContractReader(path, contract, month, decode_threads=parallel)
+    from include.taxi.sources.csv import BLOCK_SIZE, ContractReader
+
+    return ContractReader(path, contract, month, block_size=block_size or BLOCK_SIZE)
