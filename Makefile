@@ -16,7 +16,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv emulators browser run test month cloud-month backfill lint format lock clean bench
+.PHONY: venv emulators browser redis run test month cloud-month backfill lint format lock clean bench
 
 venv: $(VENV)/.synced
 
@@ -61,10 +61,22 @@ browser:
 		exit 1; \
 	fi
 
+# Debian's redis-server for the Celery test (tests/e2e/test_celery.py) when no Redis answers on
+# 127.0.0.1:6379; the test then starts a private one on a free port, keeping nothing on disk.
+redis:
+	@if command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+	else \
+		echo "redis-server is missing; the Celery test needs it when no Redis answers on 127.0.0.1:6379." >&2; \
+		echo "  sudo apt-get install --no-install-recommends redis-server   (then rerun make test)" >&2; \
+		exit 1; \
+	fi
+
 run: venv
 	$(PY) -m dev.local run
 
-test: venv browser emulators
+test: venv browser redis emulators
 	$(PY) -m pytest
 
 month: venv
