@@ -12,9 +12,11 @@ neither, a project-local embedded PostgreSQL under .data/postgres on port 5433 (
 from __future__ import annotations
 
 import calendar
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dev import local_postgres
-from dev.airflow_env import ADMIN_USER, PROJECT, admin_password, airflow_env
+from dev.airflow_env import ADMIN_USER, PORT_SETTING, PROJECT, admin_password, airflow_env
+from dev.pools import ensure_pools
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT / ".airflow"))
 PG_DATA = PROJECT / ".data" / "postgres"
@@ -74,12 +77,49 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> 
     raise SystemExit(f"Airflow did not become healthy at {url}; see {HOME}/standalone.log")
 
 
+LOG_PORT_SETTING = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def check_ports(env: dict[str, str]) -> None:
+    """Exit with a message naming the setting when a port Airflow needs is already taken.
+
+    Without this, `airflow standalone` starts, its api-server dies on the busy port, and the
+    only clue is a traceback in standalone.log after a 2-minute health wait.
+    """
+    host = env.get("AIRFLOW__API__HOST") or "127.0.0.1"
+    port = int(env[PORT_SETTING])
+    if _port_taken(host, port):
+        raise SystemExit(
+            f"make run: port {port} on {host} is already in use (another Airflow or web server?).\n"
+            f"  Pick a free one with {PORT_SETTING}, in the shell or in .env, e.g.\n"
+            f"    {PORT_SETTING}={port + 1} make run\n"
+            f"  The UI, AIRFLOW__API__BASE_URL and the execution API URL all follow it."
+        )
+    log_port = int(env[LOG_PORT_SETTING])
+    if _port_taken(host, log_port):
+        raise SystemExit(
+            f"make run: port {log_port} (the scheduler's log server) is already in use.\n"
+            f"  It follows {PORT_SETTING} (+713); or set {LOG_PORT_SETTING} to a free port."
+        )
+
+
 def run() -> int:
     """Start Postgres (if needed) and `airflow standalone`; Ctrl+C stops what was started."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    check_ports(airflow_env(HOME))
     env, started_pg = warehouse_env(airflow_env(HOME))
     password = admin_password(HOME)
     _migrate(env)
+    print(f"pools: {ensure_pools(env)}", flush=True)
     url = env["AIRFLOW__API__BASE_URL"]
     log = (HOME / "standalone.log").open("ab")
     process = subprocess.Popen(
