@@ -145,14 +145,27 @@ def celery_env(env: dict[str, str]) -> dict[str, str]:
             "`redis-server --save '' &`) or point AIRFLOW__CELERY__BROKER_URL at yours."
         )
     if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        from sqlalchemy.engine import URL
+
         conn = json.loads(env["AIRFLOW_CONN_TAXI_POSTGRES"])
-        server = f"postgresql://{conn['login']}:{conn['password']}@{conn['host']}:{conn['port']}"
-        with psycopg.connect(f"{server}/{conn['schema']}", autocommit=True) as pg:
+        server = {
+            "host": conn["host"],
+            "port": int(conn["port"]),
+            "user": conn["login"],
+            "password": conn.get("password") or None,
+        }
+        with psycopg.connect(**server, dbname=conn["schema"], autocommit=True) as pg:
             if not pg.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'").fetchone():
                 pg.execute("CREATE DATABASE airflow")
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
-            server.replace("postgresql://", "postgresql+psycopg2://") + "/airflow"
+        url = URL.create(
+            "postgresql+psycopg2",
+            username=server["user"],
+            password=server["password"],
+            host=server["host"],
+            port=server["port"],
+            database="airflow",
         )
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url.render_as_string(hide_password=False)
         env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)
     env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
     env.setdefault(
