@@ -16,7 +16,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv emulators browser redis run test month cloud-month backfill lint format lock clean bench
+.PHONY: venv emulators browser redis run test month cloud-month backfill lint format lock clean bench bench-backfill
 
 venv: $(VENV)/.synced
 
@@ -97,6 +97,12 @@ backfill: venv
 BENCH_ARGS ?=
 bench: venv
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# A year × 3 services through the real scheduler, LocalExecutor vs Celery with 2 workers (not a
+# test): writes bench/results/backfill.{json,md,png}. E.g. BENCH_BACKFILL_ARGS="--scale 0.001".
+BENCH_BACKFILL_ARGS ?=
+bench-backfill: venv redis
+	$(PY) -m bench.backfill $(BENCH_BACKFILL_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
