@@ -78,3 +78,20 @@ def test_make_run_on_a_busy_port_says_which_setting_to_change(tmp_path: Path) ->
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr, result.stderr
     assert f"AIRFLOW__API__PORT={port + 1} make run" in result.stderr, result.stderr
     assert not (tmp_path / "standalone.log").exists(), "Airflow was started anyway"
+
+
+def test_celery_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
+    """`TAXI_CELERY_WORKERS=2 make run` with no Redis answering: a message, not a hang."""
+    from dev.local import celery_env
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:///x.db",
+    }
+    with pytest.raises(
+        SystemExit, match=r"(?s)TAXI_CELERY_WORKERS asks for Celery workers.*make redis"
+    ):
+        celery_env(env)
