@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -67,9 +66,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TricklingFileSe
                 seed=rows,
             )
     write_zones(root / "misc" / "taxi_zone_lookup.csv")
-    server = TricklingFileServer(root)
-    server.root = root  # type: ignore[attr-defined]
-    with server:
+    with TricklingFileServer(root) as server:
         yield server
 
 
@@ -200,7 +197,7 @@ def test_killed_worker_loses_nothing(
     republished month ends with exactly its new rows; the log shows the one committed load."""
     service, month = KILLED
     path = _path(service, month)
-    root: Path = source.root  # type: ignore[attr-defined]
+    root = source.root
     write_month(
         root / path[1:], service, date.fromisoformat(f"{month}-01"), REPUBLISHED_ROWS, seed=7
     )

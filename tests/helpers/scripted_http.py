@@ -85,6 +85,7 @@ class TricklingFileServer:
     """
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.slow: dict[str, float] = {}
         self.gets: list[tuple[str, float]] = []
         server = self
