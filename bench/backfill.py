@@ -90,7 +90,6 @@ def run_backfill(
             "AIRFLOW__CORE__PARALLELISM": str(SLOTS),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         }
         workers: tuple[str, ...] = ()
         broker_cm = redis_broker(home) if executor == "Celery" else None

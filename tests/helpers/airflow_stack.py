@@ -43,6 +43,10 @@ API_TIMEOUT_S = 90
 the metadata DB's lock gets its answer (done, or 'database is locked') instead of a client
 timeout. CI saw a dag-run POST time out at 30 s right after a backfill finished."""
 WRITE_ATTEMPTS = 3
+EXECUTION_API_TIMEOUT_S = "30"
+"""How long a task process waits for the execution API (Airflow's default: 5 s). On 2 shared
+cores at load 14-17 the api-server answered task state updates after more than 5 s and tasks
+failed with httpx.ReadTimeout before doing anything (seen in the Celery and scheduler tests)."""
 
 
 def free_port() -> int:
@@ -150,7 +154,11 @@ class AirflowStack:
         self.env = environment(
             home,
             self.port,
-            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()), **extra_env},
+            {
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": EXECUTION_API_TIMEOUT_S,
+                **extra_env,
+            },
         )
         self.base = f"http://127.0.0.1:{self.port}"
         self.password = admin_password(home)
