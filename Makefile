@@ -16,7 +16,7 @@ MONTH ?=
 FROM ?=
 TO ?=
 
-.PHONY: venv emulators browser run test test-fast month cloud-month backfill lint format lock clean bench bench-parquet
+.PHONY: venv emulators browser redis run test test-fast month cloud-month backfill lint format lock clean bench bench-parquet bench-backfill
 
 venv: $(VENV)/.synced
 
@@ -61,10 +61,22 @@ browser:
 		exit 1; \
 	fi
 
+# Debian's redis-server for the Celery test (tests/e2e/test_celery.py) when no Redis answers on
+# 127.0.0.1:6379; the test then starts a private one on a free port, keeping nothing on disk.
+redis:
+	@if command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+	else \
+		echo "redis-server is missing; the Celery test needs it when no Redis answers on 127.0.0.1:6379." >&2; \
+		echo "  sudo apt-get install --no-install-recommends redis-server   (then rerun make test)" >&2; \
+		exit 1; \
+	fi
+
 run: venv
 	$(PY) -m dev.local run
 
-test: venv browser emulators
+test: venv browser redis emulators
 	$(PY) -m pytest
 
 # The edit-test loop: unit, DAG-integrity and static tests, no database, emulator or browser
@@ -97,6 +109,12 @@ bench: venv
 BENCH_PARQUET_ARGS ?=
 bench-parquet: venv
 	$(PY) -m bench.parquet_run $(BENCH_PARQUET_ARGS)
+
+# A year × 3 services through the real scheduler, LocalExecutor vs Celery with 2 workers (not a
+# test): writes bench/results/backfill.{json,md,png}. E.g. BENCH_BACKFILL_ARGS="--scale 0.001".
+BENCH_BACKFILL_ARGS ?=
+bench-backfill: venv redis
+	$(PY) -m bench.backfill $(BENCH_BACKFILL_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

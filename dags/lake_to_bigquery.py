@@ -20,6 +20,7 @@ from airflow.sdk import AssetOrTimeSchedule, dag, get_current_context, task
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
+from include.taxi.settings import POOL_BIGQUERY_MONTHS
 
 
 @dag(
@@ -46,14 +47,14 @@ def lake_to_bigquery() -> None:
 
         return tasks.plan_lake_loads(get_current_context())
 
-    @task(map_index_template="{{ service_month }}")
+    @task(map_index_template="{{ service_month }}", pool=POOL_BIGQUERY_MONTHS)
     def load_month(service: str, month: str) -> dict[str, Any]:
         """Replace one month of {dataset}.{service}_tripdata from its lake object."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_month_to_bigquery(service, month, get_current_context())
 
-    @task
+    @task(pool=POOL_BIGQUERY_MONTHS)
     def load_zones() -> dict[str, Any]:
         """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
         from include.taxi.orchestration import tasks

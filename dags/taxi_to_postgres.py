@@ -13,6 +13,7 @@ from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
+from include.taxi.settings import POOL_POSTGRES_COPY
 
 
 @dag(
@@ -39,14 +40,14 @@ def taxi_to_postgres() -> None:
 
         return tasks.plan_months(get_current_context())
 
-    @task(map_index_template="{{ service_month }}")
+    @task(map_index_template="{{ service_month }}", pool=POOL_POSTGRES_COPY)
     def load_trips(service: str, month: str) -> dict[str, Any]:
         """Download one source file and replace its month in Postgres (unless unchanged)."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_trips_to_postgres(service, month, get_current_context())
 
-    @task
+    @task(pool=POOL_POSTGRES_COPY)
     def load_zones() -> dict[str, Any]:
         """Replace the taxi-zone lookup table (small; reloaded with every month)."""
         from include.taxi.orchestration import tasks

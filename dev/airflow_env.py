@@ -80,12 +80,33 @@ def dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+PORT_SETTING = "AIRFLOW__API__PORT"
+"""The one setting that moves the UI: base URL, execution API URL and log-server port follow."""
+DEFAULT_API_PORT = 8080
+
+
+def api_port_from(env: dict[str, str]) -> int:
+    """AIRFLOW__API__PORT from ``env`` (shell, then .env), else 8080; exits if not a port."""
+    raw = (env.get(PORT_SETTING) or "").strip() or str(DEFAULT_API_PORT)
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SystemExit(f"{PORT_SETTING}={raw!r}: expected a TCP port (1-65535), e.g. 8081")
+    return int(raw)
+
+
 def airflow_env(
-    home: Path, *, api_port: int = 8080, parallelism: int = 4, use_dotenv: bool = True
+    home: Path, *, api_port: int | None = None, parallelism: int = 4, use_dotenv: bool = True
 ) -> dict[str, str]:
-    """``os.environ`` plus .env plus this project's settings; earlier sources win."""
+    """``os.environ`` plus .env plus this project's settings; earlier sources win.
+
+    ``api_port`` None: AIRFLOW__API__PORT from the shell or .env (default 8080), and every URL
+    derived from it (AIRFLOW__API__BASE_URL, AIRFLOW__CORE__EXECUTION_API_SERVER_URL) follows
+    unless set explicitly too.
+    """
     home = home.resolve()
     values = local_secrets(home)
+    from_file = dotenv(PROJECT / ".env") if use_dotenv else {}
+    if api_port is None:
+        api_port = api_port_from({**from_file, **os.environ})
     defaults = {
         "AIRFLOW_HOME": str(home),
         "PYTHONPATH": str(PROJECT),
@@ -113,7 +134,6 @@ def airflow_env(
         "NO_PROXY": "*",
     }
     env = dict(os.environ)
-    from_file = dotenv(PROJECT / ".env") if use_dotenv else {}
     for key, value in {**defaults, **from_file}.items():
         env.setdefault(key, value)
     if "PYTHONPATH" in os.environ and str(PROJECT) not in os.environ["PYTHONPATH"].split(":"):

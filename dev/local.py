@@ -1,6 +1,7 @@
 """Local Airflow without Docker: what `make run`, `make month` and `make backfill` do.
 
     python -m dev.local run                                  # Postgres + airflow standalone
+    TAXI_CELERY_WORKERS=2 python -m dev.local run            # ... on Celery, 2 workers
     python -m dev.local month DAG SERVICE YYYY-MM            # one month, in-process
     python -m dev.local backfill DAG FROM TO [SERVICE]       # airflow backfill create
     python -m dev.local cloud-month SERVICE YYYY-MM          # web → GCS → BigQuery, emulated
@@ -12,9 +13,11 @@ neither, a project-local embedded PostgreSQL under .data/postgres on port 5433 (
 from __future__ import annotations
 
 import calendar
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +28,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from dev import local_postgres
-from dev.airflow_env import ADMIN_USER, PROJECT, admin_password, airflow_env, local_secrets
+from dev.airflow_env import (
+    ADMIN_USER,
+    PORT_SETTING,
+    PROJECT,
+    admin_password,
+    airflow_env,
+    local_secrets,
+)
+from dev.pools import ensure_pools
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT / ".airflow"))
 PG_DATA = PROJECT / ".data" / "postgres"
@@ -78,38 +89,175 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> 
                 return
         except OSError:
             time.sleep(1)
-    raise SystemExit(f"Airflow did not become healthy at {url}; see {HOME}/standalone.log")
+    raise SystemExit(f"Airflow did not become healthy at {url}; see the logs in {HOME}")
+
+
+LOG_PORT_SETTING = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def check_ports(env: dict[str, str]) -> None:
+    """Exit with a message naming the setting when a port Airflow needs is already taken.
+
+    Without this, `airflow standalone` starts, its api-server dies on the busy port, and the
+    only clue is a traceback in standalone.log after a 2-minute health wait.
+    """
+    host = env.get("AIRFLOW__API__HOST") or "127.0.0.1"
+    port = int(env[PORT_SETTING])
+    if _port_taken(host, port):
+        raise SystemExit(
+            f"make run: port {port} on {host} is already in use (another Airflow or web server?).\n"
+            f"  Pick a free one with {PORT_SETTING}, in the shell or in .env, e.g.\n"
+            f"    {PORT_SETTING}={port + 1} make run\n"
+            f"  The UI, AIRFLOW__API__BASE_URL and the execution API URL all follow it."
+        )
+    log_port = int(env[LOG_PORT_SETTING])
+    if _port_taken(host, log_port):
+        raise SystemExit(
+            f"make run: port {log_port} (the scheduler's log server) is already in use.\n"
+            f"  It follows {PORT_SETTING} (+713); or set {LOG_PORT_SETTING} to a free port."
+        )
+
+
+WORKERS_SETTING = "TAXI_CELERY_WORKERS"
+CELERY_PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+
+
+def _redis_answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:
+        return False
+
+
+def celery_env(env: dict[str, str]) -> dict[str, str]:
+    """The CeleryExecutor: Redis broker, and a PostgreSQL metadata DB on the warehouse server.
+
+    SQLite's single writer cannot serve a scheduler and several workers, so unless
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN already names a server, the database ``airflow`` is
+    created on the warehouse's PostgreSQL (the embedded one by default).
+    """
+    import psycopg
+
+    broker = env.setdefault("AIRFLOW__CELERY__BROKER_URL", DEFAULT_BROKER)
+    if not _redis_answers(broker):
+        raise SystemExit(
+            f"make run: {WORKERS_SETTING} asks for Celery workers, but no Redis answers at "
+            f"{broker}.\n  Start one (`make redis` installs Debian's redis-server; then "
+            "`redis-server --save '' &`) or point AIRFLOW__CELERY__BROKER_URL at yours."
+        )
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        from sqlalchemy.engine import URL
+
+        conn = json.loads(env["AIRFLOW_CONN_TAXI_POSTGRES"])
+        server = {
+            "host": conn["host"],
+            "port": int(conn["port"]),
+            "user": conn["login"],
+            "password": conn.get("password") or None,
+        }
+        with psycopg.connect(**server, dbname=conn["schema"], autocommit=True) as pg:
+            if not pg.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'").fetchone():
+                pg.execute("CREATE DATABASE airflow")
+        url = URL.create(
+            "postgresql+psycopg2",
+            username=server["user"],
+            password=server["password"],
+            host=server["host"],
+            port=server["port"],
+            database="airflow",
+        )
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url.render_as_string(hide_password=False)
+        env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)
+    env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+    env.setdefault(
+        "AIRFLOW__CELERY__RESULT_BACKEND", f"db+{env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}"
+    )
+    return env
+
+
+def _workers(env: dict[str, str]) -> int:
+    raw = (env.get(WORKERS_SETTING) or "0").strip()
+    if not raw.isdigit():
+        raise SystemExit(f"{WORKERS_SETTING}={raw!r}: expected a number of Celery workers, e.g. 2")
+    return int(raw)
+
+
+def _start(argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
+    with (HOME / f"{log_name}.log").open("ab") as log:
+        return subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def run() -> int:
-    """Start Postgres (if needed) and `airflow standalone`; Ctrl+C stops what was started."""
+    """Start Postgres (if needed) and Airflow; Ctrl+C stops what was started.
+
+    Default: `airflow standalone` (LocalExecutor). With TAXI_CELERY_WORKERS=N: the
+    CeleryExecutor, the four Airflow services as separate processes and N
+    `airflow celery worker` processes (standalone always forces the LocalExecutor).
+    """
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    check_ports(airflow_env(HOME))
     env, started_pg = warehouse_env(airflow_env(HOME))
-    password = admin_password(HOME)
-    _migrate(env)
-    url = env["AIRFLOW__API__BASE_URL"]
-    log = (HOME / "standalone.log").open("ab")
-    process = subprocess.Popen(
-        [AIRFLOW, "standalone"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    processes: list[subprocess.Popen] = []
     try:
-        _wait_healthy(url, process)
-        print(f"\nAirflow UI: {url}   login: {ADMIN_USER} / {password}", flush=True)
-        print(f"logs: {HOME}/standalone.log   Ctrl+C stops Airflow and the embedded Postgres\n")
-        process.wait()
+        workers = _workers(env)
+        if workers:
+            env = celery_env(env)
+        password = admin_password(HOME)
+        _migrate(env)
+        print(f"pools: {ensure_pools(env)}", flush=True)
+        url = env["AIRFLOW__API__BASE_URL"]
+        if workers:
+            processes = [_start([AIRFLOW, name], env, name) for name in CELERY_PROCESSES]
+            for n in range(1, workers + 1):
+                name = f"worker-{n}"
+                worker_env = {
+                    **env,
+                    "TAXI_WORKER_HOSTNAME": name,
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dev.airflow_settings.worker_hostname",
+                }
+                argv = [AIRFLOW, "celery", "worker", "--celery-hostname", name]
+                processes.append(_start([*argv, "--skip-serve-logs"], worker_env, name))
+            logs = f"{HOME}/{{api-server,scheduler,dag-processor,triggerer,worker-N}}.log"
+        else:
+            processes = [_start([AIRFLOW, "standalone"], env, "standalone")]
+            logs = f"{HOME}/standalone.log"
+        _wait_healthy(url, processes[0])
+        executor = f"CeleryExecutor, {workers} worker(s)" if workers else "LocalExecutor"
+        print(f"\nAirflow UI: {url}   login: {ADMIN_USER} / {password}   ({executor})", flush=True)
+        print(f"logs: {logs}   Ctrl+C stops Airflow and the embedded Postgres\n")
+        while all(p.poll() is None for p in processes):
+            time.sleep(1)
+        print("an Airflow process exited; stopping the others (see the logs)")
     except KeyboardInterrupt:
         pass
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        _stop(processes)
         if started_pg:
             local_postgres.stop(PG_DATA)
         print("stopped")
@@ -141,6 +289,8 @@ def month(dag_id: str, service: str, month_name: str) -> int:
 def backfill(dag_id: str, first: str, last: str, service: str | None = None) -> int:
     """`airflow backfill create` over whole months, for the running local Airflow."""
     env = airflow_env(HOME)
+    if _workers(env):  # `make run` on Celery keeps its metadata in PostgreSQL, not SQLite
+        env = celery_env(warehouse_env(env)[0])
     end = date.fromisoformat(f"{last}-01")
     end = end.replace(day=calendar.monthrange(end.year, end.month)[1])
     subprocess.run([AIRFLOW, "dags", "unpause", dag_id], env=env, check=True)

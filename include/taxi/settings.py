@@ -6,6 +6,7 @@ these defaults, and ``include.taxi.orchestration.config`` reads the Variables at
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 POSTGRES_CONN_ID = "taxi_postgres"
@@ -37,3 +38,43 @@ POSTGRES_SWAP_LOCK_TIMEOUT = "500ms"
 query of the table queues behind it, so this bounds how long a swap can stall readers."""
 POSTGRES_SWAP_WAIT_SECONDS = 600.0
 """How long a swap keeps retrying its lock (with backoff) before the load fails as retryable."""
+
+# --- pools: created by the tooling (dev/local.py, the test stack, compose's airflow-init) ----
+# Airflow picks a task's pool when the DAG is parsed, so the names are fixed here; the sizes
+# are read only where the pools are created (`airflow pools set`), from these variables.
+POOL_POSTGRES_COPY = "taxi_postgres_copy"
+"""taxi_to_postgres' COPYs (load_trips, load_zones): they compete for one warehouse server."""
+POOL_BIGQUERY_MONTHS = "taxi_bigquery_months"
+"""lake_to_bigquery's month transactions (load_month, load_zones): BigQuery aborts concurrent
+transactions on one table, and a pool is chosen per task, not per mapped (service, month)."""
+ENV_POSTGRES_COPY_SLOTS = "TAXI_POSTGRES_COPY_SLOTS"
+ENV_BIGQUERY_MONTH_SLOTS = "TAXI_BIGQUERY_MONTH_SLOTS"
+DEFAULT_POSTGRES_COPY_SLOTS = 2
+"""A COPY keeps one server backend busy parsing/writing (~1 core, see FACTS): two at a time
+fill a 2-core warehouse; raise it with the warehouse's cores."""
+DEFAULT_BIGQUERY_MONTH_SLOTS = 1
+"""One month transaction at a time: never two on one table (see POOL_BIGQUERY_MONTHS)."""
+
+
+def pool_sizes(env: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
+    """Each pool the DAGs use: (slots, description), slots from the environment if set."""
+    env = dict(os.environ) if env is None else env
+    specs = {
+        POOL_POSTGRES_COPY: (
+            ENV_POSTGRES_COPY_SLOTS,
+            DEFAULT_POSTGRES_COPY_SLOTS,
+            "concurrent COPYs into the warehouse Postgres (taxi_to_postgres)",
+        ),
+        POOL_BIGQUERY_MONTHS: (
+            ENV_BIGQUERY_MONTH_SLOTS,
+            DEFAULT_BIGQUERY_MONTH_SLOTS,
+            "concurrent month transactions in BigQuery (lake_to_bigquery)",
+        ),
+    }
+    sizes = {}
+    for pool, (variable, default, description) in specs.items():
+        raw = (env.get(variable) or "").strip() or str(default)
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{variable}={raw!r}: expected a whole number of slots, at least 1")
+        sizes[pool] = (int(raw), description)
+    return sizes

@@ -749,3 +749,182 @@ def test_the_dockerfile_check_can_fail(old: str, new: str) -> None:
 def test_dockerignore_keeps_local_state_out_of_the_build() -> None:
     assert dockerignore_problems(DOCKERIGNORE.read_text()) == []
     assert dockerignore_problems(".venv\ninclude\n") != []
+
+
+# -- the Celery stack: docker-compose.yaml + docker-compose.celery.yaml ------------------------
+
+CELERY_FILE = PROJECT / "docker-compose.celery.yaml"
+UNION_LISTS = ("ports", "expose", "env_file", "profiles")
+
+
+def _volume_target(entry: Any) -> str:
+    return str(entry["target"]) if isinstance(entry, dict) else str(entry).split(":")[1]
+
+
+def merge(base: Any, override: Any, key: str = "") -> Any:
+    """``override`` over ``base`` the way compose merges files: mappings key by key, volumes
+    by target, ports and the like as a union, anything else (command, test) replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = merge(base[name], value, name) if name in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list):
+        if key == "volumes":
+            targets = {_volume_target(v) for v in override}
+            return [v for v in base if _volume_target(v) not in targets] + override
+        if key in UNION_LISTS:
+            return base + [v for v in override if v not in base]
+    return override
+
+
+def celery_stack(env: Mapping[str, str]) -> Compose:
+    """`docker compose -f docker-compose.yaml -f docker-compose.celery.yaml config`, roughly:
+    both files interpolated, `extends` resolved (without depends_on, which a service must
+    state itself), the second merged over the first."""
+    base = resolve(yaml.safe_load(COMPOSE_FILE.read_text()), env)
+    override = resolve(yaml.safe_load(CELERY_FILE.read_text()), env)
+    services = dict(override["services"])
+    for name, service in services.items():
+        if extends := service.get("extends"):
+            assert Path(extends["file"]).name == COMPOSE_FILE.name, extends
+            parent = {
+                k: v for k, v in base["services"][extends["service"]].items() if k != "depends_on"
+            }
+            own = {k: v for k, v in service.items() if k != "extends"}
+            services[name] = merge(parent, own)
+    return merge(base, {**override, "services": services})
+
+
+def celery_problems(compose: Compose) -> list[str]:
+    """Every Airflow service on Celery with one broker; a worker that `--scale` can multiply."""
+    services = compose["services"]
+    problems = []
+    redis = services.get("redis", {})
+    if not redis.get("image", "").startswith("redis:"):
+        problems.append("redis: missing, or not a redis image")
+    airflow = {
+        n: s for n, s in services.items() if s.get("image") == compose["x-airflow-common"]["image"]
+    }
+    brokers = set()
+    for name, service in airflow.items():
+        env = environment(service)
+        if env.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor":
+            problems.append(f"{name}: executor {env.get('AIRFLOW__CORE__EXECUTOR')!r}")
+        brokers.add(env.get("AIRFLOW__CELERY__BROKER_URL"))
+        backend = urlsplit(env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").removeprefix("db+"))
+        db = environment(services.get(backend.hostname or "", {}))
+        if (backend.username, backend.password) != (
+            db.get("POSTGRES_USER"),
+            db.get("POSTGRES_PASSWORD"),
+        ):
+            problems.append(f"{name}: the result backend is not the metadata database")
+    broker = urlsplit(next(iter(brokers)) or "") if len(brokers) == 1 else None
+    if broker is None or broker.hostname != "redis" or broker.port != 6379:
+        problems.append(f"the Airflow services do not share the redis broker: {brokers}")
+    worker = airflow.get("airflow-worker", {})
+    if worker.get("command") != "celery worker":
+        problems.append("airflow-worker: missing, or not running `airflow celery worker`")
+    for key in ("container_name", "hostname", "ports"):
+        if worker.get(key):
+            problems.append(f"airflow-worker: sets {key}, so `--scale airflow-worker=3` cannot run")
+    if depends_on(worker).get("redis") != "service_healthy":
+        problems.append("airflow-worker: does not wait for a healthy redis")
+    flower = airflow.get("flower", {})
+    if flower.get("command") != "celery flower" or "flower" not in (flower.get("profiles") or []):
+        problems.append("flower: missing, not `airflow celery flower`, or not under profile flower")
+    return problems
+
+
+def pool_problems(compose: Compose) -> list[str]:
+    """airflow-init creates each pool of include/taxi/settings.py, sized from its variable
+    with the same default."""
+    from include.taxi.settings import (
+        ENV_BIGQUERY_MONTH_SLOTS,
+        ENV_POSTGRES_COPY_SLOTS,
+        POOL_BIGQUERY_MONTHS,
+        POOL_POSTGRES_COPY,
+        pool_sizes,
+    )
+
+    variables = {
+        POOL_POSTGRES_COPY: ENV_POSTGRES_COPY_SLOTS,
+        POOL_BIGQUERY_MONTHS: ENV_BIGQUERY_MONTH_SLOTS,
+    }
+    script = compose["services"]["airflow-init"]["command"][-1]
+    created = {
+        name: (variable, int(default))
+        for name, variable, default in re.findall(
+            r'airflow pools set (\S+) "\$\{(\w+):-(\d+)\}"', script
+        )
+    }
+    expected = {name: (variables[name], slots) for name, (slots, _) in pool_sizes({}).items()}
+    return [] if created == expected else [f"airflow-init creates {created}, expected {expected}"]
+
+
+@pytest.fixture(scope="module")
+def celery() -> Compose:
+    return celery_stack(TEST_ENV)
+
+
+def test_the_celery_stack_runs_every_airflow_service_on_celery(celery: Compose) -> None:
+    assert celery_problems(celery) == []
+    assert environment(celery["services"]["airflow-worker"])["DUMB_INIT_SETSID"] == "0"
+
+
+def test_the_celery_stack_passes_the_local_stack_checks(celery: Compose) -> None:
+    """What holds for the LocalExecutor stack holds with the Celery file on top."""
+    assert unpinned_images(celery) == []
+    assert missing_healthchecks(celery) == []
+    assert set(long_running_services(celery)) == {
+        *EXPECTED_SERVICES,
+        *AIRFLOW_COMMANDS,
+        "redis",
+        "airflow-worker",
+    }
+    assert dangling_depends_on(celery) == []
+    assert volume_problems(celery) == []
+    assert public_ports(celery) == []
+    assert connection_problems(celery) == []
+    assert project_mount_problems(celery) == []
+
+
+def test_the_celery_stack_needs_the_same_secrets() -> None:
+    with pytest.raises(MissingVariable, match=REQUIRED_SECRETS[0]):
+        celery_stack({k: v for k, v in TEST_ENV.items() if k != REQUIRED_SECRETS[0]})
+    assert celery_problems(celery_stack({**TEST_ENV, "AIRFLOW_DB_PASSWORD": "s3cret"})) == []
+
+
+def test_the_api_server_listens_on_8080_whatever_env_says(compose: Compose) -> None:
+    """AIRFLOW__API__PORT in .env (for `make run`) must not move the api-server in compose."""
+    for name, service in airflow_services(compose).items():
+        assert environment(service).get("AIRFLOW__API__PORT") == "8080", name
+
+
+def test_airflow_init_creates_the_pools(compose: Compose, celery: Compose) -> None:
+    assert pool_problems(compose) == []
+    assert pool_problems(celery) == []
+
+
+@pytest.mark.parametrize(
+    ("check", "mutate"),
+    [
+        (celery_problems, _set("airflow-worker", "container_name", "worker")),
+        (celery_problems, _set("airflow-worker", "ports", ["127.0.0.1:8793:8793"])),
+        (celery_problems, _set_env("airflow-worker", "AIRFLOW__CORE__EXECUTOR", "LocalExecutor")),
+        (
+            celery_problems,
+            _set_env("airflow-scheduler", "AIRFLOW__CELERY__BROKER_URL", "redis://x:6379/0"),
+        ),
+        (celery_problems, _set("airflow-worker", "depends_on", {})),
+        (celery_problems, _set("flower", "profiles", [])),
+        (celery_problems, _set("redis", "image", "valkey/valkey:8.0")),
+        (pool_problems, _set("airflow-init", "command", ["-c", "airflow version"])),
+    ],
+)
+def test_each_celery_check_can_fail(
+    celery: Compose, check: Callable[[Compose], list[str]], mutate: Callable[[Compose], None]
+) -> None:
+    broken = copy.deepcopy(celery)
+    mutate(broken)
+    assert check(broken) != []

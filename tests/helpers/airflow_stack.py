@@ -25,11 +25,14 @@ import pytest
 import requests
 
 from dev.airflow_env import ADMIN_USER, admin_password, airflow_env
+from dev.pools import ensure_pools
 from tests.helpers.dag_runs import postgres_connection
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 SERVICES_PROCESSES = ("api-server", "scheduler", "dag-processor")
-STOP_ORDER = ("scheduler", "dag-processor", "api-server")
+STOP_ORDER = ("scheduler", "workers", "dag-processor", "api-server")
+"""``workers``: every Celery worker (processes named ``worker-<hostname>``)."""
+WORKER_PREFIX = "worker-"
 STOP_TIMEOUT_S = 10
 TERMINAL = {"success", "failed"}
 TROUBLE = ("failed", "up_for_retry")
@@ -40,6 +43,10 @@ API_TIMEOUT_S = 90
 the metadata DB's lock gets its answer (done, or 'database is locked') instead of a client
 timeout. CI saw a dag-run POST time out at 30 s right after a backfill finished."""
 WRITE_ATTEMPTS = 3
+EXECUTION_API_TIMEOUT_S = "30"
+"""How long a task process waits for the execution API (Airflow's default: 5 s). On 2 shared
+cores at load 14-17 the api-server answered task state updates after more than 5 s and tasks
+failed with httpx.ReadTimeout before doing anything (seen in the Celery and scheduler tests)."""
 
 
 def free_port() -> int:
@@ -75,16 +82,21 @@ def task_log_tail(path: Path, lines: int) -> str:
     return "\n".join(shown)
 
 
-def environment(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
+def environment(home: Path, port: int, extra: dict[str, str | None]) -> dict[str, str]:
     """airflow_env for ``home``, ignoring the AIRFLOW_*/TAXI_* values conftest exported.
 
     airflow_env lets the caller's os.environ win, and conftest already exported another
-    test home into it, so the call sees an environment without those keys.
+    test home into it, so the call sees an environment without those keys. A None in
+    ``extra`` removes that key (e.g. SQLite's connect args on a PostgreSQL metadata DB).
     """
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "TAXI_"))}
     with mock.patch.dict(os.environ, clean, clear=True):
         env = airflow_env(home, api_port=port)
-    env.update(extra)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -107,30 +119,48 @@ def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
 class AirflowStack:
     """The running Airflow: its home, environment, API and how to explain a failure.
 
-    Use as a context manager: entering migrates the home, starts the processes and waits for
-    the API and for ``dag_id`` to be parsed; leaving stops them whatever the outcome.
+    Use as a context manager: entering migrates the home, creates the project's pools, starts
+    the processes and waits for the API and for ``dag_id`` to be parsed; leaving stops them
+    whatever the outcome. ``workers``: hostnames of ``airflow celery worker`` processes to
+    start too (with a CeleryExecutor in ``extra_env``).
     """
 
-    def __init__(self, home: Path, dag_id: str, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dag_id: str,
+        extra_env: dict[str, str | None],
+        workers: tuple[str, ...] = (),
+        worker_concurrency: int = 2,
+    ) -> None:
         self.home = home
         self.dag_id = dag_id
         self.port = free_port()
         self.env = environment(
             home,
             self.port,
-            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()), **extra_env},
+            {
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": EXECUTION_API_TIMEOUT_S,
+                **extra_env,
+            },
         )
         self.base = f"http://127.0.0.1:{self.port}"
         self.password = admin_password(home)
         self.processes: dict[str, subprocess.Popen] = {}
         self.session = requests.Session()
+        self.workers = workers
+        self.worker_concurrency = worker_concurrency
 
     def __enter__(self) -> AirflowStack:
         migrated = self.cli("db", "migrate")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
+        self.pools = ensure_pools(self.env)
         try:
             for name in SERVICES_PROCESSES:
                 self.start(name)
+            for hostname in self.workers:
+                self.start_worker(hostname)
             self.wait_for(
                 "the api-server's health endpoint",
                 lambda: self.api("GET", "/api/v2/monitor/health").status_code == 200,
@@ -154,16 +184,41 @@ class AirflowStack:
     def log(self, name: str) -> Path:
         return self.home / f"{name}.log"
 
-    def start(self, name: str) -> None:
+    def start(
+        self, name: str, argv: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         with self.log(name).open("ab") as out:
             self.processes[name] = subprocess.Popen(
-                [AIRFLOW, name],
-                env=self.env,
+                argv or [AIRFLOW, name],
+                env=env or self.env,
                 cwd=self.home,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def start_worker(self, hostname: str) -> None:
+        """``airflow celery worker`` named ``hostname``; its tasks report that hostname too.
+
+        Both workers run on this one machine, so Airflow's default hostname (the FQDN) would
+        be the same for both: TAXI_WORKER_HOSTNAME and dev.airflow_settings.worker_hostname
+        give each its own, as separate machines would have. Logs are files in the shared home,
+        so the workers serve none (two would fight over one log-server port).
+        """
+        env = {
+            **self.env,
+            "TAXI_WORKER_HOSTNAME": hostname,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dev.airflow_settings.worker_hostname",
+        }
+        argv = [AIRFLOW, "celery", "worker", "--celery-hostname", hostname]
+        argv += ["--concurrency", str(self.worker_concurrency), "--skip-serve-logs"]
+        self.start(f"{WORKER_PREFIX}{hostname}", argv, env)
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal a process and everything it started (a worker and its task processes)."""
+        proc = self.processes.pop(name)
+        _signal_group(proc, sig)
+        proc.wait(timeout=STOP_TIMEOUT_S)
 
     def stop(self) -> None:
         """Stop the scheduler first, the api-server last; SIGKILL whatever outlives SIGTERM.
@@ -171,15 +226,20 @@ class AirflowStack:
         Running tasks report through the api-server: stopped first, it leaves the scheduler
         waiting on workers that cannot finish (seen: still alive 30 s after SIGTERM).
         """
-        for name in STOP_ORDER:
-            proc = self.processes.pop(name, None)
-            if proc is None:
-                continue
-            _signal_group(proc, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait(timeout=10)
+        for group in STOP_ORDER:
+            names = (
+                [n for n in self.processes if n.startswith(WORKER_PREFIX)]
+                if group == "workers"
+                else [group]
+            )
+            stopping = [(n, p) for n in names if (p := self.processes.pop(n, None)) is not None]
+            for _, proc in stopping:
+                _signal_group(proc, signal.SIGTERM)
+            for _, proc in stopping:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=STOP_TIMEOUT_S)
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=10)
         self.session.close()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
@@ -289,6 +349,10 @@ class AirflowStack:
                 tail(self.log("dag-processor"), 15),
                 "=== api-server.log (tail)",
                 tail(self.log("api-server"), 15),
+                *[
+                    f"=== {path.name} (tail)\n{tail(path, 25)}"
+                    for path in sorted(self.home.glob(f"{WORKER_PREFIX}*.log"))
+                ],
                 f"=== task logs of {dag_id or self.dag_id}",
                 self.task_logs(selectors, dag_id=dag_id),
             ]

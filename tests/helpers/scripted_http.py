@@ -3,10 +3,16 @@ and that records what is POSTed to it (a webhook receiver)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+TRICKLE_STEP_S = 0.1
 
 
 @dataclass
@@ -62,6 +68,62 @@ class ScriptedServer:
         self.script[path] = deque(answers)
 
     def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TricklingFileServer:
+    """Serves a folder laid out like the real source; paths in ``slow`` trickle their body.
+
+    ``slow[path] = seconds`` sends that file in small pieces spread over ``seconds`` (a slow
+    mirror), so a test can act while a task is mid-download. ``gets`` records each GET's path
+    and when it started (time.monotonic()).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.slow: dict[str, float] = {}
+        self.gets: list[tuple[str, float]] = []
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self) -> None:
+                server.gets.append((self.path, time.monotonic()))
+                super().do_GET()
+
+            def copyfile(self, source: Any, outputfile: Any) -> None:
+                seconds = server.slow.get(self.path)
+                if not seconds:
+                    super().copyfile(source, outputfile)
+                    return
+                data = source.read()
+                steps = max(1, int(seconds / TRICKLE_STEP_S))
+                piece = max(1, -(-len(data) // steps))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    for start in range(0, len(data), piece):
+                        outputfile.write(data[start : start + piece])
+                        outputfile.flush()
+                        time.sleep(seconds / steps)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def started(self, path: str) -> bool:
+        return any(p == path for p, _ in self.gets)
+
+    def __enter__(self) -> TricklingFileServer:
         self.thread.start()
         return self
 

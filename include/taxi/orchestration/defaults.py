@@ -5,6 +5,7 @@ Imported at parse time, so it holds declarations only (no Variables, no I/O).
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +16,14 @@ from include.taxi.orchestration.notify import FailureNotifier
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
+RETRY_DELAY_S = int(os.environ.get("TAXI_RETRY_DELAY_SECONDS") or 30)
+"""First retry delay (then doubling, up to 10 min). Read at parse time like TAXI_CATCHUP; the
+Celery e2e test shortens it so a task lost with a killed worker is retried within seconds."""
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "data-eng",
     "retries": 3,
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=RETRY_DELAY_S),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=1),

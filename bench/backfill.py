@@ -1,0 +1,257 @@
+"""`make bench-backfill`: a year × 3 services backfilled through the real scheduler, on the
+LocalExecutor and on the CeleryExecutor with two workers, in one run. Not a test.
+
+Each executor gets a fresh stack (tests/helpers/airflow_stack.py: api-server, scheduler,
+dag-processor, plus two `airflow celery worker` processes for Celery), a fresh PostgreSQL
+metadata database and warehouse schema on one embedded PostgreSQL, and the same generated
+source files served over local HTTP. Both have 4 task slots (LocalExecutor parallelism 4;
+2 workers × concurrency 2) and the project's pools (2 warehouse COPYs at a time).
+
+Measured from the REST API's task instances after the backfill: wall time (first task queued
+→ last task ended), rows/s end to end, the orchestration overhead = wall / (sum of the tasks'
+own durations / 4 slots), and the queued → running latency of every task (median, p95).
+
+Sizes: the shape of yellow 2020 (the pandemic drop from ~6.4 M to ~0.24 M rows a month, TLC
+totals, rounded), green at 7 % and fhv at 40 % of yellow, scaled by ``--scale`` (default
+1/500) to fit a 2-core machine; the scale is in the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from dev import local_postgres
+from dev.synthetic import write_month, write_zones
+from tests.helpers.airflow_stack import TERMINAL, AirflowStack, taxi_env
+from tests.helpers.celery_stack import celery_env, metadata_database, redis_broker
+
+DAG_ID = "taxi_to_postgres"
+YEAR = 2020
+YELLOW_2020 = [6405, 6300, 3007, 238, 349, 549, 800, 1007, 1341, 1681, 1509, 1461]
+"""Thousands of yellow trips per month of 2020 (TLC monthly totals, rounded)."""
+SHARE = {"yellow": 1.0, "green": 0.07, "fhv": 0.4}
+SLOTS = 4
+RUNS_TIMEOUT_S = 1800
+OUT = Path(__file__).resolve().parent / "results"
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def make_source(root: Path, scale: float) -> dict[str, dict[str, int]]:
+    rows: dict[str, dict[str, int]] = {}
+    for service, share in SHARE.items():
+        for m, thousands in enumerate(YELLOW_2020, start=1):
+            month = date(YEAR, m, 1)
+            n = max(1, round(thousands * 1000 * share * scale))
+            path = root / service / f"{service}_tripdata_{month:%Y-%m}.csv.gz"
+            write_month(path, service, month, n, seed=m)
+            rows.setdefault(service, {})[f"{month:%Y-%m}"] = n
+    write_zones(root / "misc" / "taxi_zone_lookup.csv")
+    return rows
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_backfill(
+    executor: str, home: Path, postgres_url: str, source_url: str, rows: int
+) -> dict[str, Any]:
+    """One backfill of the year on a fresh stack; the figures from its task instances."""
+    schema = f"bench_{executor.lower()}_{int(time.time())}"
+    with metadata_database(postgres_url) as database:
+        env: dict[str, str | None] = {
+            **taxi_env(postgres_url, schema, source_url),
+            "TAXI_START_MONTH": f"{YEAR}-01",
+            "TAXI_END_MONTH": f"{YEAR}-12",  # no scheduled run of the current month beside it
+            "AIRFLOW__CORE__PARALLELISM": str(SLOTS),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
+        }
+        workers: tuple[str, ...] = ()
+        broker_cm = redis_broker(home) if executor == "Celery" else None
+        if broker_cm is not None:
+            env.update(celery_env(broker_cm.__enter__(), database))
+            workers = ("bench-a", "bench-b")
+        try:
+            with AirflowStack(home, DAG_ID, env, workers=workers, worker_concurrency=2) as stack:
+                args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", f"{YEAR}-01-01"]
+                args += ["--to-date", f"{YEAR}-12-31", "--max-active-runs", "4"]
+                created = stack.cli(*args)
+                if created.returncode:
+                    raise RuntimeError(created.stderr[-2000:])
+                stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+                def done() -> list[dict[str, Any]] | None:
+                    runs = [r for r in stack.runs() if r["run_type"] == "backfill"]
+                    if len(runs) == 12 and all(r["state"] in TERMINAL for r in runs):
+                        return runs
+                    return None
+
+                runs = stack.wait_for("the year's backfill", done, RUNS_TIMEOUT_S)
+                ids = {r["dag_run_id"] for r in runs}
+                resp = stack.api(
+                    "GET",
+                    f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances",
+                    params={"limit": 1000},
+                )
+                tis = [t for t in resp.json()["task_instances"] if t["dag_run_id"] in ids]
+        finally:
+            if broker_cm is not None:
+                broker_cm.__exit__(None, None, None)
+    with psycopg.connect(postgres_url) as conn:
+        loaded = sum(
+            (conn.execute(f'SELECT count(*) FROM "{schema}"."{s}_tripdata"').fetchone() or (0,))[0]
+            for s in SHARE
+        )
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        conn.commit()
+    queued = [_ts(t["queued_when"]) for t in tis if t["queued_when"]]
+    ended = [_ts(t["end_date"]) for t in tis if t["end_date"]]
+    wall = (max(ended) - min(queued)).total_seconds()
+    work = sum(t["duration"] or 0 for t in tis)
+    latency = [
+        (_ts(t["start_date"]) - _ts(t["queued_when"])).total_seconds()
+        for t in tis
+        if t["queued_when"] and t["start_date"]
+    ]
+    hosts = sorted({t["hostname"] for t in tis})
+    return {
+        "executor": executor,
+        "runs_success": sum(r["state"] == "success" for r in runs),
+        "task_instances": len(tis),
+        "task_states": {s: sum(t["state"] == s for t in tis) for s in {t["state"] for t in tis}},
+        "hosts": hosts,
+        "rows_expected": rows,
+        "rows_loaded": loaded,
+        "wall_s": round(wall, 1),
+        "rows_per_s": round(loaded / wall) if wall else None,
+        "task_work_s": round(work, 1),
+        "slots": SLOTS,
+        "overhead": round(wall / (work / SLOTS), 2) if work else None,
+        "queued_to_running_median_s": round(statistics.median(latency), 2),
+        "queued_to_running_p95_s": round(_percentile(latency, 0.95), 2),
+    }
+
+
+def report(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "backfill.json").write_text(json.dumps(results, indent=1, default=str))
+    lines = [
+        f"# make bench-backfill ({results['when']})",
+        "",
+        f"{results['months']} months × 3 services ({YEAR}), {results['rows']:,} rows at scale "
+        f"{results['scale']} of the real sizes; {SLOTS} task slots; machine: "
+        f"{results['machine']}. Overhead target ≤ 1.3×.",
+        "",
+        "| executor | runs ok | tasks | wall s | rows/s | task work s | overhead | "
+        "queued→running median s | p95 s | hosts |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["executors"]:
+        lines.append(
+            f"| {r['executor']} | {r['runs_success']}/12 | {r['task_instances']} | {r['wall_s']} "
+            f"| {r['rows_per_s']} | {r['task_work_s']} | {r['overhead']}× "
+            f"| {r['queued_to_running_median_s']} | {r['queued_to_running_p95_s']} "
+            f"| {', '.join(r['hosts'])} |"
+        )
+    (out / "backfill.md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    names = [r["executor"] for r in results["executors"]]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    axes[0].bar(names, [r["wall_s"] for r in results["executors"]])
+    axes[0].set_title("wall time (s)")
+    axes[1].bar(names, [r["overhead"] for r in results["executors"]])
+    axes[1].axhline(1.3, color="red", linestyle="--", label="target 1.3×")
+    axes[1].set_title("overhead = wall / (work / slots)")
+    axes[1].legend()
+    width = 0.35
+    xs = range(len(names))
+    medians = [r["queued_to_running_median_s"] for r in results["executors"]]
+    p95s = [r["queued_to_running_p95_s"] for r in results["executors"]]
+    axes[2].bar([x - width / 2 for x in xs], medians, width, label="median")
+    axes[2].bar([x + width / 2 for x in xs], p95s, width, label="p95")
+    axes[2].set_xticks(list(xs), names)
+    axes[2].set_title("queued → running (s)")
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(out / "backfill.png", dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__)
+    parser.add_argument("--scale", type=float, default=0.002, help="share of the real sizes")
+    parser.add_argument("--executors", default="Local,Celery", help="Local, Celery or both")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
+        work = Path(tmp)
+        rows = make_source(work / "source", args.scale)
+        total = sum(sum(m.values()) for m in rows.values())
+        server = ThreadingHTTPServer(
+            ("127.0.0.1", 0), partial(_Quiet, directory=str(work / "source"))
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        source_url = f"http://127.0.0.1:{server.server_address[1]}"
+        pg_url = local_postgres.start(
+            work / "pg",
+            local_postgres.free_port(),
+            password=secrets.token_urlsafe(16),
+            durable=False,
+        )
+        results: dict[str, Any] = {
+            "when": datetime.now().isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+            "scale": args.scale,
+            "months": 12,
+            "rows": total,
+            "executors": [],
+        }
+        try:
+            for executor in args.executors.split(","):
+                home = work / f"home-{executor}"
+                home.mkdir()
+                print(f"{executor}: backfilling {total:,} rows ...", flush=True)
+                result = run_backfill(executor, home, pg_url, source_url, total)
+                print(json.dumps(result), flush=True)
+                results["executors"].append(result)
+        finally:
+            server.shutdown()
+            local_postgres.stop(work / "pg")
+        report(results, args.out)
+    print((args.out / "backfill.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

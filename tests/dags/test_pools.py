@@ -1,0 +1,59 @@
+"""The pools: which tasks take them, and the sizes the tooling creates them with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dev.pools import pools_file
+from include.taxi.settings import (
+    ENV_BIGQUERY_MONTH_SLOTS,
+    ENV_POSTGRES_COPY_SLOTS,
+    POOL_BIGQUERY_MONTHS,
+    POOL_POSTGRES_COPY,
+    pool_sizes,
+)
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+EXPECTED = {
+    ("taxi_to_postgres", "load_trips"): POOL_POSTGRES_COPY,
+    ("taxi_to_postgres", "load_zones"): POOL_POSTGRES_COPY,
+    ("lake_to_bigquery", "load_month"): POOL_BIGQUERY_MONTHS,
+    ("lake_to_bigquery", "load_zones"): POOL_BIGQUERY_MONTHS,
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_warehouse_writes_take_their_pool_and_nothing_else_does(dagbag) -> None:
+    """COPYs and BigQuery month transactions are capped; downloads and lake writes stay wide."""
+    pooled = {
+        (dag_id, task.task_id): task.pool
+        for dag_id, dag in dagbag.dags.items()
+        for task in dag.tasks
+        if task.pool != "default_pool"
+    }
+    assert pooled == EXPECTED
+    assert all(t.pool == "default_pool" for t in dagbag.dags["taxi_to_lake"].tasks)
+
+
+def test_pool_sizes_default_and_follow_the_environment() -> None:
+    assert {name: slots for name, (slots, _) in pool_sizes({}).items()} == {
+        POOL_POSTGRES_COPY: 2,
+        POOL_BIGQUERY_MONTHS: 1,
+    }
+    env = {ENV_POSTGRES_COPY_SLOTS: "6", ENV_BIGQUERY_MONTH_SLOTS: " 3 "}
+    assert pools_file(env)[POOL_POSTGRES_COPY]["slots"] == 6
+    assert pools_file(env)[POOL_BIGQUERY_MONTHS]["slots"] == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_a_bad_pool_size_names_the_variable(value: str) -> None:
+    with pytest.raises(ValueError, match=f"{ENV_POSTGRES_COPY_SLOTS}='{value}'"):
+        pool_sizes({ENV_POSTGRES_COPY_SLOTS: value})
