@@ -25,3 +25,23 @@ DEFAULT_LAKE = Path(__file__).resolve().parents[2] / ".data" / "lake"
 DEFAULT_BQ_DATASET = "nyc_taxi"
 DEFAULT_DAILY_LOOKBACK = 3
 DEFAULT_DAILY_TARGETS = "postgres"
+
+# Limits on what one source file may cost (issue 13). Generous: scaled to the largest real
+# month, so only a hostile or broken source reaches them. The largest csv.gz of the course's
+# mirror is yellow 2019-01 (~130 MB, ~690 MB of CSV); the TLC's largest parquet months
+# (fhvhv, yellow 2009-2015) are ~0.5 GB and their CSVs held ~2.5 GB.
+VAR_MAX_DOWNLOAD_BYTES = "taxi_max_download_bytes"
+VAR_MAX_CSV_BYTES = "taxi_max_csv_bytes"
+VAR_DOWNLOAD_DEADLINE = "taxi_download_deadline_seconds"
+VAR_REDIRECT_HOSTS = "taxi_allowed_redirect_hosts"
+DEFAULT_MAX_DOWNLOAD_BYTES = 4 << 30
+"""4 GiB: ~8× the largest real source file."""
+DEFAULT_MAX_CSV_BYTES = 16 << 30
+"""16 GiB of decompressed CSV: ~6× the largest real month; a gzip bomb stops here."""
+DEFAULT_DOWNLOAD_DEADLINE = 1800.0
+"""Seconds for a whole download: 4 GiB at ~2.4 MB/s; a yellow month takes ~2 s here."""
+DEFAULT_REDIRECT_HOSTS = ".githubusercontent.com"
+"""Hosts a source may redirect to (comma-separated; a leading dot allows every subdomain):
+GitHub release downloads redirect to objects/release-assets.githubusercontent.com."""
+MIN_FREE_BYTES = 512 << 20
+"""Free space a download must leave in its temp folder (besides its own announced size)."""

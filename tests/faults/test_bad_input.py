@@ -56,6 +56,19 @@ BAD_FILES = {
         ["line 4", "column trip_distance", "'two'"],
     ),
     "header only": (_gz(HEADERS["green"] + "\n"), ["no data rows"]),
+    # issue 13: malformed CSV fails at once (no retries), located, in bounded memory
+    "unterminated quote": (
+        _rows(GOOD_ROW, GOOD_ROW.replace(",N,", ',"N,'), GOOD_ROW),
+        ["line 3", "column store_and_fwd_flag", "unterminated quote"],
+    ),
+    "nul byte in text": (
+        _rows(GOOD_ROW, GOOD_ROW, GOOD_ROW.replace(",N,", ",N\x00,")),
+        ["line 4", "column store_and_fwd_flag", "NUL"],
+    ),
+    "line without newline": (
+        _gz(HEADERS["green"] + "\n" + GOOD_ROW + "\n" + "7" * (8 << 20)),
+        ["line 3", "column vendorid", "longer than"],
+    ),
 }
 
 
