@@ -6,12 +6,14 @@ retries (retrying cannot fix a bad file); anything else is treated as transient 
 
 from __future__ import annotations
 
+from include.taxi import redact
+
 
 class SourceNotPublished(Exception):
     """The source answered 404: the month is not (yet) published."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(f"not published: {url} answered 404; nothing was loaded")
+        super().__init__(f"not published: {redact.source(url)} answered 404; nothing was loaded")
         self.url = url
 
 

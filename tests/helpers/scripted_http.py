@@ -24,6 +24,8 @@ class ScriptedServer:
         self.script: dict[str, deque[Answer]] = defaultdict(deque)
         self.requests: list[str] = []
         self.posted: list[tuple[str, bytes]] = []
+        self.post_status = 200
+        """What every POST is answered (a webhook that fails: 500, 403, ...)."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,7 +48,7 @@ class ScriptedServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 server.posted.append((self.path, self.rfile.read(length)))
-                self.send_response(200)
+                self.send_response(server.post_status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

@@ -39,6 +39,7 @@ from isal import igzip
 from include.taxi import settings
 from include.taxi.contract import INT, TEXT, TIMESTAMP, Contract
 from include.taxi.errors import BadSourceFile
+from include.taxi.redact import shown
 
 BLOCK_SIZE = 256 << 10
 """Bytes of CSV per block (~2,500 yellow rows). Arrow's streaming reader decompresses up to 32
@@ -59,14 +60,6 @@ def _open_text(path: Path) -> io.TextIOBase:
     if _is_gzip(path):
         return igzip.open(path, "rt", encoding="utf-8", newline="")
     return path.open("rt", encoding="utf-8", newline="")
-
-
-def shown(value: str, limit: int = 40) -> str:
-    """A value fit to quote in an error message: control characters escaped, at most ``limit``
-    characters (a field can be megabytes long; messages reach Slack and the ingestion log)."""
-    clipped = value[:limit]
-    text = repr(clipped)
-    return text + f" (first {limit} of {len(value):,} characters)" if len(value) > limit else text
 
 
 class _LineTooLong(Exception):
