@@ -65,3 +65,12 @@ class NotInLake(Exception):
             f"not in the lake: {uri} does not exist; run taxi_to_lake for this month first"
         )
         self.uri = uri
+
+
+class InsufficientSpace(Exception):
+    """A folder lacks the room a download or a load needs; nothing was written. Retried (space
+    may be freed), and the message says where and how much."""
+
+
+class UnsafeRedirect(ValueError):
+    """The source redirected off https, or to a host not allowed: refused without retries."""

@@ -13,6 +13,7 @@ from airflow.sdk import Connection
 from dev.airflow_env import PROJECT
 from include.taxi.orchestration.notify import deliver, failure_message
 from tests.helpers.scripted_http import ScriptedServer
+from tests.helpers.tls import self_signed
 
 
 @pytest.fixture(scope="module")
@@ -156,39 +157,6 @@ def test_error_text_sent_is_stripped_of_urls_credentials_and_control_characters(
     assert not any(ord(c) < 32 for c in text), text
 
 
-def _self_signed(tmp_path) -> tuple[str, str]:
-    from datetime import timedelta
-    from ipaddress import ip_address
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
 class StartTlsServer:
     """A minimal SMTP server offering STARTTLS with a given certificate; records logins.
 
@@ -262,8 +230,8 @@ def test_smtp_starttls_verifies_the_servers_certificate(tmp_path) -> None:
     certificate named as trusted (extra `ca_file`) the mail goes."""
     import ssl
 
-    cert, key = _self_signed(tmp_path)
-    server = StartTlsServer(cert, key)
+    cert, key = self_signed(tmp_path)
+    server = StartTlsServer(str(cert), str(key))
     extra = {"to": "ops@example.com", "from": "airflow@example.com"}
     conn = Connection(
         conn_id="taxi_alerts", conn_type="smtp", host="127.0.0.1", port=server.port,
@@ -274,7 +242,7 @@ def test_smtp_starttls_verifies_the_servers_certificate(tmp_path) -> None:
         with pytest.raises(ssl.SSLCertVerificationError):
             deliver(message, conn)
         assert server.logins == []
-        conn.extra = json.dumps({**extra, "ca_file": cert})
+        conn.extra = json.dumps({**extra, "ca_file": str(cert)})
         assert deliver(message, conn) == "smtp://127.0.0.1"
     finally:
         server.close()

@@ -20,14 +20,23 @@ from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
 from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name, open_lake
 from include.taxi.months import parse_month
 from include.taxi.sources.csv import ContractReader
-from include.taxi.sources.http import download, file_name, probe, source_url
+from include.taxi.sources.http import (
+    DEFAULT_LIMITS,
+    DownloadLimits,
+    download,
+    file_name,
+    probe,
+    source_url,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _unchanged(lake: Lake, name: str, contract: Contract, url: str) -> dict[str, str] | None:
+def _unchanged(
+    lake: Lake, name: str, contract: Contract, url: str, limits: DownloadLimits
+) -> dict[str, str] | None:
     """The lake object's metadata if it holds the current source under the current contract."""
-    current = probe(url)
+    current = probe(url, limits=limits)
     stored = lake.stat(name)
     if current is None or stored is None:
         return None
@@ -44,6 +53,7 @@ def month_to_lake(
     lake_url: str,
     force: bool = False,
     workdir: str | None = None,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
 
@@ -55,7 +65,7 @@ def month_to_lake(
     name = object_name(service, first_day)
     url = source_url(source_base, service, month)
     summary: dict[str, Any] = {"service": service, "month": month, "url": url}
-    if not force and (meta := _unchanged(lake, name, contract, url)):
+    if not force and (meta := _unchanged(lake, name, contract, url, limits)):
         log.info(
             "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
             "do; trigger with force_reload to rewrite it", service, month, lake.uri(name),
@@ -64,8 +74,14 @@ def month_to_lake(
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(service, month))
-        reader = ContractReader(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
+        fetched = download(url, Path(tmp) / file_name(service, month), limits=limits)
+        reader = ContractReader(
+            fetched.path,
+            contract,
+            first_day,
+            block_size=READ_BLOCK_SIZE,
+            max_bytes=limits.max_csv_bytes,
+        )
         metadata = lake_metadata(contract, month, fetched.version)
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
         stored = lake.put(parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)})
@@ -87,13 +103,19 @@ def month_to_lake(
     return result
 
 
-def zones_to_lake(*, source_base: str, lake_url: str, workdir: str | None = None) -> dict[str, Any]:
+def zones_to_lake(
+    *,
+    source_base: str,
+    lake_url: str,
+    workdir: str | None = None,
+    limits: DownloadLimits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
     """Replace the lake's zone lookup with the source's current file (small: always written)."""
     lake = open_lake(lake_url)
     url = source_url(source_base, ZONES, "")
     with tempfile.TemporaryDirectory(prefix="taxi-lake-", dir=workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(ZONES, ""))
-        reader = ContractReader(fetched.path, ZONE_LOOKUP)
+        fetched = download(url, Path(tmp) / file_name(ZONES, ""), limits=limits)
+        reader = ContractReader(fetched.path, ZONE_LOOKUP, max_bytes=limits.max_csv_bytes)
         metadata = lake_metadata(ZONE_LOOKUP, "", fetched.version)
         parquet = write_parquet(reader, Path(tmp) / Path(ZONES_OBJECT).name, metadata=metadata)
         stored = lake.put(parquet.path, ZONES_OBJECT, {**metadata, ROWS_KEY: str(parquet.rows)})

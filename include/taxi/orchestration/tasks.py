@@ -151,6 +151,7 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
         schema=config.postgres_schema(),
         force=_force(context),
         run_id=context["run_id"],
+        limits=config.download_limits(),
     )
 
 
@@ -163,6 +164,7 @@ def load_zones_to_postgres(context: Context) -> dict[str, Any]:
         source_base=config.source_base(),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
+        limits=config.download_limits(),
     )
 
 
@@ -184,6 +186,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         source_base=config.source_base(),
         lake_url=config.lake_url(),
         force=_force(context),
+        limits=config.download_limits(),
     )
     if result["status"] == "unchanged":
         raise AirflowSkipException(
@@ -200,7 +203,11 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
     """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
     from include.taxi.lake.load import zones_to_lake
 
-    return zones_to_lake(source_base=config.source_base(), lake_url=config.lake_url())
+    return zones_to_lake(
+        source_base=config.source_base(),
+        lake_url=config.lake_url(),
+        limits=config.download_limits(),
+    )
 
 
 # --- lake_to_bigquery ----------------------------------------------------------------------

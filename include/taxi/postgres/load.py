@@ -27,7 +27,14 @@ from include.taxi.postgres.month import (
     replace_table,
 )
 from include.taxi.sources.csv import ContractReader
-from include.taxi.sources.http import download, file_name, probe, source_url
+from include.taxi.sources.http import (
+    DEFAULT_LIMITS,
+    DownloadLimits,
+    download,
+    file_name,
+    probe,
+    source_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +47,10 @@ def _unchanged(
     url: str,
     started: datetime,
     last: LastLoad | None,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> int | None:
     """Rows of the month if the source and the warehouse both still match the last load."""
-    if last is None or (current := probe(url)) is None:
+    if last is None or (current := probe(url, limits=limits)) is None:
         return None
     table = table_name(contract)
     if not current.same_as(last.bytes, last.etag, last.last_modified):
@@ -69,6 +77,7 @@ def month_to_postgres(
     force: bool = False,
     run_id: str | None = None,
     workdir: str | None = None,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Replace ``service``'s ``month`` in Postgres with the source file; returns what moved."""
     contract = contract_for(service)
@@ -79,7 +88,7 @@ def month_to_postgres(
     summary = {"service": service, "month": month, "url": url}
     last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), first_day)
     if not force and (
-        rows := _unchanged(conninfo, schema, contract, first_day, url, started, last)
+        rows := _unchanged(conninfo, schema, contract, first_day, url, started, last, limits)
     ):
         log.info(
             "%s %s unchanged at the source since its last load (%d rows present): nothing to "
@@ -88,13 +97,15 @@ def month_to_postgres(
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(service, month))
+        fetched = download(url, Path(tmp) / file_name(service, month), limits=limits)
         attempt = Attempt(
             table_name(contract), service, first_day, fetched.version, started, run_id,
             previous_load=last.id if last else 0,
         )  # fmt: skip
         try:
-            reader = ContractReader(fetched.path, contract, first_day)
+            reader = ContractReader(
+                fetched.path, contract, first_day, max_bytes=limits.max_csv_bytes
+            )
             result = replace_month(conninfo, schema, reader, attempt)
         except Exception as exc:
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
@@ -103,14 +114,19 @@ def month_to_postgres(
 
 
 def zones_to_postgres(
-    *, source_base: str, conninfo: str, schema: str = "public", workdir: str | None = None
+    *,
+    source_base: str,
+    conninfo: str,
+    schema: str = "public",
+    workdir: str | None = None,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Replace the taxi-zone lookup table with the source's current file."""
     check_schema_name(schema)
     url = source_url(source_base, ZONES, "")
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="taxi-", dir=workdir) as tmp:
-        fetched = download(url, Path(tmp) / file_name(ZONES, ""))
+        fetched = download(url, Path(tmp) / file_name(ZONES, ""), limits=limits)
         attempt = Attempt(table_name(ZONE_LOOKUP), ZONES, None, fetched.version, started)
         result = replace_table(conninfo, schema, ContractReader(fetched.path, ZONE_LOOKUP), attempt)
     return {"url": url, "bytes": fetched.bytes, **asdict(result)}
