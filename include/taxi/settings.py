@@ -45,3 +45,8 @@ DEFAULT_REDIRECT_HOSTS = ".githubusercontent.com"
 GitHub release downloads redirect to objects/release-assets.githubusercontent.com."""
 MIN_FREE_BYTES = 512 << 20
 """Free space a download must leave in its temp folder (besides its own announced size)."""
+HEAD_DEADLINE = 60.0
+"""Seconds one HEAD of taxi_daily's discovery may take, retries included."""
+DISCOVERY_DEADLINE = 600.0
+"""Seconds all HEADs for one target may take together (9 HEADs answer in ~2 s here);
+taxi_daily's tasks have an hour (execution_timeout), so two targets fit with retries."""

@@ -260,6 +260,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             discovery.recent_months(today.date(), config.lookback_months()),
             source_base=config.source_base(),
             held=held,
+            limits=config.download_limits(),
         )
         found += [
             {
