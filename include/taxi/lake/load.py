@@ -23,6 +23,7 @@ from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import (
     DEFAULT_LIMITS,
     DownloadLimits,
+    check_space,
     download,
     file_name,
     probe,
@@ -83,6 +84,8 @@ def month_to_lake(
             max_bytes=limits.max_csv_bytes,
         )
         metadata = lake_metadata(contract, month, fetched.version)
+        # the parquet file comes out about the size of the csv.gz (21.7 vs 21-25 MB a month)
+        check_space(Path(tmp), fetched.bytes + limits.min_free_bytes, f"writing {name}")
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
         stored = lake.put(parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)})
     result = {

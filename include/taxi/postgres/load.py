@@ -16,7 +16,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for, table_name
+from include.taxi.errors import InsufficientSpace
 from include.taxi.months import parse_month
 from include.taxi.postgres import ingestion_log
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
@@ -67,6 +70,20 @@ def _unchanged(
     return present
 
 
+def _replace_month(conninfo: str, schema: str, reader: ContractReader, attempt: Attempt) -> Any:
+    """``replace_month``, with a full server disk said in words: one transaction, so nothing
+    was committed, but the fix is on the server, not in the file."""
+    try:
+        return replace_month(conninfo, schema, reader, attempt)
+    except psycopg.errors.DiskFull as exc:
+        raise InsufficientSpace(
+            f"PostgreSQL ran out of disk space loading {attempt.table} "
+            f"{attempt.month.isoformat()[:7] if attempt.month else ''}: nothing was committed "
+            f"and the month is as it was. Free space on the server's data/WAL disk, then retry "
+            f"({exc.diag.message_primary})"
+        ) from None
+
+
 def month_to_postgres(
     service: str,
     month: str,
@@ -106,7 +123,7 @@ def month_to_postgres(
             reader = ContractReader(
                 fetched.path, contract, first_day, max_bytes=limits.max_csv_bytes
             )
-            result = replace_month(conninfo, schema, reader, attempt)
+            result = _replace_month(conninfo, schema, reader, attempt)
         except Exception as exc:
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
             raise

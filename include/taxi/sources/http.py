@@ -9,6 +9,7 @@ if allowed). The decompressed size is bounded by the reader (``ContractReader(ma
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import shutil
@@ -180,9 +181,8 @@ def check_space(folder: Path, needed: int, what: str) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise InsufficientSpace(
-            f"{what} needs {needed:,} bytes free in {folder} (including a reserve of "
-            f"{settings.MIN_FREE_BYTES:,}) but only {free:,} are: nothing was written. Free "
-            "space there (or point TMPDIR elsewhere)"
+            f"{what} needs {needed:,} bytes free in {folder} (a reserve included) but only "
+            f"{free:,} are: nothing was written. Free space there (or point TMPDIR elsewhere)"
         )
 
 
@@ -268,6 +268,13 @@ def _stream(
                     )
         except ProtocolError as exc:
             raise IncompleteDownload(f"{shown}: connection broken after {size} bytes") from exc
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise InsufficientSpace(
+                f"the disk of {dest.parent} filled up after {size:,} bytes of {shown}: nothing "
+                "was loaded. Free space there (or point TMPDIR elsewhere)"
+            ) from None
     return size, digest.hexdigest()
 
 
