@@ -161,3 +161,15 @@ def test_redirect_from_https_to_http_is_refused(tmp_path: Path, monkeypatch) -> 
         assert plain.requests == []
         tls.answer(PATH, Answer(200, BODY))
         assert download(tls.url + PATH, tmp_path / "f.csv.gz", limits=_limits()).bytes == len(BODY)
+
+
+def test_first_bytes_quoted_in_the_error_are_short_and_redacted(server, tmp_path: Path) -> None:
+    """The error reaches Slack and the ingestion log: no control characters, no token."""
+    server.answer(PATH, Answer(200, b"\x1b[2J\x07token=s3cr3tT0k3n <html>" + b"A" * 500))
+    with pytest.raises(BadSourceFile) as err:
+        download(server.url + PATH, tmp_path / "f.csv.gz", limits=_limits())
+    message = str(err.value)
+    assert "not a gzip file" in message
+    assert "s3cr3tT0k3n" not in message
+    assert not any(ord(c) < 32 for c in message)
+    assert "A" * 40 not in message
