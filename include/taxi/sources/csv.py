@@ -2,9 +2,10 @@
 
 The file is parsed block by block with the contract's types, so memory stays flat however
 large the month is, and nothing is inferred from the data. Integer columns are read as text
-and cast to int64 in C++ (exact beyond 2**53, where float64 would round); the source writes the
-same column as ``1`` in one month and ``1.0`` in another, so a batch whose cast fails has a
-trailing ``.0`` stripped and is cast again; a fractional value is an error, not a truncation.
+and cast to int64 in C++ (exact beyond 2**53, where the float64 parse of earlier versions
+rounded); the source writes the same column as ``1`` in one month and ``1.0`` in another, so a
+column whose cast fails goes through float64 (exact below 2**53; beyond, its ``.0`` is stripped
+from the text); a fractional value is an error, not a truncation.
 
 Hostile or broken files fail at once with file, line and column, in bounded memory: a line
 longer than the block size (Arrow cannot parse it, and Python would read it whole) is reported
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import struct
 from collections.abc import Iterator
@@ -374,21 +376,18 @@ def _value_error(value: str, type_: pa.DataType) -> str | None:
 
 
 INT64 = range(-(2**63), 2**63)
+DIGITS = re.compile(r"-?[0-9]+")
 
 
 def _int_error(value: str) -> str | None:
-    """What the reader's int64 cast refuses: not a whole number, or out of int64's range."""
+    """What the reader's integer cast refuses (``ContractReader._to_int``, in Python)."""
     text = re.sub(WHOLE_FLOAT, "", value)
-    try:
-        number = int(text) if text.lstrip("-").isdigit() else None
-    except ValueError:
-        number = None
-    if number is None:
-        float(value)  # ValueError: "does not parse"
-        return f"value {shown(value)} is not a whole number (declared integer)"
-    if number not in INT64:
-        return f"value {shown(value)} does not fit in a 64-bit integer"
-    return None
+    if DIGITS.fullmatch(text):
+        return None if int(text) in INT64 else f"value {shown(value)} does not fit in int64"
+    number = float(value)  # ValueError: "does not parse"
+    if math.isfinite(number) and number.is_integer() and abs(number) < EXACT_FLOAT:
+        return None
+    return f"value {shown(value)} is not a whole number (declared integer)"
 
 
 def _first_bad_line(
