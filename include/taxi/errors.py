@@ -6,6 +6,8 @@ retries (retrying cannot fix a bad file); anything else is treated as transient 
 
 from __future__ import annotations
 
+from include.taxi import redact
+
 
 class SourceNotPublished(Exception):
     """The source answered 404 (or cannot have the month): it is not (yet) published there.
@@ -14,7 +16,7 @@ class SourceNotPublished(Exception):
     """
 
     def __init__(self, url: str, *, answer: str = "answered 404", hint: str = "") -> None:
-        message = f"not published: {url} {answer}; nothing was loaded"
+        message = f"not published: {redact.source(url)} {answer}; nothing was loaded"
         if hint:
             message += f". {hint}"
         super().__init__(message)
@@ -88,3 +90,12 @@ class LockWaitTimeout(Exception):
 class LakeObjectChanged(Exception):
     """The lake object changed between two steps that must see the same version of it (a
     concurrent write); nothing was replaced, and a retry works on the new version."""
+
+
+class InsufficientSpace(Exception):
+    """A folder lacks the room a download or a load needs; nothing was written. Retried (space
+    may be freed), and the message says where and how much."""
+
+
+class UnsafeRedirect(ValueError):
+    """The source redirected off https, or to a host not allowed: refused without retries."""

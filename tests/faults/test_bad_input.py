@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dev import local_postgres
 from dev.synthetic import HEADERS, write_month
+from include.taxi.orchestration import config
 from include.taxi.orchestration.tasks import outcome
 from include.taxi.postgres.load import month_to_postgres
 
@@ -57,6 +58,19 @@ BAD_FILES = {
         ["line 4", "column trip_distance", "'two'"],
     ),
     "header only": (_gz(HEADERS["green"] + "\n"), ["no data rows"]),
+    # issue 13: malformed CSV fails at once (no retries), located, in bounded memory
+    "unterminated quote": (
+        _rows(GOOD_ROW, GOOD_ROW.replace(",N,", ',"N,'), GOOD_ROW),
+        ["line 3", "column store_and_fwd_flag", "unterminated quote"],
+    ),
+    "nul byte in text": (
+        _rows(GOOD_ROW, GOOD_ROW, GOOD_ROW.replace(",N,", ",N\x00,")),
+        ["line 4", "column store_and_fwd_flag", "NUL"],
+    ),
+    "line without newline": (
+        _gz(HEADERS["green"] + "\n" + GOOD_ROW + "\n" + "7" * (8 << 20)),
+        ["line 3", "column vendorid", "longer than"],
+    ),
 }
 
 
@@ -168,3 +182,62 @@ def test_warehouse_down_then_back_is_retried_then_loaded_once(
             assert conn.execute("SELECT count(*) FROM green_tripdata").fetchone()[0] == GOOD_ROWS
     finally:
         local_postgres.stop(data)
+
+
+# --- bounded downloads and decompression, through the task's outcome (issue 13, must-fix 4)
+
+
+def _load(base: str, url: str, schema: str) -> dict:
+    """The Postgres task's call, with the limits read from the Variables as the task does;
+    forced, so the unchanged source (same HEAD answer) is downloaded again."""
+    limits = config.download_limits()
+    return outcome(
+        lambda: month_to_postgres(
+            "green",
+            "2021-05",
+            source_base=base,
+            conninfo=url,
+            schema=schema,
+            force=True,
+            limits=limits,
+        )
+    )()
+
+
+def test_gzip_bomb_fails_without_retry_and_keeps_the_month(
+    loaded_month, postgres_url, pg_schema, monkeypatch
+) -> None:
+    """~40 MB of rows in a small gzip against a 4 MiB limit set by its Variable."""
+    base, path = loaded_month
+    with gzip.open(path, "wb") as f:
+        f.write((HEADERS["green"] + "\n").encode())
+        block = (GOOD_ROW + "\n").encode() * 10_000
+        for _ in range(40):
+            f.write(block)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_MAX_CSV_BYTES", str(4 << 20))
+    with pytest.raises(
+        AirflowFailException, match=rf"{FILE}: it decompresses to more than 4,194,304"
+    ):
+        _load(base, postgres_url, pg_schema)
+    assert _count(postgres_url, pg_schema) == GOOD_ROWS
+
+
+def test_oversized_download_fails_without_retry_and_keeps_the_month(
+    loaded_month, postgres_url, pg_schema, monkeypatch
+) -> None:
+    base, _ = loaded_month
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_MAX_DOWNLOAD_BYTES", "1000")
+    with pytest.raises(
+        AirflowFailException, match=r"more than 1,000 bytes.*taxi_max_download_bytes"
+    ):
+        _load(base, postgres_url, pg_schema)
+    assert _count(postgres_url, pg_schema) == GOOD_ROWS
+
+
+def test_bad_limit_variable_fails_naming_it(
+    loaded_month, postgres_url, pg_schema, monkeypatch
+) -> None:
+    base, _ = loaded_month
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_DOWNLOAD_DEADLINE_SECONDS", "soon")
+    with pytest.raises(AirflowFailException, match="taxi_download_deadline_seconds is 'soon'"):
+        _load(base, postgres_url, pg_schema)

@@ -12,6 +12,7 @@ from airflow.sdk import Connection
 
 from include.taxi.orchestration.notify import deliver, failure_message
 from tests.helpers.scripted_http import ScriptedServer
+from tests.helpers.tls import self_signed
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,174 @@ def test_without_a_destination_the_text_is_logged(caplog) -> None:
     with caplog.at_level(logging.ERROR, logger="include.taxi.orchestration.notify"):
         assert deliver(message, None) == "log"
     assert message["text"] in caplog.text
+
+
+# --- secrets stay out of logs, exceptions and messages (issue 13, must-fix 5) -------------
+
+SECRET = "xoxSECRETb7c1d9e3f5a7b9c1d3e5f7a9"
+SLACK_PATH = f"/services/T0ABC/B0DEF/{SECRET}"
+
+
+def _slack(port: int) -> Connection:
+    return Connection(
+        conn_id="taxi_alerts",
+        conn_type="http",
+        host="127.0.0.1",
+        schema="http",
+        port=port,
+        extra=json.dumps({"path": SLACK_PATH, "format": "slack"}),
+    )
+
+
+def _context(error: Exception) -> dict:
+    return {"params": {"service": "green", "month": "2021-05"}, "exception": error}
+
+
+def test_webhook_secret_never_reaches_a_log_line(monkeypatch, caplog) -> None:
+    """Slack's URL path is the credential; main logged "notification sent to <full url>"."""
+    from include.taxi.orchestration import notify
+
+    with ScriptedServer() as receiver:
+        conn = _slack(urlsplit(receiver.url).port)
+        monkeypatch.setattr(notify, "_alerts_connection", lambda: conn)
+        with caplog.at_level(logging.DEBUG):
+            notify.FailureNotifier().notify(_context(RuntimeError("boom")))
+    assert [path for path, _ in receiver.posted] == [SLACK_PATH]
+    assert "failure notification sent to http://127.0.0.1" in caplog.text
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("answer", ["http 500", "refused"])
+def test_webhook_secret_never_reaches_an_exception(answer: str) -> None:
+    """`raise_for_status` and requests' connection errors put the whole URL in their text,
+    which Airflow logs with the traceback."""
+    message = failure_message(_context(RuntimeError("boom")))
+    with ScriptedServer() as receiver:
+        receiver.post_status = 500
+        port = urlsplit(receiver.url).port
+        if answer == "http 500":
+            with pytest.raises(Exception) as failed:  # noqa: PT011 - any error, checked below
+                deliver(message, _slack(port))
+    if answer == "refused":  # the receiver is gone: nothing listens on its port
+        with pytest.raises(Exception) as failed:  # noqa: PT011 - any error, checked below
+            deliver(message, _slack(port))
+    texts = [str(failed.value), repr(failed.value)]
+    cause = failed.value.__cause__ or failed.value.__context__
+    if cause is not None and not failed.value.__suppress_context__:
+        texts.append(str(cause))
+    assert all(SECRET not in text for text in texts), texts
+    assert "500" in texts[0] if answer == "http 500" else "127.0.0.1" in texts[0]
+
+
+def test_error_text_sent_is_stripped_of_urls_credentials_and_control_characters() -> None:
+    """The source's first bytes and URLs land in error texts that go to Slack and the log."""
+    error = RuntimeError(
+        f"bad source file x.csv.gz: not a gzip file (it starts with '\x1b[31mtoken={SECRET}\x07') "
+        f"from https://user:{SECRET}@example.com/y.csv.gz?X-Amz-Signature={SECRET}"
+    )
+    with ScriptedServer() as receiver:
+        deliver(failure_message(_context(error)), _slack(urlsplit(receiver.url).port))
+    sent = receiver.posted[0][1].decode()
+    text = json.loads(sent)["text"]
+    assert "x.csv.gz: not a gzip file" in text
+    assert "https://example.com/y.csv.gz" in text
+    assert SECRET not in sent
+    assert not any(ord(c) < 32 for c in text), text
+
+
+class StartTlsServer:
+    """A minimal SMTP server offering STARTTLS with a given certificate; records logins.
+
+    No real SMTP server can run here (no package, no Docker); this speaks just enough of the
+    protocol for smtplib: EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        import socket
+        import ssl
+        import threading
+
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(cert, key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.logins: list[str] = []
+        self.mails: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import ssl
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                self._session(conn)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def _session(self, conn) -> None:
+        f = conn.makefile("rb")
+        conn.sendall(b"220 localhost ESMTP\r\n")
+        while line := f.readline():
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb == b"EHLO":
+                extra = b"250 AUTH PLAIN" if hasattr(conn, "version") else b"250 STARTTLS"
+                conn.sendall(b"250-localhost\r\n" + extra + b"\r\n")
+            elif verb == b"STARTTLS":
+                conn.sendall(b"220 go ahead\r\n")
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rb")
+            elif verb == b"AUTH":
+                self.logins.append(line.decode().strip())
+                conn.sendall(b"235 ok\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go\r\n")
+                body = b""
+                while (data := f.readline()) not in (b".\r\n", b""):
+                    body += data
+                self.mails.append(body)
+                conn.sendall(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 ok\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_smtp_starttls_verifies_the_servers_certificate(tmp_path) -> None:
+    """main called `starttls()` without a context: any certificate was taken and the password
+    sent to whoever answered. A self-signed certificate must be refused before AUTH; with the
+    certificate named as trusted (extra `ca_file`) the mail goes."""
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    server = StartTlsServer(str(cert), str(key))
+    extra = {"to": "ops@example.com", "from": "airflow@example.com"}
+    conn = Connection(
+        conn_id="taxi_alerts",
+        conn_type="smtp",
+        host="127.0.0.1",
+        port=server.port,
+        login="airflow",
+        password=SECRET,
+        extra=json.dumps(extra),
+    )
+    message = failure_message(_context(RuntimeError("boom")))
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            deliver(message, conn)
+        assert server.logins == []
+        conn.extra = json.dumps({**extra, "ca_file": str(cert)})
+        assert deliver(message, conn) == "smtp://127.0.0.1"
+    finally:
+        server.close()
+    assert len(server.logins) == 1
+    assert len(server.mails) == 1

@@ -144,3 +144,146 @@ def test_error_is_kept_for_consumers_that_rewrap_it(tmp_path: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017, PT011 - pyarrow re-wraps the generator's exception
         reader.record_batch_reader().read_all()
     assert isinstance(reader.error, BadSourceFile)
+
+
+# --- malformed CSV: fail at once, located, in bounded memory (issue 13, must-fix 3) -------
+
+
+GOOD_YELLOW = (
+    "1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,2.1,1,N,142,43,2,8,3,0.5,0,0,0.3,11.8,2.5"
+)
+
+
+@pytest.mark.parametrize("where", ["middle", "last line"])
+def test_unterminated_quote_names_line_and_column(tmp_path: Path, where: str) -> None:
+    """Python's csv module raised `_csv.Error` (unmapped: retried 3×, no file or line) or read
+    every following line into the quoted field."""
+    bad = GOOD_YELLOW.replace(",N,", ',"N,')
+    path = (
+        _yellow_with(tmp_path, bad)
+        if where == "middle"
+        else _gz(
+            tmp_path / "yellow_tripdata_2021-01.csv.gz",
+            HEADERS["yellow"] + "\n" + (GOOD_YELLOW + "\n") * 50 + bad + "\n",
+        )
+    )
+    with pytest.raises(BadSourceFile) as err:
+        list(ContractReader(path, YELLOW, JAN))
+    message = str(err.value)
+    assert "yellow_tripdata_2021-01.csv.gz, line 52, column store_and_fwd_flag" in message
+    assert "unterminated quote" in message
+
+
+def test_nul_byte_in_a_text_field_is_refused_with_its_line(tmp_path: Path) -> None:
+    """Arrow and parquet take a NUL in a string; PostgreSQL text cannot hold one, and its error
+    looked transient (retried). Refused in the reader, for every target alike."""
+    path = _yellow_with(tmp_path, GOOD_YELLOW.replace(",N,", ",N\x00,"))
+    with pytest.raises(BadSourceFile) as err:
+        list(ContractReader(path, YELLOW, JAN))
+    message = str(err.value)
+    assert "line 52, column store_and_fwd_flag" in message
+    assert "NUL" in message
+
+
+def test_field_over_the_csv_modules_limit_is_located(tmp_path: Path) -> None:
+    """A 200 kB field made `_csv.Error: field larger than field limit (131072)` escape."""
+    bad = GOOD_YELLOW.replace(",142,", "," + "x" * 200_000 + ",")
+    with pytest.raises(BadSourceFile) as err:
+        list(ContractReader(_yellow_with(tmp_path, bad), YELLOW, JAN))
+    assert "line 52, column pulocationid" in str(err.value)
+    assert "'xxxxx" in str(err.value)
+    assert len(str(err.value)) < 500
+
+
+LONG_LINE_SCRIPT = """
+import resource, sys
+from datetime import date
+from pathlib import Path
+from include.taxi.contract import YELLOW
+from include.taxi.errors import BadSourceFile
+from include.taxi.sources.csv import ContractReader
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+before = peak_mb()
+try:
+    list(ContractReader(Path(sys.argv[1]), YELLOW, date(2021, 1, 1)))
+    print("no error")
+except BadSourceFile as exc:
+    print(f"{peak_mb() - before:.0f}")
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("line", [1, 3])
+def test_line_without_newline_fails_in_bounded_memory(tmp_path: Path, line: int) -> None:
+    """A 256 MiB line (a 256 kB gzip) was read whole by Python, twice over; the reader must
+    stop at its block size. Peak RSS measured in a fresh process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    head = "" if line == 1 else HEADERS["yellow"] + "\n" + GOOD_YELLOW + "\n"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(head.encode())
+        chunk = b"1" * (1 << 20)
+        for _ in range(256):
+            f.write(chunk)
+    assert path.stat().st_size < 4 << 20
+    result = subprocess.run(
+        [sys.executable, "-c", LONG_LINE_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    grown, message = result.stdout.split("\n", 1)
+    assert f"line {line}" in message, message
+    assert "longer than" in message, message
+    assert int(grown) < 64, f"peak RSS grew by {grown} MB reading a 256 MiB line"
+
+
+# --- integers are parsed as integers (issue 13, must-fix 8) -------------------------------
+
+
+def test_integers_beyond_2_to_the_53_keep_every_digit(tmp_path: Path) -> None:
+    """Parsed through float64, 9007199254740993 (2**53 + 1) became 9007199254740992."""
+    bad = GOOD_YELLOW.replace(",142,", ",9007199254740993,")
+    table = _table(ContractReader(_yellow_with(tmp_path, bad), YELLOW, JAN))
+    assert 2**53 + 1 in table.column("pulocationid").to_pylist()
+
+
+def test_whole_floats_and_big_integers_in_one_column(tmp_path: Path) -> None:
+    """`1.0` is still accepted beside an exact big integer; a fractional value still fails."""
+    rows = [
+        GOOD_YELLOW.replace(",142,", ",142.0,"),
+        GOOD_YELLOW.replace(",142,", ",-9007199254740993,"),
+    ]
+    path = _yellow_with(tmp_path, "\n".join(rows))
+    values = _table(ContractReader(path, YELLOW, JAN)).column("pulocationid").to_pylist()
+    assert values.count(142) == 56
+    assert -(2**53) - 1 in values
+    with pytest.raises(BadSourceFile, match=r"line 52, column pulocationid.*'142.5'"):
+        list(
+            ContractReader(
+                _yellow_with(tmp_path, GOOD_YELLOW.replace(",142,", ",142.5,")), YELLOW, JAN
+            )
+        )
+
+
+def test_gzip_bomb_stops_at_the_decompressed_limit(tmp_path: Path) -> None:
+    """A small gzip holding ~90 MB of rows: the reader stops at its limit, not at a full disk."""
+    path = tmp_path / "yellow_tripdata_2021-01.csv.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(HEADERS["yellow"].encode() + b"\n")
+        block = (GOOD_YELLOW + "\n").encode() * 10_000
+        for _ in range(100):
+            f.write(block)
+    assert path.stat().st_size < 8 << 20
+    reader = ContractReader(path, YELLOW, JAN, max_bytes=32 << 20)
+    with pytest.raises(BadSourceFile, match=r"decompresses to more than 33,554,432 bytes"):
+        for _ in reader:
+            pass
+    assert reader.rows < 400_000

@@ -19,6 +19,7 @@ from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
 from include.taxi.lake.store import ZONES_OBJECT, LakeObject, LocalLake, object_name, open_lake
 from include.taxi.months import parse_month
 from include.taxi.sources.catalogue import MIRROR, Source
+from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, check_space
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
@@ -26,10 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def _unchanged(
-    stored: LakeObject | None, contract: Contract, source: Source, month: str
+    stored: LakeObject | None,
+    contract: Contract,
+    source: Source,
+    month: str,
+    limits: DownloadLimits,
 ) -> dict[str, str] | None:
     """The lake object's metadata if it holds the current source under the current contract."""
-    current = source.probe(contract.name, month)
+    current = source.probe(contract.name, month, limits=limits)
     if current is None or stored is None:
         return None
     meta = stored.metadata
@@ -47,6 +52,7 @@ def month_to_lake(
     workdir: str | None = None,
     run_id: str = "",
     source_kind: str = MIRROR,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
 
@@ -64,7 +70,7 @@ def month_to_lake(
     if isinstance(lake, LocalLake):
         lake.remove_stale_temps(name)
     stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
-    if not force and (meta := _unchanged(stored, contract, source, month)):
+    if not force and (meta := _unchanged(stored, contract, source, month, limits)):
         log.info(
             "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
             "do; trigger with force_reload to rewrite it",
@@ -79,9 +85,14 @@ def month_to_lake(
     with month_workdir("lake", service, month, workdir) as tmp:
         # the TLC's file has the lake object's very name: keep the download in a folder apart
         (download_dir := Path(tmp) / "source").mkdir()
-        fetched = source.download(service, month, download_dir)
+        fetched = source.download(service, month, download_dir, limits=limits)
         reader = open_source(
-            fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE, parallel=True
+            fetched.path,
+            contract,
+            first_day,
+            block_size=READ_BLOCK_SIZE,
+            parallel=True,
+            max_csv_bytes=limits.max_csv_bytes,
         )
         metadata = lake_metadata(
             contract,
@@ -91,6 +102,8 @@ def month_to_lake(
             source_kind=source.kind,
             source_format=source.format,
         )
+        # the parquet file comes out about the size of the csv.gz (21.7 vs 21-25 MB a month)
+        check_space(Path(tmp), fetched.bytes + limits.min_free_bytes, f"writing {name}")
         parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
         stored = lake.put(
             parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)}, replaces=replaces
@@ -121,15 +134,20 @@ def month_to_lake(
 
 
 def zones_to_lake(
-    *, source_base: str, lake_url: str, workdir: str | None = None, source_kind: str = MIRROR
+    *,
+    source_base: str,
+    lake_url: str,
+    workdir: str | None = None,
+    source_kind: str = MIRROR,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Replace the lake's zone lookup with the source's current file (small: always written)."""
     lake = open_lake(lake_url)
     source = Source(source_kind, source_base)
     url = source.url(ZONES, "")
     with month_workdir("lake", ZONES, "", workdir) as tmp:
-        fetched = source.download(ZONES, "", Path(tmp))
-        reader = open_source(fetched.path, ZONE_LOOKUP)
+        fetched = source.download(ZONES, "", Path(tmp), limits=limits)
+        reader = open_source(fetched.path, ZONE_LOOKUP, max_csv_bytes=limits.max_csv_bytes)
         metadata = lake_metadata(
             ZONE_LOOKUP, "", fetched.version, source_kind=source.kind, source_format="csv"
         )

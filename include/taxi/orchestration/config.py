@@ -6,12 +6,16 @@ without retries, naming the Variable.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from airflow.sdk import Variable
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.taxi import settings
+
+if TYPE_CHECKING:
+    from include.taxi.sources.http import DownloadLimits
 
 DAILY_TARGETS = {"postgres": "taxi_to_postgres", "lake": "taxi_to_lake"}
 """What ``taxi_daily`` can feed: target name → the DAG it triggers."""
@@ -62,6 +66,33 @@ def postgres_conninfo(conn_id: str = settings.POSTGRES_CONN_ID) -> str:
         if key not in hook.ignored_extra_options
     }
     return f"{uri}?{urlencode(extras)}" if extras else uri
+
+
+def _number(name: str, default: float) -> float:
+    value = Variable.get(name, default=str(default))
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise AirflowFailException(f"Variable {name} is {value!r}: expected a positive number")
+    return number
+
+
+def download_limits() -> DownloadLimits:
+    """What one source file may cost (sizes, deadline, redirect hosts); generous defaults in
+    ``include/taxi/settings.py``, each overridable by its Variable."""
+    from include.taxi.sources.http import DownloadLimits
+
+    hosts = Variable.get(settings.VAR_REDIRECT_HOSTS, default=settings.DEFAULT_REDIRECT_HOSTS)
+    return DownloadLimits(
+        max_bytes=int(
+            _number(settings.VAR_MAX_DOWNLOAD_BYTES, settings.DEFAULT_MAX_DOWNLOAD_BYTES)
+        ),
+        max_csv_bytes=int(_number(settings.VAR_MAX_CSV_BYTES, settings.DEFAULT_MAX_CSV_BYTES)),
+        deadline=_number(settings.VAR_DOWNLOAD_DEADLINE, settings.DEFAULT_DOWNLOAD_DEADLINE),
+        redirect_hosts=tuple(h.strip() for h in str(hosts).split(",") if h.strip()),
+    )
 
 
 def lookback_months() -> int:

@@ -6,21 +6,28 @@ under another schema contract counts as new; anything else needs no work. Months
 has not published (404) are simply not there yet. What a target holds comes from the Postgres
 ingestion log, or from the lake object's metadata; a lake month BigQuery's ingestion log does
 not hold is owed a load into BigQuery.
+
+The HEADs of one target share a total deadline (``settings.DISCOVERY_DEADLINE``), each HEAD its
+own (``settings.HEAD_DEADLINE``), however slowly a server answers: a source trickling its
+headers used to hold ``taxi_daily`` for as long as it liked.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import date
 
+from include.taxi import settings
 from include.taxi.contract import contract_for, table_name
-from include.taxi.errors import SourceNotPublished
+from include.taxi.errors import IncompleteDownload, SourceNotPublished
 from include.taxi.lake.ingestion_log import held_source
 from include.taxi.lake.store import object_name, open_lake
 from include.taxi.months import parse_month
 from include.taxi.postgres import ingestion_log
 from include.taxi.sources.catalogue import MIRROR, TLC, TLC_FIRST_MONTH, Source
+from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits
 
 Held = tuple[int | None, str | None, str | None]
 """Size, ETag and Last-Modified of the source version a target holds."""
@@ -116,33 +123,50 @@ def changed_months(
     source_base: str,
     held: LastVersion,
     source_kind: str = MIRROR,
+    deadline: float = settings.DISCOVERY_DEADLINE,
+    head_deadline: float = settings.HEAD_DEADLINE,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> list[dict[str, str]]:
     """(service, month, reason) for every month the target needs.
 
     With the TLC as source, the newest months 404 (or 403) until published, about two months
     late: the look-back window (taxi_daily_lookback_months, default 3) spans that lag, so a
     month is found on the first day it appears. Months before a service's first TLC month are
-    not asked for."""
+    not asked for. Past ``deadline`` seconds, IncompleteDownload (retried) names what was not
+    probed."""
     source = Source(source_kind, source_base)
     found = []
-    for service in services:
-        for month in months:
-            if source.kind == TLC and parse_month(month) < TLC_FIRST_MONTH[service]:
-                continue
-            url = source.url(service, month)
-            try:
-                current = source.probe(service, month)
-            except SourceNotPublished:
-                log.info("%s %s: not published yet at %s", service, month, url)
-                continue
-            last = held(service, month)
-            if last is None:
-                reason = "new"
-            elif current is not None and not current.same_as(*last):
-                reason = "republished"
-            else:
-                log.info("%s %s: unchanged since it was loaded", service, month)
-                continue
-            log.info("%s %s: %s at %s", service, month, reason, url)
-            found.append({"service": service, "month": month, "reason": reason})
+    started = time.monotonic()
+    pairs = [
+        (service, month)
+        for service in services
+        for month in months
+        if source.kind != TLC or parse_month(month) >= TLC_FIRST_MONTH[service]
+    ]
+    for done, (service, month) in enumerate(pairs):
+        left = deadline - (time.monotonic() - started)
+        rest = ", ".join(f"{s} {m}" for s, m in pairs[done:])
+        late = f"discovery took longer than its deadline of {deadline:.0f} s; not probed: {rest}"
+        if left <= 0:
+            raise IncompleteDownload(late)
+        url = source.url(service, month)
+        try:
+            current = source.probe(service, month, deadline=min(head_deadline, left), limits=limits)
+        except IncompleteDownload:
+            if left < head_deadline:  # the total deadline cut this HEAD short
+                raise IncompleteDownload(late) from None
+            raise
+        except SourceNotPublished:
+            log.info("%s %s: not published yet at %s", service, month, url)
+            continue
+        last = held(service, month)
+        if last is None:
+            reason = "new"
+        elif current is not None and not current.same_as(*last):
+            reason = "republished"
+        else:
+            log.info("%s %s: unchanged since it was loaded", service, month)
+            continue
+        log.info("%s %s: %s at %s", service, month, reason, url)
+        found.append({"service": service, "month": month, "reason": reason})
     return found

@@ -6,20 +6,27 @@ secrets backend), so no webhook URL or password lives in code:
 * ``http``/``https`` connection: a JSON POST to ``{schema}://{host}:{port}{extra.path}``; a
   Slack incoming webhook (host ``hooks.slack.com``, or extra ``"format": "slack"`` for
   Slack-compatible chats) gets ``{"text": ...}``, any other endpoint the structured message;
-* ``smtp`` connection: an e-mail to ``extra.to`` (comma-separated) from ``extra.from``;
+* ``smtp`` connection: an e-mail to ``extra.to`` (comma-separated) from ``extra.from``; with a
+  login, STARTTLS with the server's certificate verified (system CAs, or ``extra.ca_file``)
+  before the password is sent;
 * no connection: the same text is logged at ERROR, so nothing is silently dropped.
+
+A webhook URL's path is a credential (Slack's is): it is never logged, and a failed POST raises
+an error naming only scheme, host and port. The error text sent is one line, its URLs
+redacted and control characters removed (``include.taxi.redact``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from include.taxi import settings
+from include.taxi import redact, settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +47,8 @@ def failure_message(context: Mapping[str, Any]) -> dict[str, Any]:
     if ti is not None and getattr(ti, "rendered_map_index", None):
         service = ti.rendered_map_index
     error = context.get("exception")
-    summary = str(error).strip().splitlines()[0][:500] if error else "unknown error"
+    lines = str(error).strip().splitlines() if error else []
+    summary = redact.text(lines[0]) if lines else "unknown error"
     message = {
         "dag_id": getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", None),
         "task_id": getattr(ti, "task_id", None),
@@ -64,34 +72,83 @@ def _url(conn: Any) -> str:
     return f"{scheme}://{conn.host}{port}{path}"
 
 
+class NotificationFailed(Exception):
+    """The destination refused or did not answer; the text names no secret."""
+
+
+class _HidePath(logging.Filter):
+    """Rewrites records that would carry the webhook's path (urllib3 logs it at DEBUG)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.path and self.path in record.getMessage():
+            record.msg, record.args = record.getMessage().replace(self.path, redact.HIDDEN), ()
+        return True
+
+
+@contextlib.contextmanager
+def _path_hidden(path: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ("urllib3.connectionpool", "requests")]
+    hide = _HidePath(path)
+    for logger in loggers:
+        logger.addFilter(hide)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(hide)
+
+
+def _post(url: str, payload: dict[str, Any], path: str) -> None:
+    import requests
+
+    where = redact.destination(url)
+    try:
+        with _path_hidden(path):
+            response = requests.post(url, json=payload, timeout=30, allow_redirects=False)
+    except requests.RequestException as exc:
+        # requests' own text holds the whole URL: name the failure, never the path
+        raise NotificationFailed(f"failure notification to {where}: {type(exc).__name__}") from None
+    if not 200 <= response.status_code < 300:
+        raise NotificationFailed(
+            f"failure notification to {where} answered HTTP {response.status_code}"
+        )
+
+
+def _send_mail(conn: Any, message: dict[str, Any]) -> None:
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["Subject"] = f"[airflow] {message['dag_id']} failed: {message['month']}"
+    mail["From"] = conn.extra_dejson.get("from", conn.login or "airflow@localhost")
+    mail["To"] = conn.extra_dejson["to"]
+    mail.set_content(json.dumps(message, indent=2, default=str))
+    tls = ssl.create_default_context(cafile=conn.extra_dejson.get("ca_file"))
+    with smtplib.SMTP(conn.host, conn.port or 25, timeout=30) as smtp:
+        if conn.login:
+            smtp.starttls(context=tls)
+            smtp.login(conn.login, conn.password or "")
+        smtp.send_message(mail)
+
+
 def deliver(message: dict[str, Any], conn: Any | None) -> str:
-    """Send ``message`` to the connection's destination; returns where it went."""
+    """Send ``message`` to the connection's destination; returns where it went (no path)."""
     if conn is None:
         log.error("%s (no connection %r: logged only)", message["text"], ALERTS_CONN_ID)
         return "log"
     if conn.conn_type in ("smtp", "email"):
-        import smtplib
-        from email.message import EmailMessage
-
-        mail = EmailMessage()
-        mail["Subject"] = f"[airflow] {message['dag_id']} failed: {message['month']}"
-        mail["From"] = conn.extra_dejson.get("from", conn.login or "airflow@localhost")
-        mail["To"] = conn.extra_dejson["to"]
-        mail.set_content(json.dumps(message, indent=2, default=str))
-        with smtplib.SMTP(conn.host, conn.port or 25, timeout=30) as smtp:
-            if conn.login:
-                smtp.starttls()
-                smtp.login(conn.login, conn.password or "")
-            smtp.send_message(mail)
+        _send_mail(conn, message)
         return f"smtp://{conn.host}"
-    import requests
-
     url = _url(conn)
     slack = conn.extra_dejson.get("format") == "slack" or SLACK_HOST in (conn.host or "")
     payload = {"text": message["text"]} if slack else message
-    response = requests.post(url, json=payload, timeout=30)
-    response.raise_for_status()
-    return url
+    _post(url, payload, conn.extra_dejson.get("path", ""))
+    return redact.destination(url)
 
 
 def _alerts_connection() -> Any | None:

@@ -156,6 +156,7 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
         schema=config.postgres_schema(),
         force=_force(context),
         run_id=context["run_id"],
+        limits=config.download_limits(),
     )
 
 
@@ -170,6 +171,7 @@ def load_zones_to_postgres(context: Context) -> dict[str, Any]:
         source_base=config.source_base(kind),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
+        limits=config.download_limits(),
     )
 
 
@@ -198,6 +200,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         lake_url=lake_url,
         force=_force(context),
         run_id=context["run_id"],
+        limits=config.download_limits(),
     )
     if result["status"] == "unchanged":
         if in_bigquery(service, month, lake_url=lake_url, dataset=config.bigquery_dataset()):
@@ -222,7 +225,10 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
 
     kind = config.source_kind()
     return zones_to_lake(
-        source_kind=kind, source_base=config.source_base(kind), lake_url=config.lake_url()
+        source_kind=kind,
+        source_base=config.source_base(kind),
+        lake_url=config.lake_url(),
+        limits=config.download_limits(),
     )
 
 
@@ -280,6 +286,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             source_base=config.source_base(kind),
             source_kind=kind,
             held=held,
+            limits=config.download_limits(),
         )
         found += [
             {

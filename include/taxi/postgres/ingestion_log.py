@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from psycopg import sql
 
+from include.taxi import redact
 from include.taxi.postgres import session
 from include.taxi.sources.http import SourceVersion
 from include.taxi.sql import statements
@@ -165,7 +166,7 @@ def record(
     error: BaseException | None = None,
 ) -> None:
     """Log an attempt that changed no data (unchanged, failed); best effort, never raises."""
-    message = f"{type(error).__name__}: {error}"[:2000] if error else None
+    message = redact.text(f"{type(error).__name__}: {error}", 2000) if error else None
     try:
         with session.connect(conninfo) as cur:
             ensure(cur, schema)

@@ -15,7 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for, table_name
+from include.taxi.errors import InsufficientSpace
 from include.taxi.months import parse_month
 from include.taxi.postgres import ingestion_log
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
@@ -26,7 +29,8 @@ from include.taxi.postgres.month import (
     replace_zones,
 )
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.reader import open_source
+from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits
+from include.taxi.sources.reader import SourceReader, open_source
 from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
@@ -40,9 +44,13 @@ def _unchanged(
     source: Source,
     started: datetime,
     last: LastLoad | None,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> int | None:
     """Rows of the month if the source and the warehouse both still match the last load."""
-    if last is None or (current := source.probe(contract.name, month.isoformat()[:7])) is None:
+    if last is None:
+        return None
+    current = source.probe(contract.name, month.isoformat()[:7], limits=limits)
+    if current is None:
         return None
     table = table_name(contract)
     if not current.same_as(last.bytes, last.etag, last.last_modified):
@@ -80,6 +88,20 @@ def _unchanged(
     return present
 
 
+def _replace_month(conninfo: str, schema: str, reader: SourceReader, attempt: Attempt) -> Any:
+    """``replace_month``, with a full server disk said in words: one transaction, so nothing
+    was committed, but the fix is on the server, not in the file."""
+    try:
+        return replace_month(conninfo, schema, reader, attempt)
+    except psycopg.errors.DiskFull as exc:
+        raise InsufficientSpace(
+            f"PostgreSQL ran out of disk space loading {attempt.table} "
+            f"{attempt.month.isoformat()[:7] if attempt.month else ''}: nothing was committed "
+            f"and the month is as it was. Free space on the server's data/WAL disk, then retry "
+            f"({exc.diag.message_primary})"
+        ) from None
+
+
 def month_to_postgres(
     service: str,
     month: str,
@@ -91,6 +113,7 @@ def month_to_postgres(
     run_id: str | None = None,
     workdir: str | None = None,
     source_kind: str = MIRROR,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Replace ``service``'s ``month`` in Postgres with the source file; returns what moved.
 
@@ -105,7 +128,7 @@ def month_to_postgres(
     summary = {"service": service, "month": month, "url": url, "source": source.kind}
     last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), first_day)
     if not force and (
-        rows := _unchanged(conninfo, schema, contract, first_day, source, started, last)
+        rows := _unchanged(conninfo, schema, contract, first_day, source, started, last, limits)
     ):
         log.info(
             "%s %s unchanged at the source since its last load (%d rows present): nothing to "
@@ -117,7 +140,7 @@ def month_to_postgres(
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     with month_workdir("pg", service, month, workdir) as tmp:
-        fetched = source.download(service, month, Path(tmp))
+        fetched = source.download(service, month, Path(tmp), limits=limits)
         attempt = Attempt(
             table_name(contract),
             service,
@@ -131,8 +154,10 @@ def month_to_postgres(
             source_format=source.format,
         )
         try:
-            reader = open_source(fetched.path, contract, first_day)
-            result = replace_month(conninfo, schema, reader, attempt)
+            reader = open_source(
+                fetched.path, contract, first_day, max_csv_bytes=limits.max_csv_bytes
+            )
+            result = _replace_month(conninfo, schema, reader, attempt)
         except Exception as exc:
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
             raise
@@ -146,6 +171,7 @@ def zones_to_postgres(
     schema: str = "public",
     workdir: str | None = None,
     source_kind: str = MIRROR,
+    limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Replace the taxi-zone lookup table with the source's current file."""
     check_schema_name(schema)
@@ -153,7 +179,7 @@ def zones_to_postgres(
     url = source.url(ZONES, "")
     started = datetime.now(UTC)
     with month_workdir("pg", ZONES, "", workdir) as tmp:
-        fetched = source.download(ZONES, "", Path(tmp))
+        fetched = source.download(ZONES, "", Path(tmp), limits=limits)
         attempt = Attempt(
             table_name(ZONE_LOOKUP),
             ZONES,
@@ -164,5 +190,6 @@ def zones_to_postgres(
             source_kind=source.kind,
             source_format="csv",
         )
-        result = replace_zones(conninfo, schema, open_source(fetched.path, ZONE_LOOKUP), attempt)
+        reader = open_source(fetched.path, ZONE_LOOKUP, max_csv_bytes=limits.max_csv_bytes)
+        result = replace_zones(conninfo, schema, reader, attempt)
     return {"url": url, "bytes": fetched.bytes, **asdict(result)}

@@ -120,14 +120,35 @@ class Source:
                 hint=self.missing_hint(service, month),
             )
 
-    def probe(self, service: str, month: str) -> http.SourceVersion | None:
+    def probe(
+        self,
+        service: str,
+        month: str,
+        *,
+        limits: http.DownloadLimits = http.DEFAULT_LIMITS,
+        deadline: float = 120.0,
+    ) -> http.SourceVersion | None:
         self.check_month(service, month)
-        return http.probe(self.url(service, month), **self._options(service, month))
+        return http.probe(
+            self.url(service, month),
+            limits=limits,
+            deadline=deadline,
+            **self._options(service, month),
+        )
 
-    def download(self, service: str, month: str, folder: Path) -> http.Download:
+    def download(
+        self,
+        service: str,
+        month: str,
+        folder: Path,
+        *,
+        limits: http.DownloadLimits = http.DEFAULT_LIMITS,
+    ) -> http.Download:
         self.check_month(service, month)
         dest = folder / self.file_name(service, month)
-        return http.download(self.url(service, month), dest, **self._options(service, month))
+        return http.download(
+            self.url(service, month), dest, limits=limits, **self._options(service, month)
+        )
 
     def _options(self, service: str, month: str) -> dict[str, Any]:
         hint = "" if service == ZONES else self.missing_hint(service, month)

@@ -54,15 +54,21 @@ def open_source(
     *,
     block_size: int | None = None,
     parallel: bool = False,
+    max_csv_bytes: int | None = None,
 ) -> SourceReader:
     """The reader for ``path``'s format (by its name, which the pipeline chose from the source).
 
     ``block_size`` tunes the CSV reader only (parquet is read a row group at a time);
-    ``parallel`` lets the parquet reader decode columns on several threads (the lake path)."""
+    ``parallel`` lets the parquet reader decode columns on several threads (the lake path);
+    ``max_csv_bytes`` bounds a CSV's decompressed size (a gzip bomb stops there)."""
     if source_format(path.name) == PARQUET:
         from include.taxi.sources.parquet import ParquetContractReader
 
         return ParquetContractReader(path, contract, month, decode_threads=parallel)
     from include.taxi.sources.csv import BLOCK_SIZE, ContractReader
 
-    return ContractReader(path, contract, month, block_size=block_size or BLOCK_SIZE)
+    if max_csv_bytes is None:
+        return ContractReader(path, contract, month, block_size=block_size or BLOCK_SIZE)
+    return ContractReader(
+        path, contract, month, block_size=block_size or BLOCK_SIZE, max_bytes=max_csv_bytes
+    )
