@@ -7,8 +7,8 @@ INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage};
 ASSERT (SELECT COUNT(*) FROM {table} WHERE source_month = @month) = @rows_loaded
   AS 'rows in the month after the load differ from the rows in the parquet file';
 INSERT INTO {log} (target_table, service, month, source_uri, source_sha256, rows_loaded,
-                   rows_in_target, run_id, status, finished_at)
+                   rows_in_target, run_id, status, finished_at, quality, warnings)
 SELECT @target_table, @service, @month, @source_uri, @source_sha256, @rows_loaded, COUNT(*),
-       @run_id, 'loaded', CURRENT_TIMESTAMP()
+       @run_id, 'loaded', CURRENT_TIMESTAMP(), NULLIF(@quality, ''), NULLIF(@warnings, '')
 FROM {table} WHERE source_month = @month;
 COMMIT TRANSACTION;

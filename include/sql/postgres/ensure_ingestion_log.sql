@@ -24,3 +24,5 @@ CREATE TABLE IF NOT EXISTS {log} (
 CREATE INDEX IF NOT EXISTS {log_index} ON {log} (table_name, source_month, finished_at DESC);
 -- Columns added after the first release: a log created by an older version gains them here.
 -- (Each new column: one line below, and its name in ingestion_log.LOG_COLUMNS.)
+ALTER TABLE {log} ADD COLUMN IF NOT EXISTS quality jsonb;
+ALTER TABLE {log} ADD COLUMN IF NOT EXISTS warnings jsonb;

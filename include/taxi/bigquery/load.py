@@ -8,6 +8,7 @@ ingestion log names this same file and whose row count still matches is left alo
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,10 @@ from include.taxi.bigquery import month as bigquery_month
 from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
 from include.taxi.errors import NotInLake
+from include.taxi.lake.ingestion_log import stored_quality
 from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import parse_month
+from include.taxi.quality import footer_profile, to_json
 from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
@@ -86,6 +89,9 @@ def month_to_bigquery(
                 )  # fmt: skip
                 return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
+    quality, warnings = stored_quality(stored.metadata)
+    if quality is None:  # written before profiles: the footer's statistics are a profile too
+        quality = to_json(footer_profile(footer, contract))
     result = bigquery_month.replace_month(
         hook,
         project=project,
@@ -96,13 +102,20 @@ def month_to_bigquery(
         rows_expected=footer.num_rows,
         source_sha256=sha256,
         run_id=run_id,
+        quality=quality,
+        warnings=warnings or "[]",
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",
         service, month, result.rows_loaded, uri, stored.bytes, result.table,
         result.rows_in_target, result.seconds,
     )  # fmt: skip
-    return {**summary, **asdict(result)}
+    return {
+        **summary,
+        **asdict(result),
+        "quality": json.loads(quality),
+        "warnings": json.loads(warnings or "[]"),
+    }
 
 
 def zones_to_bigquery(

@@ -106,11 +106,14 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, contract:
         existing.schema = [*existing.schema, *missing]
         client.update_table(existing, ["schema"])
         log.info("added column(s) %s to %s", [f.name for f in missing], existing.full_table_id)
-    log_table = bigquery.Table(
-        f"{project}.{dataset}.{LOG_TABLE}",
-        schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA],
+    log_fields = [bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA]
+    log_table = client.create_table(
+        bigquery.Table(f"{project}.{dataset}.{LOG_TABLE}", schema=log_fields), exists_ok=True
     )
-    client.create_table(log_table, exists_ok=True)
+    have_log = {f.name for f in log_table.schema}
+    if missing_log := [f for f in log_fields if f.name not in have_log]:  # an older log
+        log_table.schema = [*log_table.schema, *missing_log]
+        client.update_table(log_table, ["schema"])
 
 
 def _same_type(name: str) -> str:
@@ -205,8 +208,12 @@ def replace_month(
     rows_expected: int,
     source_sha256: str = "",
     run_id: str = "",
+    quality: str = "",
+    warnings: str = "",
 ) -> BigQueryLoad:
-    """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there."""
+    """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there.
+
+    ``quality`` and ``warnings`` (JSON text from the lake object's metadata) go on the log row."""
     started = time.monotonic()
     client = hook.get_client(project_id=project)
     ensure_tables(client, project, dataset, contract)
@@ -240,6 +247,8 @@ def replace_month(
             source_uri=source_uri,
             source_sha256=source_sha256,
             run_id=run_id,
+            quality=quality,
+            warnings=warnings,
         )
     finally:
         client.delete_table(stage_id, not_found_ok=True)

@@ -44,7 +44,11 @@ LOG_SCHEMA = [
     ("run_id", "STRING", "NULLABLE"),
     ("status", "STRING", "REQUIRED"),
     ("finished_at", "TIMESTAMP", "REQUIRED"),
+    ("quality", "STRING", "NULLABLE"),
+    ("warnings", "STRING", "NULLABLE"),
 ]
+"""``quality`` and ``warnings`` are JSON text: the profile the lake writer computed in-stream and
+stored in the object's metadata (BigQuery loads the file itself, no batch passes through us)."""
 
 
 def schema_fields(contract: Contract) -> list[dict[str, str]]:

@@ -15,10 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
-from include.taxi.lake.ingestion_log import ROWS_KEY, held_source, lake_metadata
+from include.taxi.lake.ingestion_log import (
+    ROWS_KEY,
+    held_source,
+    lake_metadata,
+    quality_metadata,
+    trailing_rows,
+    zone_ids,
+)
 from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
 from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name, open_lake
 from include.taxi.months import parse_month
+from include.taxi.quality import Profile
 from include.taxi.sources.csv import ContractReader
 from include.taxi.sources.http import download, file_name, probe, source_url
 
@@ -67,8 +75,18 @@ def month_to_lake(
         fetched = download(url, Path(tmp) / file_name(service, month))
         reader = ContractReader(fetched.path, contract, first_day, block_size=READ_BLOCK_SIZE)
         metadata = lake_metadata(contract, month, fetched.version)
-        parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
-        stored = lake.put(parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)})
+        profile = Profile(
+            contract, first_day, zone_ids=zone_ids(lake, Path(tmp)),
+            trailing_rows=trailing_rows(lake, service, first_day), zone_source=lake.url,
+        )  # fmt: skip
+        parquet = write_parquet(
+            reader, Path(tmp) / Path(name).name, metadata=metadata, profile=profile
+        )
+        stored = lake.put(
+            parquet.path, name,
+            {**metadata, ROWS_KEY: str(parquet.rows),
+             **quality_metadata(parquet.quality, parquet.warnings)},
+        )  # fmt: skip
     result = {
         **summary,
         "status": "written",
@@ -78,7 +96,11 @@ def month_to_lake(
         "bytes": parquet.bytes,
         "row_groups": parquet.row_groups,
         "seconds": round(time.monotonic() - started, 2),
+        "quality": parquet.quality,
+        "warnings": parquet.warnings,
     }
+    for warning in parquet.warnings:
+        log.warning("%s %s: %s", service, month, warning["message"])
     log.info(
         "%s %s: %d rows read from %s (%d bytes) → %s (%d bytes, %d row groups) in %.1f s",
         service, month, parquet.rows, url, fetched.bytes, stored.uri, parquet.bytes,
@@ -96,6 +118,10 @@ def zones_to_lake(*, source_base: str, lake_url: str, workdir: str | None = None
         reader = ContractReader(fetched.path, ZONE_LOOKUP)
         metadata = lake_metadata(ZONE_LOOKUP, "", fetched.version)
         parquet = write_parquet(reader, Path(tmp) / Path(ZONES_OBJECT).name, metadata=metadata)
-        stored = lake.put(parquet.path, ZONES_OBJECT, {**metadata, ROWS_KEY: str(parquet.rows)})
+        stored = lake.put(
+            parquet.path, ZONES_OBJECT,
+            {**metadata, ROWS_KEY: str(parquet.rows),
+             **quality_metadata(parquet.quality, parquet.warnings)},
+        )  # fmt: skip
     log.info("zones: %d rows from %s → %s", parquet.rows, url, stored.uri)
     return {"url": url, "uri": stored.uri, "rows": parquet.rows, "bytes": parquet.bytes}

@@ -52,6 +52,14 @@ def _force(context: Context) -> bool:
     return bool(context["params"].get("force_reload"))
 
 
+def _warn(context: Context, target: str, result: dict[str, Any]) -> None:
+    """One message per month published with quality warnings (include/taxi/quality.py)."""
+    if result.get("warnings"):
+        from include.taxi.orchestration.notify import notify_warnings
+
+        notify_warnings(context, target, result["service"], result["month"], result["warnings"])  # type: ignore[arg-type]
+
+
 def _name_map_index(context: Context, service: str, month: str) -> None:
     """The mapped task's label in the UI (``map_index_template="{{ service_month }}"``)."""
     context["service_month"] = f"{service} {month}"  # type: ignore[typeddict-unknown-key]
@@ -143,7 +151,7 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
     from include.taxi.postgres.load import month_to_postgres
 
     _name_map_index(context, service, month)
-    return month_to_postgres(
+    result = month_to_postgres(
         service,
         month,
         source_base=config.source_base(),
@@ -152,6 +160,8 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
         force=_force(context),
         run_id=context["run_id"],
     )
+    _warn(context, "postgres", result)
+    return result
 
 
 @outcome
@@ -185,6 +195,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         lake_url=config.lake_url(),
         force=_force(context),
     )
+    _warn(context, "lake", result)
     if result["status"] == "unchanged":
         raise AirflowSkipException(
             f"{service} {month} unchanged at the source; {result['uri']} already holds it"
