@@ -73,7 +73,8 @@ def month_to_bigquery(
     sha256 = stored.metadata.get("taxi.source_sha256", "")
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     project = hook.project_id
-    summary = {"service": service, "month": month, "uri": uri, "lake_bytes": stored.bytes}
+    summary = {"service": service, "month": month, "uri": uri, "lake_bytes": stored.bytes,
+               "source_sha256": sha256 or None, "project": project}  # fmt: skip
     if not force and sha256:
         client = hook.get_client(project_id=project)
         try:

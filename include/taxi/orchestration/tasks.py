@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from include.taxi.contract import SERVICES
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, SourceNotPublished
 from include.taxi.months import month_name, parse_month
-from include.taxi.orchestration import config
+from include.taxi.orchestration import config, lineage
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.settings import GCP_CONN_ID
 
@@ -148,18 +148,34 @@ def plan_lake_loads(context: Context) -> Plan:
 @outcome
 def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[str, Any]:
     """Download one source file and replace its month in Postgres (unless unchanged)."""
+    from include.taxi.contract import contract_for, table_name
     from include.taxi.postgres.load import month_to_postgres
+    from include.taxi.postgres.month import PG_TYPES
+    from include.taxi.sources.http import source_url
 
     _name_map_index(context, service, month)
+    base, conninfo, schema = (
+        config.source_base(),
+        config.postgres_conninfo(),
+        config.postgres_schema(),
+    )
+    contract = contract_for(service)
+    source = lineage.from_uri(source_url(base, service, month))
+    target = lineage.postgres_table(
+        conninfo, schema, table_name(contract), lineage.arrow_columns(contract, PG_TYPES)
+    )
+    lineage.record(context, [source], [target])
     result = month_to_postgres(
         service,
         month,
-        source_base=config.source_base(),
-        conninfo=config.postgres_conninfo(),
-        schema=config.postgres_schema(),
+        source_base=base,
+        conninfo=conninfo,
+        schema=schema,
         force=_force(context),
         run_id=context["run_id"],
     )
+    source.source = lineage.source_facts(result)
+    target.rows = result.get("rows_written") if result["status"] == "loaded" else 0
     _warn(context, "postgres", result)
     return result
 
@@ -185,16 +201,22 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
 
     A month the lake already holds from this source (and contract) is skipped with no event.
     """
+    from include.taxi.contract import contract_for
     from include.taxi.lake.load import month_to_lake
+    from include.taxi.lake.store import object_name, open_lake
+    from include.taxi.sources.http import source_url
 
     _name_map_index(context, service, month)
-    result = month_to_lake(
-        service,
-        month,
-        source_base=config.source_base(),
-        lake_url=config.lake_url(),
-        force=_force(context),
-    )
+    base, lake_url = config.source_base(), config.lake_url()
+    source = lineage.from_uri(source_url(base, service, month))
+    uri = open_lake(lake_url).uri(object_name(service, parse_month(month)))
+    target = lineage.from_uri(uri, lineage.arrow_columns(contract_for(service)))
+    lineage.record(context, [source], [target])
+    result = month_to_lake(service, month, source_base=base, lake_url=lake_url,
+                           force=_force(context))  # fmt: skip
+    source.source = lineage.source_facts(result)
+    if result["status"] == "written":
+        target.rows, target.bytes = result["rows"], result["bytes"]
     _warn(context, "lake", result)
     if result["status"] == "unchanged":
         raise AirflowSkipException(
@@ -221,17 +243,35 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
 def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[str, Any]:
     """Replace one month of {dataset}.{service}_tripdata from its lake object."""
     from include.taxi.bigquery.load import month_to_bigquery
+    from include.taxi.bigquery.schema import BIGQUERY_TYPES
+    from include.taxi.contract import contract_for, table_name
+    from include.taxi.lake.store import object_name, open_lake
 
     _name_map_index(context, service, month)
-    return month_to_bigquery(
+    lake_url, dataset = config.lake_url(), config.bigquery_dataset()
+    contract = contract_for(service)
+    source = lineage.from_uri(
+        open_lake(lake_url).uri(object_name(service, parse_month(month))),
+        lineage.arrow_columns(contract),
+    )
+    lineage.record(context, [source], [])
+    result = month_to_bigquery(
         service,
         month,
-        lake_url=config.lake_url(),
-        dataset=config.bigquery_dataset(),
+        lake_url=lake_url,
+        dataset=dataset,
         gcp_conn_id=GCP_CONN_ID,
         force=_force(context),
         run_id=context["run_id"],
     )
+    source.source = lineage.source_facts(result)
+    target = lineage.bigquery_table(
+        result["project"], dataset, table_name(contract),
+        lineage.arrow_columns(contract, BIGQUERY_TYPES),
+    )  # fmt: skip
+    target.rows = result.get("rows_loaded", 0)
+    lineage.record(context, [source], [target])
+    return result
 
 
 @outcome

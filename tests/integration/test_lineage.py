@@ -1,0 +1,93 @@
+"""OpenLineage events of a real month load, sent by the provider's HTTP transport to a local
+receiver on 127.0.0.1: START then COMPLETE with the source file as input and the Postgres table
+as output (row count, source SHA-256, schema), and FAIL for a failed load.
+
+The run is `python -m dev.local month` (`airflow dags test` in a fresh Airflow home) in a
+subprocess: OpenLineage reads its transport once per process, when its plugin loads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from urllib.parse import urlsplit
+
+from dev.airflow_env import PROJECT
+from dev.synthetic import write_month
+from tests.helpers.scripted_http import ScriptedServer
+
+
+def _run(tmp_path, receiver_url: str, postgres_url: str, schema: str, base: str, service: str,
+         month: str) -> subprocess.CompletedProcess:  # fmt: skip
+    parts = urlsplit(postgres_url)
+    conn = {"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
+            "login": parts.username, "schema": parts.path.lstrip("/")}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OPENLINEAGE"))}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_VAR_TAXI_SOURCE_URL=base,
+        AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=schema,
+        AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "http", "url": receiver_url}),
+        AIRFLOW__OPENLINEAGE__NAMESPACE="taxi-test",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "dev.local", "month", "taxi_to_postgres", service, month],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return out
+
+
+def _events(receiver: ScriptedServer, task_id: str) -> list[dict]:
+    events = [json.loads(body) for _, body in receiver.posted]
+    return [e for e in events if e.get("job", {}).get("name", "").endswith(f".{task_id}")]
+
+
+def test_a_month_load_emits_start_and_complete_with_datasets_and_facets(
+    tmp_path, source_server, postgres_url, pg_schema
+) -> None:
+    base, root = source_server
+    path = root / "green" / "green_tripdata_2020-05.csv.gz"
+    write_month(path, "green", date(2020, 5, 1), 432)
+    with ScriptedServer() as receiver:
+        out = _run(tmp_path, receiver.url, postgres_url, pg_schema, base, "green", "2020-05")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert {p for p, _ in receiver.posted} == {"/api/v1/lineage"}
+    events = _events(receiver, "load_trips")
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"], events
+    complete = events[-1]
+    (source,) = complete["inputs"]
+    assert source["namespace"] == base.rstrip("/")
+    assert source["name"] == "/green/green_tripdata_2020-05.csv.gz"
+    assert (
+        source["facets"]["taxi_source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+    assert source["facets"]["taxi_source"]["bytes"] == path.stat().st_size
+    (table,) = complete["outputs"]
+    parts = urlsplit(postgres_url)
+    assert table["namespace"] == f"postgres://{parts.hostname}:{parts.port}"
+    assert table["name"] == f"{parts.path.lstrip('/')}.{pg_schema}.green_tripdata"
+    assert table["outputFacets"]["outputStatistics"]["rowCount"] == 432
+    fields = {f["name"]: f["type"] for f in table["facets"]["schema"]["fields"]}
+    assert fields["lpep_pickup_datetime"] == "timestamp"
+    assert fields["source_month"] == "date"
+
+
+def test_a_failed_load_emits_fail_naming_its_datasets(
+    tmp_path, source_server, postgres_url, pg_schema
+) -> None:
+    base, root = source_server
+    (root / "fhv").mkdir(exist_ok=True)
+    (root / "fhv" / "fhv_tripdata_2020-05.csv.gz").write_text("<html>moved</html>")
+    with ScriptedServer() as receiver:
+        out = _run(tmp_path, receiver.url, postgres_url, pg_schema, base, "fhv", "2020-05")
+    assert out.returncode == 1
+    events = _events(receiver, "load_trips")
+    assert [e["eventType"] for e in events] == ["START", "FAIL"], events
+    fail = events[-1]
+    assert [d["name"] for d in fail["inputs"]] == ["/fhv/fhv_tripdata_2020-05.csv.gz"]
+    assert [d["name"].rsplit(".", 1)[-1] for d in fail["outputs"]] == ["fhv_tripdata"]
+    assert "not a gzip file" in json.dumps(fail["run"]["facets"])
