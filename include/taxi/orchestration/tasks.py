@@ -242,6 +242,8 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
 @outcome
 def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[str, Any]:
     """Replace one month of {dataset}.{service}_tripdata from its lake object."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
     from include.taxi.bigquery.load import month_to_bigquery
     from include.taxi.bigquery.schema import BIGQUERY_TYPES
     from include.taxi.contract import contract_for, table_name
@@ -254,7 +256,11 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[s
         open_lake(lake_url).uri(object_name(service, parse_month(month))),
         lineage.arrow_columns(contract),
     )
-    lineage.record(context, [source], [])
+    project = BigQueryHook(gcp_conn_id=GCP_CONN_ID).project_id
+    target = lineage.bigquery_table(
+        project, dataset, table_name(contract), lineage.arrow_columns(contract, BIGQUERY_TYPES)
+    )
+    lineage.record(context, [source], [target])
     result = month_to_bigquery(
         service,
         month,
@@ -265,12 +271,7 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[s
         run_id=context["run_id"],
     )
     source.source = lineage.source_facts(result)
-    target = lineage.bigquery_table(
-        result["project"], dataset, table_name(contract),
-        lineage.arrow_columns(contract, BIGQUERY_TYPES),
-    )  # fmt: skip
     target.rows = result.get("rows_loaded", 0)
-    lineage.record(context, [source], [target])
     return result
 
 
