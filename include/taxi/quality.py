@@ -53,7 +53,7 @@ TRAILING_MEDIAN_SHARE = 0.2
 """A month with fewer rows than 20% of the median of its service's previous (up to 12) loaded
 months is probably a truncated republish."""
 DAY_US = 86_400 * 1_000_000
-GROUP_ROWS = 32 * 1024
+GROUP_ROWS = 8 * 1024
 """Batches are profiled in groups of this many rows: the Postgres path reads ~2,500-row
 batches, and a kernel call per column per batch cost more in Python overhead than in work
 (~4 ms per batch on a busy machine, ~20% of a load); a group holds ~5 MB of batches."""
