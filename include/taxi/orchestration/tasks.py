@@ -54,10 +54,11 @@ def _force(context: Context) -> bool:
 
 def _warn(context: Context, target: str, result: dict[str, Any]) -> None:
     """One message per month published with quality warnings (include/taxi/quality.py)."""
-    if result.get("warnings"):
+    if warnings := result.get("warnings"):
         from include.taxi.orchestration.notify import notify_warnings
 
-        notify_warnings(context, target, result["service"], result["month"], result["warnings"])  # type: ignore[arg-type]
+        callback_context: dict[str, Any] = dict(context)
+        notify_warnings(callback_context, target, result["service"], result["month"], warnings)
 
 
 def _name_map_index(context: Context, service: str, month: str) -> None:
@@ -256,7 +257,10 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[s
         open_lake(lake_url).uri(object_name(service, parse_month(month))),
         lineage.arrow_columns(contract),
     )
-    project = BigQueryHook(gcp_conn_id=GCP_CONN_ID).project_id
+    try:  # only to name the output dataset; the load itself decides what a missing one means
+        project = BigQueryHook(gcp_conn_id=GCP_CONN_ID).project_id
+    except Exception:
+        project = "unknown-project"
     target = lineage.bigquery_table(
         project, dataset, table_name(contract), lineage.arrow_columns(contract, BIGQUERY_TYPES)
     )
