@@ -76,6 +76,13 @@ def test_a_month_load_emits_start_and_complete_with_datasets_and_facets(
     fields = {f["name"]: f["type"] for f in table["facets"]["schema"]["fields"]}
     assert fields["lpep_pickup_datetime"] == "timestamp"
     assert fields["source_month"] == "date"
+    start = events[0]  # named before the load ran, from the task's expanded arguments
+    assert [(d["namespace"], d["name"]) for d in start["inputs"]] == [
+        (source["namespace"], source["name"])
+    ]
+    assert [(d["namespace"], d["name"]) for d in start["outputs"]] == [
+        (table["namespace"], table["name"])
+    ]
 
 
 def test_a_failed_load_emits_fail_naming_its_datasets(
@@ -112,6 +119,7 @@ def test_a_lake_write_names_the_lake_object(tmp_path, source_server, postgres_ur
     assert target["name"] == str(lake / "green" / "2020" / "green_tripdata_2020-06.parquet")
     assert target["outputFacets"]["outputStatistics"]["rowCount"] == 250
     assert target["outputFacets"]["outputStatistics"]["size"] > 0
+    assert [d["name"] for d in events[0]["outputs"]] == [target["name"]]
     fields = {f["name"]: f["type"] for f in target["facets"]["schema"]["fields"]}
     assert fields["lpep_pickup_datetime"] == "timestamp[us]"
 
@@ -131,7 +139,7 @@ def test_bigquery_tables_and_gcs_objects_are_named_per_the_conventions() -> None
     source.source = {"sha256": "ab" * 32}
     target = lineage.bigquery_table("proj", "nyc_taxi", "green_tripdata", [("vendorid", "INTEGER")])
     target.rows = 76_518
-    lineage.record({"ti": ti}, [source], [target])
+    lineage.record({"ti": ti}, lineage.LoadLineage([source], [target]))
     got = TaxiLoadExtractor(SimpleNamespace(task_id="load_month")).extract_on_complete(ti)
     (inp,), (out,) = got.inputs, got.outputs
     assert (inp.namespace, inp.name) == (

@@ -56,15 +56,13 @@ def task_key(ti: Any) -> tuple[str, str, str, int]:
     return (ti.dag_id, ti.task_id, ti.run_id, int(getattr(ti, "map_index", -1) or -1))
 
 
-def record(
-    context: Any, inputs: list[LineageDataset], outputs: list[LineageDataset]
-) -> LoadLineage:
-    """Say what this task instance reads and writes (before the load, so a FAIL names them)."""
-    lineage = LoadLineage(inputs, outputs)
+def record(context: Any, lineage: LoadLineage) -> tuple[LineageDataset, LineageDataset]:
+    """Say what this task instance reads and writes (before the load, so a FAIL names them);
+    returns its (input, output), for the load to add its facts to."""
     ti = context.get("ti") or context.get("task_instance")
     if ti is not None:
         _RECORDED[task_key(ti)] = lineage
-    return lineage
+    return lineage.inputs[0], lineage.outputs[0]
 
 
 def recorded(ti: Any) -> LoadLineage | None:
@@ -110,3 +108,76 @@ def source_facts(result: dict[str, Any]) -> dict[str, Any]:
     """The source version a task's result names (keys ``source_*``)."""
     keys = ("source_sha256", "source_etag", "source_last_modified", "source_bytes")
     return {k.removeprefix("source_"): result[k] for k in keys if result.get(k) is not None}
+
+
+# --- what each load touches, from its arguments and the configuration ----------------------
+
+
+def postgres_load(service: str, month: str) -> LoadLineage:
+    """taxi_to_postgres.load_trips: the source file → the service's Postgres table."""
+    from include.taxi.contract import contract_for, table_name
+    from include.taxi.orchestration import config
+    from include.taxi.postgres.month import PG_TYPES
+    from include.taxi.sources.http import source_url
+
+    contract = contract_for(service)
+    source = from_uri(source_url(config.source_base(), service, month))
+    target = postgres_table(
+        config.postgres_conninfo(), config.postgres_schema(), table_name(contract),
+        arrow_columns(contract, PG_TYPES),
+    )  # fmt: skip
+    return LoadLineage([source], [target])
+
+
+def lake_write(service: str, month: str) -> LoadLineage:
+    """taxi_to_lake.write_month: the source file → the month's lake object."""
+    from include.taxi.contract import contract_for
+    from include.taxi.lake.store import object_name, open_lake
+    from include.taxi.months import parse_month
+    from include.taxi.orchestration import config
+    from include.taxi.sources.http import source_url
+
+    source = from_uri(source_url(config.source_base(), service, month))
+    uri = open_lake(config.lake_url()).uri(object_name(service, parse_month(month)))
+    return LoadLineage([source], [from_uri(uri, arrow_columns(contract_for(service)))])
+
+
+def bigquery_load(service: str, month: str) -> LoadLineage:
+    """lake_to_bigquery.load_month: the month's lake object → the service's BigQuery table."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    from include.taxi.bigquery.schema import BIGQUERY_TYPES
+    from include.taxi.contract import contract_for, table_name
+    from include.taxi.lake.store import object_name, open_lake
+    from include.taxi.months import parse_month
+    from include.taxi.orchestration import config
+    from include.taxi.settings import GCP_CONN_ID
+
+    contract = contract_for(service)
+    uri = open_lake(config.lake_url()).uri(object_name(service, parse_month(month)))
+    try:  # only to name the output dataset; the load itself decides what a missing one means
+        project = BigQueryHook(gcp_conn_id=GCP_CONN_ID).project_id
+    except Exception:
+        project = "unknown-project"
+    target = bigquery_table(
+        project, config.bigquery_dataset(), table_name(contract),
+        arrow_columns(contract, BIGQUERY_TYPES),
+    )  # fmt: skip
+    return LoadLineage([from_uri(uri, arrow_columns(contract))], [target])
+
+
+PLANNED = {
+    ("taxi_to_postgres", "load_trips"): postgres_load,
+    ("taxi_to_lake", "write_month"): lake_write,
+    ("lake_to_bigquery", "load_month"): bigquery_load,
+}
+"""The loads by (DAG, task): their START event names the datasets before they run."""
+
+
+def planned(dag_id: str, task_id: str, kwargs: dict[str, Any]) -> LoadLineage | None:
+    """What a load task is about to touch, from its (expanded) arguments; None for others."""
+    plan = PLANNED.get((dag_id, task_id))
+    service, month = kwargs.get("service"), kwargs.get("month")
+    if plan is None or not isinstance(service, str) or not isinstance(month, str):
+        return None
+    return plan(service, month)

@@ -22,7 +22,7 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 
-from include.taxi.orchestration.lineage import LineageDataset, recorded
+from include.taxi.orchestration.lineage import LineageDataset, LoadLineage, planned, recorded
 
 FACET_SCHEMA_URL = "urn:nyc-taxi-airflow:facet:TaxiSourceDatasetFacet:1"
 """Where the facet's JSON schema would live; the class below is its definition."""
@@ -79,6 +79,13 @@ def _output(dataset: LineageDataset) -> OutputDataset:
     )  # fmt: skip
 
 
+def _lineage(lineage: LoadLineage) -> OperatorLineage:
+    return OperatorLineage(
+        inputs=[_input(d) for d in lineage.inputs],
+        outputs=[_output(d) for d in lineage.outputs],
+    )
+
+
 class TaxiLoadExtractor(PythonExtractor):
     """Datasets of a taxi load, from what the task recorded in this process."""
 
@@ -86,14 +93,19 @@ class TaxiLoadExtractor(PythonExtractor):
     def get_operator_classnames(cls) -> list[str]:
         return ["_PythonDecoratedOperator"]
 
+    def _execute_extraction(self) -> OperatorLineage | None:
+        """START: the datasets a load is about to touch (from its expanded arguments)."""
+        task = self.operator
+        try:
+            lineage = planned(task.dag_id, task.task_id, dict(getattr(task, "op_kwargs", {})))
+        except Exception as exc:  # a START without datasets beats no START
+            self.log.warning("taxi lineage: cannot name the datasets at START: %s", exc)
+            lineage = None
+        return _lineage(lineage) if lineage else super()._execute_extraction()
+
     def extract_on_complete(self, task_instance: Any) -> OperatorLineage | None:
         lineage = recorded(task_instance)
-        if lineage is None:
-            return self.extract()
-        return OperatorLineage(
-            inputs=[_input(d) for d in lineage.inputs],
-            outputs=[_output(d) for d in lineage.outputs],
-        )
+        return _lineage(lineage) if lineage else super()._execute_extraction()
 
     def extract_on_failure(self, task_instance: Any) -> OperatorLineage | None:
         return self.extract_on_complete(task_instance)

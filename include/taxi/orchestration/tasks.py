@@ -149,10 +149,7 @@ def plan_lake_loads(context: Context) -> Plan:
 @outcome
 def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[str, Any]:
     """Download one source file and replace its month in Postgres (unless unchanged)."""
-    from include.taxi.contract import contract_for, table_name
     from include.taxi.postgres.load import month_to_postgres
-    from include.taxi.postgres.month import PG_TYPES
-    from include.taxi.sources.http import source_url
 
     _name_map_index(context, service, month)
     base, conninfo, schema = (
@@ -160,12 +157,7 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
         config.postgres_conninfo(),
         config.postgres_schema(),
     )
-    contract = contract_for(service)
-    source = lineage.from_uri(source_url(base, service, month))
-    target = lineage.postgres_table(
-        conninfo, schema, table_name(contract), lineage.arrow_columns(contract, PG_TYPES)
-    )
-    lineage.record(context, [source], [target])
+    source, target = lineage.record(context, lineage.postgres_load(service, month))
     result = month_to_postgres(
         service,
         month,
@@ -202,17 +194,11 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
 
     A month the lake already holds from this source (and contract) is skipped with no event.
     """
-    from include.taxi.contract import contract_for
     from include.taxi.lake.load import month_to_lake
-    from include.taxi.lake.store import object_name, open_lake
-    from include.taxi.sources.http import source_url
 
     _name_map_index(context, service, month)
     base, lake_url = config.source_base(), config.lake_url()
-    source = lineage.from_uri(source_url(base, service, month))
-    uri = open_lake(lake_url).uri(object_name(service, parse_month(month)))
-    target = lineage.from_uri(uri, lineage.arrow_columns(contract_for(service)))
-    lineage.record(context, [source], [target])
+    source, target = lineage.record(context, lineage.lake_write(service, month))
     result = month_to_lake(service, month, source_base=base, lake_url=lake_url,
                            force=_force(context))  # fmt: skip
     source.source = lineage.source_facts(result)
@@ -243,28 +229,11 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
 @outcome
 def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[str, Any]:
     """Replace one month of {dataset}.{service}_tripdata from its lake object."""
-    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
-
     from include.taxi.bigquery.load import month_to_bigquery
-    from include.taxi.bigquery.schema import BIGQUERY_TYPES
-    from include.taxi.contract import contract_for, table_name
-    from include.taxi.lake.store import object_name, open_lake
 
     _name_map_index(context, service, month)
     lake_url, dataset = config.lake_url(), config.bigquery_dataset()
-    contract = contract_for(service)
-    source = lineage.from_uri(
-        open_lake(lake_url).uri(object_name(service, parse_month(month))),
-        lineage.arrow_columns(contract),
-    )
-    try:  # only to name the output dataset; the load itself decides what a missing one means
-        project = BigQueryHook(gcp_conn_id=GCP_CONN_ID).project_id
-    except Exception:
-        project = "unknown-project"
-    target = lineage.bigquery_table(
-        project, dataset, table_name(contract), lineage.arrow_columns(contract, BIGQUERY_TYPES)
-    )
-    lineage.record(context, [source], [target])
+    source, target = lineage.record(context, lineage.bigquery_load(service, month))
     result = month_to_bigquery(
         service,
         month,
