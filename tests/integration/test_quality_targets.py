@@ -157,3 +157,27 @@ def test_bigquery_logs_the_lake_objects_profile(source, gcs_bucket, gcp_emulator
     ).result()
     assert json.loads(row["quality"])["dropoff_before_pickup"] > 0
     assert "dropoff_before_pickup" in {w["rule"] for w in json.loads(row["warnings"])}
+
+
+def test_a_bigquery_log_from_before_profiles_gains_the_columns(source, gcs_bucket, gcp_emulators):
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+    from google.cloud import bigquery
+
+    from include.taxi.bigquery.schema import LOG_SCHEMA
+
+    base, root = source
+    write_month(root / "yellow" / NAME, "yellow", MARCH, 600)
+    lake = f"gs://{gcs_bucket}/lake"
+    month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake)
+    dataset = f"o_{gcs_bucket.replace('-', '_')}"
+    client = BigQueryHook(gcp_conn_id="google_cloud_default").get_client()
+    client.create_dataset(f"{client.project}.{dataset}")
+    old = [bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA if n not in
+           ("quality", "warnings")]  # fmt: skip
+    client.create_table(bigquery.Table(f"{client.project}.{dataset}.taxi_ingestion_log", old))
+    loaded = month_to_bigquery("yellow", "2020-03", lake_url=lake, dataset=dataset)
+    assert loaded["rows_in_target"] == 600
+    (row,) = client.query(
+        f"SELECT quality FROM `{client.project}.{dataset}.taxi_ingestion_log`"
+    ).result()
+    assert json.loads(row["quality"])["rows"] == 600
