@@ -20,6 +20,7 @@ The rules are declared once, in ``RULES``, each with a level:
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -159,8 +160,8 @@ def _json_value(value: Any) -> Any:
         return value.isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, float) and value != value:  # NaN
-        return None
+    if isinstance(value, float) and not math.isfinite(value):  # jsonb refuses NaN/Infinity
+        return None if value != value else str(value)
     return value
 
 
