@@ -23,8 +23,8 @@ from include.taxi.quality import QUALITY_KEY, TRAILING_MONTHS, WARNINGS_KEY, to_
 from include.taxi.sources.http import SourceVersion
 
 __all__ = [
-    "QUALITY_KEY", "ROWS_KEY", "WARNINGS_KEY", "held_source", "lake_metadata", "quality_metadata",
-    "stored_quality", "trailing_rows", "zone_ids",
+    "QUALITY_KEY", "ROWS_KEY", "WARNINGS_KEY", "held_source", "lake_metadata", "profile_summary",
+    "quality_metadata", "stored_quality", "trailing_rows", "zone_ids",
 ]  # fmt: skip
 
 
