@@ -151,7 +151,7 @@ def test_bigquery_logs_the_lake_objects_profile(source, gcs_bucket, gcp_emulator
     dataset = f"q_{gcs_bucket.replace('-', '_')}"
     loaded = month_to_bigquery("yellow", "2020-03", lake_url=lake, dataset=dataset)
     assert loaded["quality"] == written["quality"]
-    client = BigQueryHook(gcp_conn_id="google_cloud_default").get_client()
+    client = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False).get_client()
     (row,) = client.query(
         f"SELECT quality, warnings FROM `{client.project}.{dataset}.taxi_ingestion_log`"
     ).result()
@@ -170,7 +170,7 @@ def test_a_bigquery_log_from_before_profiles_gains_the_columns(source, gcs_bucke
     lake = f"gs://{gcs_bucket}/lake"
     month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake)
     dataset = f"o_{gcs_bucket.replace('-', '_')}"
-    client = BigQueryHook(gcp_conn_id="google_cloud_default").get_client()
+    client = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False).get_client()
     client.create_dataset(f"{client.project}.{dataset}")
     old = [bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA if n not in
            ("quality", "warnings")]  # fmt: skip

@@ -156,7 +156,7 @@ def bigquery_load(service: str, month: str) -> LoadLineage:
     contract = contract_for(service)
     uri = open_lake(config.lake_url()).uri(object_name(service, parse_month(month)))
     try:  # only to name the output dataset; the load itself decides what a missing one means
-        project = BigQueryHook(gcp_conn_id=GCP_CONN_ID).project_id
+        project = BigQueryHook(gcp_conn_id=GCP_CONN_ID, use_legacy_sql=False).project_id
     except Exception:
         project = "unknown-project"
     target = bigquery_table(
