@@ -15,8 +15,9 @@ SERVICE ?= yellow
 MONTH ?=
 FROM ?=
 TO ?=
+YEAR ?=
 
-.PHONY: venv emulators browser redis run test test-fast month cloud-month backfill lint format lock clean bench bench-parquet bench-backfill
+.PHONY: venv emulators browser redis run test test-fast month cloud-month backfill report lint format lock clean bench bench-parquet bench-backfill
 
 venv: $(VENV)/.synced
 
@@ -96,6 +97,12 @@ cloud-month: venv emulators
 backfill: venv
 	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill DAG=taxi_to_postgres FROM=2021-01 TO=2021-03 [SERVICE=yellow]" && exit 2)
 	$(PY) -m dev.local backfill $(DAG) $(FROM) $(TO) $(if $(filter command line,$(origin SERVICE)),$(SERVICE),)
+
+# Rows per month per target from the ingestion logs (Postgres via taxi_postgres; lake, BigQuery
+# when configured): one line per month starting with YYYY-MM.
+report: venv
+	@test -n "$(YEAR)" || (echo "usage: make report SERVICE=green YEAR=2020" && exit 2)
+	$(PY) -m dev.local report $(SERVICE) $(YEAR)
 
 # Load-path benchmark (not a test): writes bench/results/latest.{json,md,png}.
 # Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--repeats 5" or "--quick".

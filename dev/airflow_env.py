@@ -121,6 +121,11 @@ def airflow_env(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "dev.airflow_settings.SQLITE_CONNECT_ARGS",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
+        # OpenLineage stays off until a transport is set (AIRFLOW__OPENLINEAGE__TRANSPORT, see
+        # README); this only names the extractor that gives the taxi loads their datasets.
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": (
+            "include.taxi.orchestration.lineage_extractor.TaxiLoadExtractor"
+        ),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__API_AUTH__JWT_SECRET": values["jwt_secret"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",

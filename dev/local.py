@@ -5,6 +5,7 @@
     python -m dev.local month DAG SERVICE YYYY-MM            # one month, in-process
     python -m dev.local backfill DAG FROM TO [SERVICE]       # airflow backfill create
     python -m dev.local cloud-month SERVICE YYYY-MM          # web → GCS → BigQuery, emulated
+    python -m dev.local report SERVICE YEAR                  # rows per month per target
 
 The warehouse is the Postgres named by AIRFLOW_CONN_TAXI_POSTGRES or DATABASE_URL; with
 neither, a project-local embedded PostgreSQL under .data/postgres on port 5433 (TAXI_PG_PORT).
@@ -350,12 +351,25 @@ def cloud_month(service: str, month_name: str) -> int:
     return 0
 
 
+def report(service: str, year: str) -> int:
+    """Rows per month of ``service`` in ``year`` per target, from the ingestion logs
+    (include/taxi/report.py), with the same connection and Variables as `make month`."""
+    env, started_pg = warehouse_env(airflow_env(HOME))
+    try:
+        command = [sys.executable, "-m", "include.taxi.report", service, year]
+        return subprocess.run(command, env=env, cwd=PROJECT).returncode
+    finally:
+        if started_pg:
+            local_postgres.stop(PG_DATA)
+
+
 def main(argv: list[str]) -> int:
     commands: dict[str, tuple[Callable[..., int], int]] = {
         "run": (run, 0),
         "month": (month, 3),
         "backfill": (backfill, 3),
         "cloud-month": (cloud_month, 2),
+        "report": (report, 2),
     }
     if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)

@@ -10,6 +10,7 @@ fhv dropoff in year 3019.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import random
 from datetime import date, datetime, timedelta
@@ -119,3 +120,30 @@ def write_zones(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(ZONES_CSV)
     return ZONES_CSV.count("\n") - 1
+
+
+def write_troubled_month(
+    path: Path, rows: int, *, every: int = 97, month: date = date(2021, 1, 1)
+) -> Path:
+    """A yellow month with trouble injected every ``every`` rows, in turn: the dropoff before
+    the pickup, a negative total, zone id 300 (not in the lookup), a 25-hour trip. For the
+    quality rules' tests (include/taxi/quality.py)."""
+    source = path.with_suffix(".plain.csv.gz")
+    write_month(source, "yellow", month, rows)
+    with gzip.open(source, "rt", newline="") as f, gzip.open(path, "wt", newline="") as out:
+        reader, writer = csv.reader(f), csv.writer(out, lineterminator="\n")
+        writer.writerow(next(reader))
+        for i, row in enumerate(reader):
+            kind = (i // every) % 4 if i % every == 0 else None
+            if kind == 0:
+                row[1], row[2] = row[2], row[1]
+            elif kind == 1:
+                row[16] = f"-{row[16]}"
+            elif kind == 2:
+                row[7] = "300"
+            elif kind == 3:
+                pickup = datetime.fromisoformat(row[1])
+                row[2] = str(pickup + timedelta(hours=25))
+            writer.writerow(row)
+    source.unlink()
+    return path

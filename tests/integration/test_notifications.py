@@ -257,3 +257,48 @@ def test_smtp_starttls_verifies_the_servers_certificate(tmp_path) -> None:
         server.close()
     assert len(server.logins) == 1
     assert len(server.mails) == 1
+
+
+def test_a_month_published_with_warnings_sends_one_message_listing_them(
+    dag, monkeypatch, source_server, taxi_postgres
+) -> None:
+    from dev.synthetic import write_troubled_month
+
+    base, root = source_server
+    write_troubled_month(
+        root / "yellow" / "yellow_tripdata_2020-04.csv.gz",
+        2_000,
+        every=31,
+        month=datetime(2020, 4, 1).date(),
+    )
+    with ScriptedServer() as receiver:
+        hook = urlsplit(receiver.url)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_TAXI_ALERTS",
+            json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": hook.hostname,
+                    "port": hook.port,
+                    "schema": "http",
+                    "extra": {"path": "/alerts"},
+                }
+            ),
+        )
+        monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
+        run = dag.test(
+            logical_date=datetime(2020, 4, 1, tzinfo=UTC),
+            run_conf={"service": "yellow", "month": "2020-04"},
+        )
+    assert run.state == "success"
+    assert len(receiver.posted) == 1, receiver.posted
+    message = json.loads(receiver.posted[0][1])
+    assert message["kind"] == "quality_warnings"
+    assert (message["service"], message["month"], message["target"]) == (
+        "yellow",
+        "2020-04",
+        "postgres",
+    )
+    rules = {w["rule"] for w in message["warnings"]}
+    assert {"dropoff_before_pickup", "over_24h"} <= rules  # 0.8% negative totals: under 2%
+    assert "dropoff before their pickup" in message["text"]

@@ -12,6 +12,7 @@ import pytest
 from dev.synthetic import HEADERS, write_month, write_zones
 from include.taxi.contract import FHV, GREEN, YELLOW, ZONE_LOOKUP
 from include.taxi.errors import BadSourceFile
+from include.taxi.quality import Profile
 from include.taxi.sources.csv import ContractReader
 
 JAN = date(2021, 1, 1)
@@ -134,9 +135,13 @@ def test_empty_file(tmp_path: Path) -> None:
 
 
 def test_header_only_file_is_refused(tmp_path: Path) -> None:
+    """The reader yields nothing; the quality rule ``no_rows`` (a ``fail``) refuses it."""
     path = _gz(tmp_path / "yellow_tripdata_2021-01.csv.gz", HEADERS["yellow"] + "\n")
+    reader = ContractReader(path, YELLOW, JAN)
+    profile = Profile(YELLOW, JAN)
+    assert list(profile.observe(reader)) == []
     with pytest.raises(BadSourceFile, match="no data rows"):
-        list(ContractReader(path, YELLOW, JAN))
+        profile.check(reader.file)
 
 
 def test_error_is_kept_for_consumers_that_rewrap_it(tmp_path: Path) -> None:

@@ -27,3 +27,5 @@ CREATE INDEX IF NOT EXISTS {log_index} ON {log} (table_name, source_month, finis
 ALTER TABLE {log} ADD COLUMN IF NOT EXISTS contract_fingerprint text;
 ALTER TABLE {log} ADD COLUMN IF NOT EXISTS source_kind text;
 ALTER TABLE {log} ADD COLUMN IF NOT EXISTS source_format text;
+ALTER TABLE {log} ADD COLUMN IF NOT EXISTS quality jsonb;
+ALTER TABLE {log} ADD COLUMN IF NOT EXISTS warnings jsonb;

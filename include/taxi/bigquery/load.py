@@ -8,6 +8,7 @@ ingestion log names this same file and whose row count still matches is left alo
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,10 @@ from include.taxi.bigquery import month as bigquery_month
 from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
 from include.taxi.errors import LakeObjectChanged, NotInLake
+from include.taxi.lake.ingestion_log import stored_quality
 from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import parse_month
+from include.taxi.quality import footer_profile, to_json
 from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
@@ -148,7 +151,14 @@ def month_to_bigquery(
     sha256 = stored.metadata.get("taxi.source_sha256", "")
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     project = hook.project_id
-    summary = {"service": service, "month": month, "uri": uri, "lake_bytes": stored.bytes}
+    summary = {
+        "service": service,
+        "month": month,
+        "uri": uri,
+        "lake_bytes": stored.bytes,
+        "source_sha256": sha256 or None,
+        "project": project,
+    }
     if not force:
         client = hook.get_client(project_id=project)
         present = _already_loaded(client, project, dataset, contract, first_day, uri, sha256)
@@ -163,6 +173,9 @@ def month_to_bigquery(
             )
             return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
+    quality, warnings = stored_quality(stored.metadata)
+    if quality is None:  # written before profiles: the footer's statistics are a profile too
+        quality = to_json(footer_profile(footer, contract))
     result = bigquery_month.replace_month(
         hook,
         project=project,
@@ -176,6 +189,8 @@ def month_to_bigquery(
         still_same=_still_same(lake, name, stored),
         source_kind=stored.metadata.get("taxi.source_kind", ""),
         source_format=stored.metadata.get("taxi.source_format", ""),
+        quality=quality,
+        warnings=warnings or "[]",
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",
@@ -188,7 +203,12 @@ def month_to_bigquery(
         result.rows_in_target,
         result.seconds,
     )
-    return {**summary, **asdict(result)}
+    return {
+        **summary,
+        **asdict(result),
+        "quality": json.loads(quality),
+        "warnings": json.loads(warnings or "[]"),
+    }
 
 
 def zones_to_bigquery(

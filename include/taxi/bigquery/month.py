@@ -212,11 +212,14 @@ def replace_month(
     still_same: Callable[[], None] | None = None,
     source_kind: str = "",
     source_format: str = "",
+    quality: str = "",
+    warnings: str = "",
 ) -> Replaced:
     """Load ``source_uri`` (gs://) as ``contract``'s ``month``, replacing what was there.
 
     ``still_same`` (if given) is asked after the file is staged and before the month is
-    replaced: it raises if the lake object is no longer the one whose footer was checked."""
+    replaced: it raises if the lake object is no longer the one whose footer was checked.
+    ``quality`` and ``warnings`` (JSON text from the lake object's metadata) go on the log row."""
     started = time.monotonic()
     client = hook.get_client(project_id=project)
     ensure_tables(client, project, dataset, contract)
@@ -255,6 +258,8 @@ def replace_month(
             contract_fingerprint=contract.fingerprint,
             source_kind=source_kind,
             source_format=source_format,
+            quality=quality,
+            warnings=warnings,
         )
     finally:
         client.delete_table(stage_id, not_found_ok=True)

@@ -49,8 +49,12 @@ LOG_SCHEMA = [
     # added with the TLC source (issue 11): an older log table gains them (ensure_tables)
     ("source_kind", "STRING", "NULLABLE"),
     ("source_format", "STRING", "NULLABLE"),
+    ("quality", "STRING", "NULLABLE"),
+    ("warnings", "STRING", "NULLABLE"),
 ]
-"""A column added here later is added to an existing log table by ``ensure_tables``."""
+"""A column added here later is added to an existing log table by ``ensure_tables``.
+``quality`` and ``warnings`` are JSON text: the profile the lake writer computed in-stream and
+stored in the object's metadata (BigQuery loads the file itself, no batch passes through us)."""
 
 
 def schema_fields(contract: Contract) -> list[dict[str, str]]:

@@ -7,11 +7,33 @@ downloading that the lake already holds this exact source under this contract.
 
 from __future__ import annotations
 
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from include.taxi.contract import Contract
 from include.taxi.lake.parquet import ROWS_KEY
+from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name
+from include.taxi.quality import QUALITY_KEY, TRAILING_MONTHS, WARNINGS_KEY, to_json
 from include.taxi.sources.http import SourceVersion
 
-__all__ = ["ROWS_KEY", "held_source", "lake_metadata"]
+__all__ = [
+    "QUALITY_KEY",
+    "ROWS_KEY",
+    "WARNINGS_KEY",
+    "held_source",
+    "lake_metadata",
+    "profile_summary",
+    "quality_metadata",
+    "stored_quality",
+    "trailing_rows",
+    "zone_ids",
+]
 
 
 def lake_metadata(
@@ -50,3 +72,48 @@ def held_source(meta: dict[str, str]) -> tuple[int | None, str | None, str | Non
         meta.get("taxi.source_etag") or None,
         meta.get("taxi.source_last_modified") or None,
     )
+
+
+def quality_metadata(
+    quality: dict[str, Any] | None, warnings: list[dict[str, str]]
+) -> dict[str, str]:
+    """``taxi.quality`` (the month's profile) and ``taxi.warnings`` (its findings), JSON text."""
+    return {QUALITY_KEY: to_json(quality), WARNINGS_KEY: to_json(warnings)}
+
+
+def stored_quality(meta: dict[str, str]) -> tuple[str | None, str | None]:
+    """The JSON text of a lake object's profile and warnings (None if written before them)."""
+    return meta.get(QUALITY_KEY) or None, meta.get(WARNINGS_KEY) or None
+
+
+def _previous(month: date, back: int) -> date:
+    index = month.year * 12 + month.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def trailing_rows(lake: Lake, service: str, month: date) -> list[int]:
+    """Rows of the lake's (up to 12) months before ``month``, newest first, from metadata."""
+    rows = []
+    for back in range(1, TRAILING_MONTHS + 1):
+        stored = lake.stat(object_name(service, _previous(month, back)))
+        if stored is not None and (n := stored.metadata.get(ROWS_KEY)):
+            rows.append(int(n))
+    return rows
+
+
+def zone_ids(lake: Lake, workdir: Path) -> pa.Array | None:
+    """The zone ids of the lake's zone lookup (a small object), None if it has none yet."""
+    if lake.stat(ZONES_OBJECT) is None:
+        return None
+    path = lake.fetch(ZONES_OBJECT, workdir / "zones.parquet")
+    ids = pq.read_table(path, columns=["locationid"]).column("locationid").combine_chunks()
+    return pc.drop_null(ids)
+
+
+def profile_summary(meta: dict[str, str]) -> dict[str, Any]:
+    """The stored profile and warnings of a lake object, parsed (empty if it has none)."""
+    quality, warnings = stored_quality(meta)
+    return {
+        "quality": json.loads(quality) if quality else None,
+        "warnings": json.loads(warnings) if warnings else [],
+    }

@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
-from include.taxi.lake.ingestion_log import ROWS_KEY, held_source, lake_metadata
+from include.taxi.lake.ingestion_log import (
+    ROWS_KEY,
+    held_source,
+    lake_metadata,
+    quality_metadata,
+    trailing_rows,
+    zone_ids,
+)
 from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
 from include.taxi.lake.store import ZONES_OBJECT, LakeObject, LocalLake, object_name, open_lake
 from include.taxi.months import parse_month
+from include.taxi.quality import Profile
 from include.taxi.sources.catalogue import MIRROR, Source
 from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, check_space
 from include.taxi.sources.reader import open_source
@@ -102,22 +110,45 @@ def month_to_lake(
             source_kind=source.kind,
             source_format=source.format,
         )
+        profile = Profile(
+            contract,
+            first_day,
+            zone_ids=zone_ids(lake, Path(tmp)),
+            trailing_rows=trailing_rows(lake, service, first_day),
+            zone_source=lake.url,
+        )
         # the parquet file comes out about the size of the csv.gz (21.7 vs 21-25 MB a month)
         check_space(Path(tmp), fetched.bytes + limits.min_free_bytes, f"writing {name}")
-        parquet = write_parquet(reader, Path(tmp) / Path(name).name, metadata=metadata)
+        parquet = write_parquet(
+            reader, Path(tmp) / Path(name).name, metadata=metadata, profile=profile
+        )
         stored = lake.put(
-            parquet.path, name, {**metadata, ROWS_KEY: str(parquet.rows)}, replaces=replaces
+            parquet.path,
+            name,
+            {
+                **metadata,
+                ROWS_KEY: str(parquet.rows),
+                **quality_metadata(parquet.quality, parquet.warnings),
+            },
+            replaces=replaces,
         )
     result = {
         **summary,
         "status": "written",
         "uri": stored.uri,
         "source_bytes": fetched.bytes,
+        "source_sha256": fetched.version.sha256,
+        "source_etag": fetched.version.etag,
+        "source_last_modified": fetched.version.last_modified,
         "rows": parquet.rows,
         "bytes": parquet.bytes,
         "row_groups": parquet.row_groups,
         "seconds": round(time.monotonic() - started, 2),
+        "quality": parquet.quality,
+        "warnings": parquet.warnings,
     }
+    for warning in parquet.warnings:
+        log.warning("%s %s: %s", service, month, warning["message"])
     log.info(
         "%s %s: %d rows read from %s (%d bytes) → %s (%d bytes, %d row groups) in %.1f s",
         service,
@@ -152,6 +183,14 @@ def zones_to_lake(
             ZONE_LOOKUP, "", fetched.version, source_kind=source.kind, source_format="csv"
         )
         parquet = write_parquet(reader, Path(tmp) / Path(ZONES_OBJECT).name, metadata=metadata)
-        stored = lake.put(parquet.path, ZONES_OBJECT, {**metadata, ROWS_KEY: str(parquet.rows)})
+        stored = lake.put(
+            parquet.path,
+            ZONES_OBJECT,
+            {
+                **metadata,
+                ROWS_KEY: str(parquet.rows),
+                **quality_metadata(parquet.quality, parquet.warnings),
+            },
+        )
     log.info("zones: %d rows from %s → %s", parquet.rows, url, stored.uri)
     return {"url": url, "uri": stored.uri, "rows": parquet.rows, "bytes": parquet.bytes}

@@ -16,13 +16,15 @@ reader never sees half a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.taxi.errors import BadSourceFile, LoadMismatch
+from include.taxi.quality import Profile, findings_json, lake_metadata
 from include.taxi.sources.read_ahead import read_ahead
 from include.taxi.sources.reader import SourceReader
 
@@ -43,6 +45,8 @@ class ParquetFile:
     rows: int
     bytes: int
     row_groups: int
+    quality: dict[str, Any] | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 def write_parquet(
@@ -51,10 +55,17 @@ def write_parquet(
     *,
     metadata: dict[str, str] | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
+    profile: Profile | None = None,
 ) -> ParquetFile:
     """Stream ``reader`` into ``path``; the row count of the footer must equal rows read.
 
-    ``metadata`` goes into the footer with the row count, so the file says what it holds."""
+    ``metadata`` goes into the footer with the row count, so the file says what it holds.
+    The batches are profiled on the read-ahead thread (``profile``, a fresh one if not given);
+    a ``fail`` rule raises ``QualityFailed`` before the file is finished, so it never reaches
+    the lake; the profile and the warnings go into the footer (``taxi.quality``,
+    ``taxi.warnings``)."""
+    profile = profile or Profile(reader.contract, reader.month)
+    findings = []
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     with pq.ParquetWriter(
@@ -67,7 +78,7 @@ def write_parquet(
         try:
             # a reader with bigger batches (parquet) says how many to hold ahead
             depth = getattr(reader, "read_ahead_batches", READ_AHEAD_BATCHES)
-            for batch in read_ahead(reader, depth):
+            for batch in read_ahead(profile.observe(reader), depth):
                 pending.append(batch)
                 pending_rows += batch.num_rows
                 while pending_rows >= row_group_rows:
@@ -79,7 +90,10 @@ def write_parquet(
             if pending_rows:
                 table = pa.Table.from_batches(pending, schema=reader.schema)
                 writer.write_table(table, row_group_rows)
-            writer.add_key_value_metadata({**(metadata or {}), ROWS_KEY: str(reader.rows)})
+            findings = profile.check(reader.file)
+            writer.add_key_value_metadata(
+                {**(metadata or {}), ROWS_KEY: str(reader.rows), **lake_metadata(profile, findings)}
+            )
         except BadSourceFile:
             raise
         except (pa.ArrowException, OSError) as exc:
@@ -90,4 +104,11 @@ def write_parquet(
             f"{path.name}: read {reader.rows} rows from {reader.file} but the parquet footer "
             f"says {meta.num_rows}; nothing was put in the lake"
         )
-    return ParquetFile(path, meta.num_rows, path.stat().st_size, meta.num_row_groups)
+    return ParquetFile(
+        path,
+        meta.num_rows,
+        path.stat().st_size,
+        meta.num_row_groups,
+        profile.as_dict(),
+        findings_json(findings),
+    )

@@ -124,7 +124,9 @@ def _send_mail(conn: Any, message: dict[str, Any]) -> None:
     from email.message import EmailMessage
 
     mail = EmailMessage()
-    mail["Subject"] = f"[airflow] {message['dag_id']} failed: {message['month']}"
+    mail["Subject"] = message.get("subject") or (
+        f"[airflow] {message['dag_id']} failed: {message['month']}"
+    )
     mail["From"] = conn.extra_dejson.get("from", conn.login or "airflow@localhost")
     mail["To"] = conn.extra_dejson["to"]
     mail.set_content(json.dumps(message, indent=2, default=str))
@@ -168,3 +170,48 @@ class FailureNotifier(BaseNotifier):
         message = failure_message(context)
         destination = deliver(message, _alerts_connection())
         log.info("failure notification sent to %s", destination)
+
+
+def warning_message(
+    context: dict[str, Any], target: str, service: str, month: str, warnings: list[dict[str, str]]
+) -> dict[str, Any]:
+    """One message for a month published with quality warnings: every warning, one line each."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", None)
+    lines = [f"- {w['rule']}: {w['message']}" for w in warnings]
+    text = (
+        f"Quality warnings for {service} {month} in {target} (published; {dag_id}, run "
+        f"{context.get('run_id')}):\n" + "\n".join(lines) + f"\nlog: {getattr(ti, 'log_url', None)}"
+    )
+    return {
+        "kind": "quality_warnings",
+        "subject": f"[airflow] {service} {month}: {len(warnings)} quality warning(s) in {target}",
+        "dag_id": dag_id,
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": context.get("run_id"),
+        "target": target,
+        "month": month,
+        "service": service,
+        "warnings": warnings,
+        "log_url": getattr(ti, "log_url", None),
+        "text": text,
+    }
+
+
+def notify_warnings(
+    context: dict[str, Any], target: str, service: str, month: str, warnings: list[dict[str, str]]
+) -> str | None:
+    """Send the month's warnings to ``taxi_alerts`` (once per month and target); the data is
+    already published, so a destination that fails is logged, never fails the task."""
+    if not warnings:
+        return None
+    message = warning_message(context, target, service, month, warnings)
+    try:
+        destination = deliver(message, _alerts_connection())
+    except Exception as exc:
+        log.warning("could not send the quality warnings of %s %s: %s", service, month, exc)
+        return None
+    log.info(
+        "%d quality warning(s) of %s %s sent to %s", len(warnings), service, month, destination
+    )
+    return destination

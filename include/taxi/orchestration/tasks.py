@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from include.taxi.contract import SERVICES
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, SourceNotPublished
 from include.taxi.months import month_name, parse_month
-from include.taxi.orchestration import config
+from include.taxi.orchestration import config, lineage
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.settings import GCP_CONN_ID
 
@@ -53,6 +53,15 @@ def outcome(work: Callable[P, T]) -> Callable[P, T]:
 
 def _force(context: Context) -> bool:
     return bool(context["params"].get("force_reload"))
+
+
+def _warn(context: Context, target: str, result: dict[str, Any]) -> None:
+    """One message per month published with quality warnings (include/taxi/quality.py)."""
+    if warnings := result.get("warnings"):
+        from include.taxi.orchestration.notify import notify_warnings
+
+        callback_context: dict[str, Any] = dict(context)
+        notify_warnings(callback_context, target, result["service"], result["month"], warnings)
 
 
 def _name_map_index(context: Context, service: str, month: str) -> None:
@@ -147,17 +156,27 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
 
     _name_map_index(context, service, month)
     kind = config.source_kind()
-    return month_to_postgres(
+    base, conninfo, schema = (
+        config.source_base(kind),
+        config.postgres_conninfo(),
+        config.postgres_schema(),
+    )
+    source, target = lineage.record(context, lineage.postgres_load(service, month))
+    result = month_to_postgres(
         service,
         month,
         source_kind=kind,
-        source_base=config.source_base(kind),
-        conninfo=config.postgres_conninfo(),
-        schema=config.postgres_schema(),
+        source_base=base,
+        conninfo=conninfo,
+        schema=schema,
         force=_force(context),
         run_id=context["run_id"],
         limits=config.download_limits(),
     )
+    source.source = lineage.source_facts(result)
+    target.rows = result.get("rows_written") if result["status"] == "loaded" else 0
+    _warn(context, "postgres", result)
+    return result
 
 
 @outcome
@@ -192,6 +211,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
     _name_map_index(context, service, month)
     lake_url = config.lake_url()
     kind = config.source_kind()
+    source, target = lineage.record(context, lineage.lake_write(service, month))
     result = month_to_lake(
         service,
         month,
@@ -202,6 +222,10 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         run_id=context["run_id"],
         limits=config.download_limits(),
     )
+    source.source = lineage.source_facts(result)
+    if result["status"] == "written":
+        target.rows, target.bytes = result["rows"], result["bytes"]
+    _warn(context, "lake", result)
     if result["status"] == "unchanged":
         if in_bigquery(service, month, lake_url=lake_url, dataset=config.bigquery_dataset()):
             raise AirflowSkipException(
@@ -241,15 +265,20 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[s
     from include.taxi.bigquery.load import month_to_bigquery
 
     _name_map_index(context, service, month)
-    return month_to_bigquery(
+    lake_url, dataset = config.lake_url(), config.bigquery_dataset()
+    source, target = lineage.record(context, lineage.bigquery_load(service, month))
+    result = month_to_bigquery(
         service,
         month,
-        lake_url=config.lake_url(),
-        dataset=config.bigquery_dataset(),
+        lake_url=lake_url,
+        dataset=dataset,
         gcp_conn_id=GCP_CONN_ID,
         force=_force(context),
         run_id=context["run_id"],
     )
+    source.source = lineage.source_facts(result)
+    target.rows = result.get("rows_loaded", 0)
+    return result
 
 
 @outcome

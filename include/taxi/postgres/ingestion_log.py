@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from include.taxi import redact
 from include.taxi.postgres import session
@@ -45,6 +47,8 @@ LOG_COLUMNS = frozenset(
         "contract_fingerprint",
         "source_kind",
         "source_format",
+        "quality",
+        "warnings",
     }
 )
 """Every column the code writes: a log created by an older version gains the missing ones
@@ -113,8 +117,13 @@ def write(
     *,
     rows: tuple[int | None, int | None, int | None] = (None, None, None),
     error: str | None = None,
+    quality: dict[str, Any] | None = None,
+    warnings: list[dict[str, str]] | None = None,
 ) -> None:
-    """Insert one log row on ``cur``'s transaction; every value is a bound parameter."""
+    """Insert one log row on ``cur``'s transaction; every value is a bound parameter.
+
+    ``quality`` is the month's profile and ``warnings`` the rules it broke
+    (include/taxi/quality.py), stored as jsonb for the "Taxi months" page."""
     (statement,) = statements("postgres/insert_ingestion_log.sql", log=_log(schema))
     source = attempt.source
     cur.execute(
@@ -137,6 +146,8 @@ def write(
             attempt.contract_fingerprint,
             attempt.source_kind,
             attempt.source_format,
+            None if quality is None else Jsonb(quality),
+            None if warnings is None else Jsonb(warnings),
         ),
     )
 
@@ -146,6 +157,15 @@ def last_load(cur: session.Session, schema: str, table: str, month: date | None)
     cur.execute(statement, (table, month))
     row = cur.fetchone()
     return LastLoad(*row) if row else None
+
+
+def trailing_rows(
+    cur: session.Session, schema: str, table: str, month: date, months: int
+) -> list[int]:
+    """Rows of the ``months`` loaded months before ``month``, newest first."""
+    (statement,) = statements("postgres/trailing_rows.sql", log=_log(schema))
+    cur.execute(statement, (table, month, months))
+    return [int(n) for (n,) in cur.fetchall() if n is not None]
 
 
 def read_last_load(conninfo: str, schema: str, table: str, month: date | None) -> LastLoad | None:
@@ -165,12 +185,26 @@ def record(
     rows_in_target: int | None = None,
     error: BaseException | None = None,
 ) -> None:
-    """Log an attempt that changed no data (unchanged, failed); best effort, never raises."""
+    """Log an attempt that changed no data (unchanged, failed); best effort, never raises.
+
+    A month refused by a quality rule keeps its profile and findings on the failed row."""
     message = redact.text(f"{type(error).__name__}: {error}", 2000) if error else None
+    quality = getattr(error, "profile", None)
+    findings = getattr(error, "findings", None)
+    warnings = [f.as_dict() for f in findings] if findings else None
     try:
         with session.connect(conninfo) as cur:
             ensure(cur, schema)
-            write(cur, schema, attempt, status, rows=(None, None, rows_in_target), error=message)
+            write(
+                cur,
+                schema,
+                attempt,
+                status,
+                rows=(None, None, rows_in_target),
+                error=message,
+                quality=quality,
+                warnings=warnings,
+            )
             cur.commit()
     except Exception as exc:  # the warehouse may be what failed
         log.warning("could not write to the ingestion log: %s", exc)

@@ -161,7 +161,16 @@ def month_to_postgres(
         except Exception as exc:
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
             raise
-    return {**summary, "bytes": fetched.bytes, **asdict(result)}
+    version = fetched.version
+    return {
+        **summary,
+        "bytes": fetched.bytes,
+        **asdict(result),
+        "source_bytes": fetched.bytes,
+        "source_sha256": version.sha256,
+        "source_etag": version.etag,
+        "source_last_modified": version.last_modified,
+    }
 
 
 def zones_to_postgres(

@@ -14,21 +14,24 @@ transaction that also writes the month's ingestion-log row:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pyarrow as pa
 from psycopg import sql
 
 from include.taxi import settings
-from include.taxi.contract import SOURCE_MONTH, Contract, table_name
+from include.taxi.contract import SOURCE_MONTH, ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt
+from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
 from include.taxi.sources.http import SourceVersion
 from include.taxi.sources.read_ahead import read_ahead
 from include.taxi.sources.reader import SourceReader, source_format
@@ -55,6 +58,10 @@ class Replaced:
     rows_written: int
     rows_in_target: int
     seconds: float
+    quality: dict[str, Any] | None = None
+    """The month's profile (include/taxi/quality.py), as stored in the log's ``quality``."""
+    warnings: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    """The ``warn`` findings; the month was published with them."""
 
 
 def check_schema_name(name: str) -> str:
@@ -119,15 +126,41 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
 
 
 def _ingest(
-    cur: session.Session, reader: SourceReader, schema: str, table: str, *, freeze: bool = False
+    cur: session.Session,
+    reader: SourceReader,
+    schema: str,
+    table: str,
+    profile: Profile,
+    *,
+    freeze: bool = False,
 ) -> int:
-    """Binary COPY of the reader's batches; a contract violation ends it and propagates.
+    """Binary COPY of the reader's batches, profiled on the way; a contract violation ends it
+    and propagates.
 
     A reader that says how far to read ahead (parquet) decodes its next batches on a second
     thread while this one encodes and sends: decoding is the parquet path's largest cost."""
     depth = getattr(reader, "read_ahead_batches", 0)
-    batches = read_ahead(reader, depth) if depth else reader
+    observed = profile.observe(reader)
+    batches = read_ahead(observed, depth) if depth else observed
     return cur.ingest(schema, table, reader.schema.names, batches, freeze=freeze)
+
+
+def _profile(cur: session.Session, schema: str, contract: Contract, month: date | None) -> Profile:
+    """A profile for a load, with the zone lookup's ids and the trailing months' row counts
+    read on the load's own transaction."""
+    if not contract.monthly:
+        return Profile(contract)
+    assert month is not None
+    zones = table_name(ZONE_LOOKUP)
+    ids = None
+    if "locationid" in session.existing_columns(cur, schema, zones):
+        session.run(cur, "postgres/zone_ids.sql", zones=sql.Identifier(schema, zones))
+        ids = zone_id_array(int(n) for (n,) in cur.fetchall())
+    table = table_name(contract)
+    trailing = ingestion_log.trailing_rows(cur, schema, table, month, TRAILING_MONTHS)
+    return Profile(
+        contract, month, zone_ids=ids, trailing_rows=trailing, zone_source=f"{schema}.{zones}"
+    )
 
 
 def _reconcile(table: str, read: int, written: int, present: int) -> None:
@@ -242,11 +275,22 @@ def replace_month(
             check_name=sql.Identifier(f"{partition}_month"),
             month=sql.Literal(month),
         )
-        written = _ingest(cur, reader, schema, stage, freeze=True)  # created just above
+        profile = _profile(cur, schema, contract, month)
+        written = _ingest(cur, reader, schema, stage, profile, freeze=True)  # created just above
+        warnings = findings_json(profile.check(reader.file))  # a `fail` rolls back here
         # Counted and logged before the swap: the stage becomes the partition as it is.
         present = session.count(cur, sql.Identifier(schema, stage))
         _reconcile(f"{schema}.{partition}", reader.rows, written, present)
-        ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
+        quality = profile.as_dict()
+        ingestion_log.write(
+            cur,
+            schema,
+            attempt,
+            "loaded",
+            rows=(reader.rows, written, present),
+            quality=quality,
+            warnings=warnings,
+        )
         lock_briefly(cur, schema, parent, f"the partition swap of {month:%Y-%m}")
         session.run(
             cur,
@@ -259,8 +303,17 @@ def replace_month(
         )
         cur.commit()
     result = Replaced(
-        f"{schema}.{parent}", "loaded", reader.rows, written, present, time.monotonic() - started
+        f"{schema}.{parent}",
+        "loaded",
+        reader.rows,
+        written,
+        present,
+        time.monotonic() - started,
+        quality,
+        warnings,
     )
+    for warning in warnings:
+        log.warning("%s %s: %s", parent, month.isoformat()[:7], warning["message"])
     log.info(
         "replaced %s month %s: %d rows read, %d written, %d in the month now, %.1f s",
         result.table,
@@ -286,13 +339,31 @@ def replace_zones(
     with session.connect(conninfo) as cur:
         session.advisory_lock(cur, f"{schema}.{name}", 1)
         session.run(cur, "postgres/clear_table.sql", table=table)
-        written = _ingest(cur, reader, schema, name)
+        profile = _profile(cur, schema, contract, None)
+        written = _ingest(cur, reader, schema, name, profile)
+        warnings = findings_json(profile.check(reader.file))
         present = session.count(cur, table)
         _reconcile(f"{schema}.{name}", reader.rows, written, present)
-        ingestion_log.write(cur, schema, attempt, "loaded", rows=(reader.rows, written, present))
+        quality = profile.as_dict()
+        ingestion_log.write(
+            cur,
+            schema,
+            attempt,
+            "loaded",
+            rows=(reader.rows, written, present),
+            quality=quality,
+            warnings=warnings,
+        )
         cur.commit()
     result = Replaced(
-        f"{schema}.{name}", "loaded", reader.rows, written, present, time.monotonic() - started
+        f"{schema}.{name}",
+        "loaded",
+        reader.rows,
+        written,
+        present,
+        time.monotonic() - started,
+        quality,
+        warnings,
     )
     log.info("replaced %s: %d rows, %.1f s", result.table, result.rows_in_target, result.seconds)
     return result

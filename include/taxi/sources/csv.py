@@ -294,12 +294,6 @@ class ContractReader:
                     f"the Variable {settings.VAR_MAX_CSV_BYTES}",
                 ) from None
             raise self._locate(exc) from None
-        if self.rows == 0:
-            raise BadSourceFile(
-                self.file,
-                "the file has a header but no data rows",
-                hint="Refusing to replace a month with nothing; check the source",
-            )
 
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         n = batch.num_rows
