@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from dev.airflow_env import PROJECT
 from dev.synthetic import write_month
+from tests.helpers.dag_runs import postgres_connection
 from tests.helpers.scripted_http import ScriptedServer
 
 
@@ -31,18 +32,10 @@ def _run(
     dag_id: str = "taxi_to_postgres",
     extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    parts = urlsplit(postgres_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "schema": parts.path.lstrip("/"),
-    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OPENLINEAGE"))}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE_URL=base,
         AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=schema,
         AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "http", "url": receiver_url}),

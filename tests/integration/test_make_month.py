@@ -6,7 +6,6 @@ exported, as a user would; checks that they win and that a failed run exits non-
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import psycopg
 from dev.airflow_env import PROJECT
 from dev.synthetic import ZONES_CSV, write_month
 from dev.tlc_parquet import write_era
+from tests.helpers.dag_runs import postgres_connection
 
 
 def _month(env: dict[str, str], service: str, month: str) -> subprocess.CompletedProcess:
@@ -39,7 +39,7 @@ def test_make_month_loads_with_the_callers_settings_and_reports_failure(
     (root / "fhv").mkdir(exist_ok=True)
     (root / "fhv" / "fhv_tripdata_2020-11.csv.gz").write_text("<html>moved</html>")
     parts = urlsplit(postgres_url)
-    conn = {
+    {
         "conn_type": "postgres",
         "host": parts.hostname,
         "port": parts.port,
@@ -50,7 +50,7 @@ def test_make_month_loads_with_the_callers_settings_and_reports_failure(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE_URL=base,
         AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=pg_schema,
     )
@@ -76,7 +76,7 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     base, root = source_server
     write_month(root / "green" / "green_tripdata_2020-12.csv.gz", "green", date(2020, 12, 1), 456)
     parts = urlsplit(postgres_url)
-    conn = {
+    {
         "conn_type": "postgres",
         "host": parts.hostname,
         "port": parts.port,
@@ -91,7 +91,7 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     }
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE_URL=base,
         TAXI_EMULATOR_DIR=str(tmp_path / "emulators"),
     )
@@ -127,18 +127,10 @@ def test_make_month_loads_fhvhv_from_a_tlc_laid_out_server(
     )
     (tlc / "misc").mkdir()
     (tlc / "misc" / "taxi_zone_lookup.csv").write_text(ZONES_CSV)
-    parts = urlsplit(postgres_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "schema": parts.path.lstrip("/"),
-    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE="tlc",
         AIRFLOW_VAR_TAXI_TLC_URL=f"{base}/tlc-layout",
         AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=pg_schema,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 from datetime import date
-from urllib.parse import urlsplit
 
 from dev.airflow_env import PROJECT
 from dev.synthetic import write_month
@@ -16,6 +14,7 @@ from include.taxi.bigquery.load import month_to_bigquery
 from include.taxi.lake.load import month_to_lake
 from include.taxi.postgres.load import month_to_postgres
 from include.taxi.report import bigquery_counts, render
+from tests.helpers.dag_runs import postgres_connection
 
 ROWS = {"2020-01": 640, "2020-02": 410}
 
@@ -41,18 +40,10 @@ def test_make_report_prints_one_line_per_month_per_target(
     month_to_postgres(
         "green", "2020-02", source_base=base, conninfo=postgres_url, schema=pg_schema
     )  # fmt: skip  (a republished month: the last load wins)
-    parts = urlsplit(postgres_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "schema": parts.path.lstrip("/"),
-    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW_CONN_TAXI_POSTGRES=json.dumps(conn),
+        AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=pg_schema,
         AIRFLOW_VAR_TAXI_LAKE_URL=lake.as_uri(),
     )
