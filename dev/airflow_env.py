@@ -126,6 +126,10 @@ def airflow_env(
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": (
             "include.taxi.orchestration.lineage_extractor.TaxiLoadExtractor"
         ),
+        # The extractor reads Variables (which source, which schema): in a forked emitter a
+        # Variable the environment does not hold waits on the task's supervisor channel until
+        # the 10 s emission timeout kills it, and the START event is lost; a thread asks fine.
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__API_AUTH__JWT_SECRET": values["jwt_secret"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
