@@ -21,6 +21,7 @@ from openlineage.client.facet_v2 import (
     output_statistics_output_dataset,
     schema_dataset,
 )
+from openlineage.client.generated.base import OutputDatasetFacet
 
 from include.taxi.orchestration.lineage import LineageDataset, LoadLineage, planned, recorded
 
@@ -66,7 +67,7 @@ def _input(dataset: LineageDataset) -> InputDataset:
 
 
 def _output(dataset: LineageDataset) -> OutputDataset:
-    statistics = {}
+    statistics: dict[str, OutputDatasetFacet] = {}
     if dataset.rows is not None:
         statistics["outputStatistics"] = (
             output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
