@@ -78,9 +78,12 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local_postgres.stop(data)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dag_bag(airflow_db: Path) -> Any:
-    """Every DAG of dags/, parsed once for the session (``dag_bag.dags[dag_id]``)."""
+    """Every DAG of dags/, parsed once per test module (``dag_bag.dags[dag_id]``).
+
+    Not once per session: ``dag.test()`` leaves state on the DAG object, and a run of one
+    service made a later run of all services on the same object map a single task."""
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(PROJECT / "dags"))

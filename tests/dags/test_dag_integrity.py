@@ -21,7 +21,7 @@ DAG_IDS = [p.stem for p in DAG_FILES]
 """One DAG per file, named like the file (checked below): the ids are known before parsing."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dagbag(dag_bag):
     return dag_bag
 

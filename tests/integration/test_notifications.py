@@ -20,6 +20,23 @@ def dag(dag_bag):
     return dag_bag.dags["taxi_to_postgres"]
 
 
+def _alerts_to(monkeypatch: pytest.MonkeyPatch, receiver: ScriptedServer) -> None:
+    """The connection taxi_alerts: a JSON webhook at the local receiver's /alerts."""
+    hook = urlsplit(receiver.url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TAXI_ALERTS",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": hook.hostname,
+                "port": hook.port,
+                "schema": "http",
+                "extra": {"path": "/alerts"},
+            }
+        ),
+    )
+
+
 def test_a_failed_task_posts_dag_month_service_error_and_log_url(
     dag, monkeypatch, source_server, taxi_postgres
 ) -> None:
@@ -27,19 +44,7 @@ def test_a_failed_task_posts_dag_month_service_error_and_log_url(
     (root / "green").mkdir(exist_ok=True)
     (root / "green" / "green_tripdata_2019-03.csv.gz").write_text("<html>wrong</html>")
     with ScriptedServer() as receiver:
-        hook = urlsplit(receiver.url)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_TAXI_ALERTS",
-            json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": hook.hostname,
-                    "port": hook.port,
-                    "schema": "http",
-                    "extra": {"path": "/alerts"},
-                }
-            ),
-        )
+        _alerts_to(monkeypatch, receiver)
         monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
         run = dag.test(
             logical_date=datetime(2019, 3, 1, tzinfo=UTC),
@@ -272,19 +277,7 @@ def test_a_month_published_with_warnings_sends_one_message_listing_them(
         month=datetime(2020, 4, 1).date(),
     )
     with ScriptedServer() as receiver:
-        hook = urlsplit(receiver.url)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_TAXI_ALERTS",
-            json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": hook.hostname,
-                    "port": hook.port,
-                    "schema": "http",
-                    "extra": {"path": "/alerts"},
-                }
-            ),
-        )
+        _alerts_to(monkeypatch, receiver)
         monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
         run = dag.test(
             logical_date=datetime(2020, 4, 1, tzinfo=UTC),
