@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
 DAG_ID = "taxi_to_postgres"
 GREEN_ROWS = 137
 """Not a count the REST e2e test uses, so rows from another test's file would show."""
-SERVICES = ["all", "yellow", "green", "fhv"]
+SERVICES = ["all", "yellow", "green", "fhv", "fhvhv"]
 MONTH_DESCRIPTION = "The month to load, e.g. 2021-01. Empty: the run's data-interval month."
 RUN_TIMEOUT_S = 120
 RELOAD_EVERY_S = 5
