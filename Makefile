@@ -104,15 +104,16 @@ report: venv
 	@test -n "$(YEAR)" || (echo "usage: make report SERVICE=green YEAR=2020" && exit 2)
 	$(PY) -m dev.local report $(SERVICE) $(YEAR)
 
-# Load-path benchmark (not a test): writes bench/results/latest.{json,md,png}.
-# Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--repeats 5" or "--quick".
+# The benchmark (not a test): the csv.gz load paths (bench/results/latest.{json,md,png}), then
+# the TLC parquet paths (bench-parquet). Options via BENCH_ARGS, e.g. "--repeats 5" or "--quick".
 BENCH_ARGS ?=
 bench: venv
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.parquet_run $(BENCH_PARQUET_ARGS)
 
 # An fhvhv-sized TLC parquet month (generated, 20 M rows, and 2×) into Postgres and the lake,
-# against read_table + text COPY and DuckDB: bench/results/parquet_latest.{json,md}.
-# Options via BENCH_PARQUET_ARGS, e.g. "--rows 2000000 --repeats 1".
+# against its csv.gz, read_table + text COPY and DuckDB (parquet rewrite, postgres extension):
+# bench/results/parquet_latest.{json,md}. Options: BENCH_PARQUET_ARGS="--rows 2000000 --repeats 1".
 BENCH_PARQUET_ARGS ?=
 bench-parquet: venv
 	$(PY) -m bench.parquet_run $(BENCH_PARQUET_ARGS)

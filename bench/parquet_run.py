@@ -8,12 +8,12 @@ once at twice that, to see whether memory stays flat. Each method runs as its ow
 round-robin, measured by bench/harness.py (wall time, peak RSS from wait4):
 
 - project → Postgres: ``ParquetContractReader`` → ``replace_month`` (binary COPY), 1× and 2×;
+- project → Postgres from a csv.gz of the same 1× rows (the csv path, ``ContractReader``);
 - baseline → Postgres: ``pyarrow.parquet.read_table`` + psycopg text COPY (CSV), 1×;
+- DuckDB → Postgres: its postgres extension (from the PyPI wheel), ``INSERT … read_parquet``;
 - project → lake: ``write_parquet(ParquetContractReader(...))``, 1× and 2×;
 - DuckDB → parquet: ``COPY (SELECT * FROM read_parquet(...)) TO ... (zstd)``, 1× and 2×.
 
-Not measured here (say so in the report): DuckDB's postgres extension (it cannot be installed
-offline here), and the csv.gz path on the same rows (the course mirror has no fhvhv).
 Writes ``parquet_latest.json`` and ``parquet_latest.md`` to ``--out``.
 """
 
@@ -38,7 +38,7 @@ from bench.harness import measure
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT / "bench" / "results"
 DEFAULT_DATA = PROJECT / "bench" / "data"
-MONTHS = {"1x": date(2024, 1, 1), "2x": date(2024, 2, 1)}
+MONTHS = {"1x": date(2024, 1, 1), "2x": date(2024, 2, 1), "csv": date(2024, 1, 1)}
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class Method:
 METHODS = [
     Method("project_pg_1x", "project-load", "1x", "project → Postgres (binary COPY)", True),
     Method("project_pg_2x", "project-load", "2x", "project → Postgres (binary COPY)", True),
+    Method("project_pg_csv_1x", "project-load", "csv", "project → Postgres, csv.gz rows", True),
     Method("arrow_text_copy_1x", "arrow-text-copy", "1x", "read_table + psycopg text COPY", True),
+    Method("duckdb_pg_1x", "duckdb-postgres", "1x", "DuckDB postgres extension", True),
     Method("project_lake_1x", "project-parquet", "1x", "project → lake parquet (zstd)"),
     Method("project_lake_2x", "project-parquet", "2x", "project → lake parquet (zstd)"),
     Method("duckdb_rewrite_1x", "duckdb-parquet-rewrite", "1x", "DuckDB read_parquet → parquet"),
@@ -73,7 +75,40 @@ def ensure_files(rows: int, data_dir: Path) -> dict[str, Path]:
             write_era(tmp, "fhvhv-2024", month, n, row_group_rows=1_000_000)
             tmp.rename(path)
         files[size] = path
+    csv = files["1x"].with_suffix(".csv.gz")
+    if not csv.exists():
+        tmp = csv.with_suffix(".tmp.gz")
+        write_csv_gz(files["1x"], tmp)
+        tmp.rename(csv)
+    files["csv"] = csv
     return files
+
+
+def write_csv_gz(parquet: Path, out: Path) -> None:
+    """The same rows as the TLC's old csv.gz files had them: a header of the parquet's names,
+    times as ``YYYY-MM-DD HH:MM:SS``, empty cells for NULL; a row group at a time."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(parquet)
+    with gzip.open(out, "wb", compresslevel=6) as sink:
+        header = True
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            columns = [
+                pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
+                if pa.types.is_timestamp(col.type)
+                else col
+                for col in table.columns
+            ]
+            table = pa.table(columns, names=table.column_names)
+            options = pacsv.WriteOptions(include_header=header, quoting_style="needed")
+            pacsv.write_csv(table, sink, options)
+            header = False
 
 
 def _argv(method: Method, file: Path, url: str, work: Path, result: Path) -> list[str]:
@@ -96,6 +131,8 @@ def _argv(method: Method, file: Path, url: str, work: Path, result: Path) -> lis
         argv += ["--url", url, "--schema", postgres.PROJECT_SCHEMA]
     elif method.worker == "arrow-text-copy":
         argv += ["--url", url, "--schema", postgres.BASELINE_SCHEMA, "--table", "fhvhv_text"]
+    elif method.worker == "duckdb-postgres":
+        argv += ["--url", url, "--schema", postgres.BASELINE_SCHEMA, "--table", "fhvhv_duckdb"]
     else:
         argv += ["--out", str(work / f"{method.key}.parquet")]
     return argv
@@ -132,6 +169,16 @@ def _targets(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         "project → Postgres rows/s ÷ read_table + text COPY",
         ratio(m("project_pg_1x"), m("arrow_text_copy_1x")),
         1.5,
+    )
+    target(
+        "project → Postgres rows/s, parquet ÷ csv.gz of the same rows",
+        ratio(m("project_pg_1x"), m("project_pg_csv_1x")),
+        1.0,
+    )
+    target(
+        "project → Postgres rows/s ÷ DuckDB postgres extension",
+        ratio(m("project_pg_1x"), m("duckdb_pg_1x")),
+        1.0,
     )
     target(
         "project → lake rows/s ÷ DuckDB rewrite, 1×",
@@ -244,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         "targets": _targets(samples),
         "notes": [
             "rows/s = rows ÷ the whole process's wall time (imports included), medians.",
-            "Not measured: DuckDB's postgres extension (no offline install here), and the "
-            "csv.gz path on the same rows (the course mirror has no fhvhv; no converter yet).",
+            "csv.gz: the 1× month's rows written as the TLC's old CSVs were (header, "
+            "'YYYY-MM-DD HH:MM:SS' times, gzip), loaded by the same project path (ContractReader).",
+            "DuckDB postgres extension: duckdb-extension-postgres-scanner from PyPI, installed "
+            "into a private extension directory; INSERT INTO an attached Postgres table "
+            "SELECT * FROM read_parquet (its binary COPY), all cores.",
             "read_table + text COPY holds the whole file in memory (its peak RSS shows it).",
         ],
     }

@@ -162,6 +162,41 @@ def duckdb_parquet_rewrite(args: argparse.Namespace) -> Result:
     return _timed(work)
 
 
+def duckdb_postgres(args: argparse.Namespace) -> Result:
+    """DuckDB reading the parquet file and writing it to Postgres through its postgres extension
+    (``INSERT INTO pg.… SELECT * FROM read_parquet(?)``: the extension writes with binary COPY).
+
+    The extension comes from its PyPI wheel (``duckdb-extension-postgres-scanner``), installed
+    into a private extension directory: DuckDB cannot download it here.
+    """
+    import importlib
+    import tempfile
+
+    import duckdb
+
+    package = importlib.import_module("duckdb_extension_postgres_scanner")
+    extension = next(Path(str(package.__file__)).parent.rglob("postgres_scanner.duckdb_extension"))
+    extensions = tempfile.mkdtemp(prefix="duckdb-ext-")
+
+    def work() -> Result:
+        con = duckdb.connect(config={"extension_directory": extensions})
+        con.execute(f"INSTALL '{_sql_text(str(extension))}'")
+        con.execute("LOAD postgres_scanner")
+        con.execute(f"ATTACH '{_sql_text(args.url)}' AS pg (TYPE postgres)")
+        target = f'pg."{args.schema}"."{args.table}"'
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS pg."{args.schema}"')
+        con.execute(f"DROP TABLE IF EXISTS {target}")
+        con.execute(f"CREATE TABLE {target} AS SELECT * FROM read_parquet(?) LIMIT 0", [args.file])
+        (rows,) = con.execute(
+            f"INSERT INTO {target} SELECT * FROM read_parquet(?)", [args.file]
+        ).fetchone() or (0,)
+        (threads,) = con.execute("SELECT current_setting('threads')").fetchone() or (0,)
+        con.close()
+        return {"rows": int(rows), "threads": int(threads)}
+
+    return _timed(work)
+
+
 def arrow_text_copy(args: argparse.Namespace) -> Result:
     """The obvious parquet load: ``pyarrow.parquet.read_table`` (the whole file in memory),
     then text COPY (CSV written by pyarrow, a 1 MiB buffer at a time) into a plain table."""
@@ -305,6 +340,7 @@ METHODS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "duckdb-parquet": duckdb_parquet,
     "duckdb-parquet-rewrite": duckdb_parquet_rewrite,
     "arrow-text-copy": arrow_text_copy,
+    "duckdb-postgres": duckdb_postgres,
     "pandas-to-sql": pandas_to_sql,
     "psycopg-copy": psycopg_copy,
     "dag-parse": dag_parse,

@@ -193,6 +193,12 @@ ERAS: dict[str, list[tuple[str, Maker]]] = {
         ("trip_type", _num(ONE, F64)),
         ("congestion_surcharge", _num(ZERO, F64)),
     ],
+    # 2015-2016 (the original CSVs' names): no dropoff time or zone, the pickup zone as locationID
+    "fhv-2015": [
+        ("Dispatching_base_num", _text(["B00013", "B02510"])),
+        ("Pickup_date", _time("us")),
+        ("locationID", _num(PU, F64)),
+    ],
     "fhv-2019": [
         ("dispatching_base_num", _text(["B00013", "B02510"])),
         ("pickup_datetime", _time("us")),

@@ -19,7 +19,8 @@ from datetime import date
 
 import pyarrow as pa
 
-SERVICES: tuple[str, ...] = ("yellow", "green", "fhv", "fhvhv")
+from include.taxi.settings import SERVICES as SERVICES
+
 ZONES = "zones"
 
 INT = pa.int64()
@@ -222,14 +223,19 @@ GREEN = Contract(
     ),
 )
 
+FHV_DROPOFF_SINCE = date(2017, 6, 1)
+"""FHV files before 2017-06 carry only the base, the pickup time and the pickup zone, named
+``Pickup_date`` and ``locationID`` (toddwschneider/nyc-taxi-data import_fhv_trip_data.sh:
+``fhv_schema_pre_2017_06``); the dropoff time and zone come with 2017-06."""
+
 FHV = Contract(
     "fhv",
     (
         Column("dispatching_base_num", TEXT),
-        Column("pickup_datetime", TIMESTAMP),
-        Column("dropoff_datetime", TIMESTAMP),
-        Column("pulocationid", INT),
-        Column("dolocationid", INT),
+        Column("pickup_datetime", TIMESTAMP, aliases=("pickup_date",)),
+        Column("dropoff_datetime", TIMESTAMP, since=FHV_DROPOFF_SINCE),
+        Column("pulocationid", INT, aliases=("locationid",)),
+        Column("dolocationid", INT, since=FHV_DROPOFF_SINCE),
         Column("sr_flag", INT, required=False),
         Column("affiliated_base_number", TEXT, required=False),
     ),

@@ -338,10 +338,20 @@ def _no_rows(p: Profile, d: dict[str, Any]) -> str | None:
 
 
 def _time_column_empty(p: Profile, d: dict[str, Any]) -> str | None:
-    empty = [n for n in (p.pickup, p.dropoff) if n and d["rows"] and d["nulls"][n] == d["rows"]]
+    empty = [
+        n
+        for n in (p.pickup, p.dropoff)
+        if n and _required(p, n) and d["rows"] and d["nulls"][n] == d["rows"]
+    ]
     if empty:
         return f"column(s) {', '.join(empty)} NULL on every one of the {d['rows']} rows"
     return None
+
+
+def _required(p: Profile, name: str) -> bool:
+    """Whether the month's era has the column (fhv has no dropoff time before 2017-06)."""
+    column = p.contract.column(name)
+    return column is not None and column.required_in(p.month)
 
 
 def _share(n: int, rows: int) -> str:

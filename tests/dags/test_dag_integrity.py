@@ -95,7 +95,14 @@ def test_import_needs_no_network_or_database(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-HEAVY_MODULES = ("pandas", "google.cloud.storage", "google.cloud.bigquery", "adbc_driver_manager")
+HEAVY_MODULES = (
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "google.cloud.storage",
+    "google.cloud.bigquery",
+    "adbc_driver_manager",
+)
 HEAVY_PREFIXES = ("airflow.providers.google.cloud.hooks", "airflow.providers.postgres.hooks")
 
 

@@ -32,6 +32,7 @@ ERAS = {  # era → the month it is published as
     "yellow-2023": "2023-06",
     "yellow-2025": "2025-01",
     "green-2019": "2019-07",
+    "fhv-2015": "2015-03",
     "fhv-2019": "2019-08",
     "fhvhv-2024": "2024-01",
 }
@@ -94,6 +95,17 @@ def test_every_era_loads_into_one_postgres_table_per_service(tlc, postgres_url, 
         ROWS - ROWS // 5,
         ROWS // 3,
     )
+    fhv = _query(
+        postgres_url,
+        f"SELECT to_char(source_month, 'YYYY-MM'), count(*), count(pickup_datetime), "
+        f"count(dropoff_datetime), sum(pulocationid), count(dolocationid) "
+        f'FROM "{pg_schema}".fhv_tripdata GROUP BY 1 ORDER BY 1',
+    )
+    # 2015's Pickup_date and locationID are the contract's columns; it has no dropoff yet
+    assert fhv == [
+        ("2015-03", ROWS, ROWS, 0, want["pu"], 0),
+        ("2019-08", ROWS, ROWS, ROWS, want["pu"], ROWS),
+    ]
     (airport,) = _query(
         postgres_url,
         f'SELECT count(airport_fee), count(cbd_congestion_fee) FROM "{pg_schema}".yellow_tripdata '

@@ -11,8 +11,8 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.taxi.contract import SERVICES
 from include.taxi.orchestration.notify import FailureNotifier
+from include.taxi.settings import SERVICES
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
