@@ -160,6 +160,17 @@ ERAS: dict[str, list[tuple[str, Maker]]] = {
         if name != "payment_type"
     ]
     + [("payment_type", _text(PAYMENTS_2014))],
+    # 2015-2016-06: today's names, but coordinates instead of zone ids
+    "yellow-2016": [
+        *_modern_yellow(I64, "us", F64, "airport_fee")[:5],
+        ("pickup_longitude", _num(LON, F64)),
+        ("pickup_latitude", _num(LAT, F64)),
+        ("RatecodeID", _num(ONE, F64)),
+        ("store_and_fwd_flag", _text(["N", "Y"])),
+        ("dropoff_longitude", _num(LON, F64)),
+        ("dropoff_latitude", _num(LAT, F64)),
+        *_modern_yellow(I64, "us", F64, "airport_fee")[9:17],
+    ],
     # 2019: zone ids; passenger_count/RatecodeID as double; airport_fee typed null
     "yellow-2019": [
         (n if n != "airport_fee_null" else "airport_fee", m)

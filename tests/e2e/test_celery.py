@@ -144,36 +144,13 @@ def test_backfill_spreads_over_both_workers_within_the_pool(
     """Six months backfilled: tasks on both workers, every month exact, never > 2 COPYs."""
     pools = stack.api("GET", f"/api/v2/pools/{POOL_POSTGRES_COPY}").json()
     assert pools.get("slots") == COPY_SLOTS, stack.explain(f"pool: {pools}")
-    created = stack.cli(
-        "backfill",
-        "create",
-        "--dag-id",
-        DAG_ID,
-        "--from-date",
-        f"{MONTHS[0]}",
-        "--to-date",
-        "2021-06-30",
-        "--max-active-runs",
-        "3",
-    )
-    assert created.returncode == 0, stack.explain(f"backfill create: {created.stderr[-3000:]}")
+    stack.create_backfill(f"{MONTHS[0]}", "2021-06-30", "--max-active-runs", "3")
     unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
 
     wanted = {f"{m}" for m in MONTHS}
-
-    def backfill_done() -> dict[str, dict[str, Any]] | None:
-        runs = {
-            r["logical_date"][:10]: r
-            for r in stack.runs()
-            if r["run_type"] == "backfill" and r["logical_date"]
-        }
-        stack.fail_on_task_trouble([r["dag_run_id"] for r in runs.values()])
-        done = set(runs) >= wanted and all(runs[d]["state"] in TERMINAL for d in wanted)
-        return {d: runs[d] for d in wanted} if done else None
-
     started = time.monotonic()
-    runs = stack.wait_for("six backfill runs on Celery", backfill_done, RUNS_TIMEOUT_S)
+    runs = stack.wait_for_backfill(wanted, RUNS_TIMEOUT_S)
     print(f"six months × 3 services on 2 Celery workers: {time.monotonic() - started:.0f} s")
     states = {d: r["state"] for d, r in runs.items()}
     assert states == dict.fromkeys(wanted, "success"), stack.explain(f"states {states}")

@@ -32,7 +32,6 @@ ROWS = {
 }
 """Different counts per service and month, so a row landing in the wrong month shows."""
 RUNS_TIMEOUT_S = 180
-BACKFILL_ATTEMPTS = 3
 
 
 @pytest.fixture
@@ -60,30 +59,6 @@ def stack(
         yield stack
 
 
-def _create_backfill(stack: AirflowStack) -> None:
-    """``airflow backfill create`` for 2021-01..2021-03, retried when SQLite was locked.
-
-    The CLI reads, then inserts the runs in one SQLite transaction; a concurrent writer (the
-    scheduler, the dag-processor) makes the upgrade to a write lock fail at once with
-    ``database is locked`` (the busy timeout cannot help there). Airflow then deletes the
-    partial backfill, so trying again is safe. Done while the DAG is still paused, when the
-    scheduler writes least.
-    """
-    args = ["backfill", "create", "--dag-id", DAG_ID]
-    args += ["--from-date", "2021-01-01", "--to-date", "2021-03-31"]
-    for _ in range(BACKFILL_ATTEMPTS):
-        created = stack.cli(*args)
-        if created.returncode == 0:
-            return
-        if "database is locked" not in created.stderr:
-            break
-        backfills = stack.api("GET", "/api/v2/backfills", params={"dag_id": DAG_ID}).json()
-        if backfills["backfills"]:
-            pytest.fail(stack.explain(f"a locked backfill create left {backfills}"))
-        time.sleep(1)
-    pytest.fail(stack.explain(f"backfill create: {created.stderr[-3000:]}"))
-
-
 def _month_counts(url: str, schema: str, table: str) -> dict[str, int]:
     query = sql.SQL("SELECT source_month, count(*) FROM {} GROUP BY 1 ORDER BY 1").format(
         sql.Identifier(schema, table)
@@ -102,23 +77,12 @@ def test_backfill_then_rest_trigger(
     stack: AirflowStack, postgres_url: str, pg_schema: str, source_files: tuple[str, int]
 ) -> None:
     """Backfill three months, then reload one (service, month) from a REST trigger."""
-    _create_backfill(stack)
+    stack.create_backfill("2021-01-01", "2021-03-31")
     unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
 
     wanted = {f"{m}-01" for m in MONTHS}
-
-    def backfill_done() -> dict[str, dict[str, Any]] | None:
-        runs = {
-            r["logical_date"][:10]: r
-            for r in stack.runs()
-            if r["run_type"] == "backfill" and r["logical_date"]
-        }
-        stack.fail_on_task_trouble([r["dag_run_id"] for r in runs.values()])
-        done = set(runs) >= wanted and all(runs[d]["state"] in TERMINAL for d in wanted)
-        return {d: runs[d] for d in wanted} if done else None
-
-    runs = stack.wait_for("the three backfill runs to finish", backfill_done, RUNS_TIMEOUT_S)
+    runs = stack.wait_for_backfill(wanted, RUNS_TIMEOUT_S)
     backfilled = sorted(r["logical_date"][:10] for r in stack.runs() if r["run_type"] == "backfill")
     assert backfilled == sorted(wanted), stack.explain(f"backfill created runs for {backfilled}")
     states = {d: r["state"] for d, r in runs.items()}

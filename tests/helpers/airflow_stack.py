@@ -43,6 +43,7 @@ API_TIMEOUT_S = 90
 the metadata DB's lock gets its answer (done, or 'database is locked') instead of a client
 timeout. CI saw a dag-run POST time out at 30 s right after a backfill finished."""
 WRITE_ATTEMPTS = 3
+BACKFILL_ATTEMPTS = 3
 EXECUTION_API_TIMEOUT_S = "30"
 """How long a task process waits for the execution API (Airflow's default: 5 s). On 2 shared
 cores at load 14-17 the api-server answered task state updates after more than 5 s and tasks
@@ -318,6 +319,56 @@ class AirflowStack:
             ]
             selectors = [selector(t) for t in bad]
             pytest.fail(self.explain(f"tasks in trouble: {summary}", selectors, dag_id))
+
+    def create_backfill(self, from_date: str, to_date: str, *options: str) -> None:
+        """``airflow backfill create`` of the stack's DAG, tried again when SQLite was locked.
+
+        The CLI reads, then inserts the runs in one SQLite transaction; a concurrent writer (the
+        scheduler, the dag-processor) makes the upgrade to a write lock fail at once with
+        ``database is locked`` (the busy timeout cannot help there). Airflow then deletes the
+        partial backfill, so trying again is safe. Best done while the DAG is still paused,
+        when the scheduler writes least.
+        """
+        args = ["backfill", "create", "--dag-id", self.dag_id, "--from-date", from_date]
+        args += ["--to-date", to_date, *options]
+        for _ in range(BACKFILL_ATTEMPTS):
+            created = self.cli(*args)
+            if created.returncode == 0:
+                return
+            if "database is locked" not in created.stderr:
+                break
+            backfills = self.api("GET", "/api/v2/backfills", params={"dag_id": self.dag_id})
+            if backfills.json()["backfills"]:
+                pytest.fail(self.explain(f"a locked backfill create left {backfills.json()}"))
+            time.sleep(1)
+        pytest.fail(self.explain(f"backfill create: {created.stderr[-3000:]}"))
+
+    def wait_for_backfill(self, dates: set[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """The backfill runs of these logical dates (``YYYY-MM-DD``) once all have ended and the
+        backfill is completed; fails at once when a task fails or waits for a retry."""
+
+        def done() -> dict[str, dict[str, Any]] | None:
+            runs = {
+                r["logical_date"][:10]: r
+                for r in self.runs()
+                if r["run_type"] == "backfill" and r["logical_date"]
+            }
+            self.fail_on_task_trouble([r["dag_run_id"] for r in runs.values()])
+            if set(runs) >= dates and all(runs[d]["state"] in TERMINAL for d in dates):
+                return {d: runs[d] for d in dates}
+            return None
+
+        runs = self.wait_for(f"the backfill runs of {sorted(dates)}", done, timeout)
+
+        def completed() -> bool:
+            resp = self.api("GET", "/api/v2/backfills", params={"dag_id": self.dag_id})
+            resp.raise_for_status()
+            return all(b["completed_at"] for b in resp.json()["backfills"])
+
+        # the scheduler marks the backfill completed a loop later; until then another one for
+        # this DAG is refused (AlreadyRunningBackfill)
+        self.wait_for("the backfill to be marked completed", completed, timeout)
+        return runs
 
     def task_logs(
         self, selectors: list[str] | None = None, lines: int = 15, dag_id: str | None = None

@@ -27,6 +27,7 @@ ERAS = {  # era → the month it is published as
     "yellow-2009": "2009-01",
     "yellow-2010": "2010-02",
     "yellow-2014": "2014-03",
+    "yellow-2016": "2016-06",
     "yellow-2019": "2019-04",
     "yellow-2022": "2022-05",
     "yellow-2023": "2023-06",
@@ -68,7 +69,7 @@ def test_every_era_loads_into_one_postgres_table_per_service(tlc, postgres_url, 
         f" sum(passenger_count), sum(pulocationid), count(pickup_longitude) "
         f'FROM "{pg_schema}".yellow_tripdata GROUP BY 1 ORDER BY 1',
     )
-    coordinates = {"2009-01", "2010-02", "2014-03"}
+    coordinates = {"2009-01", "2010-02", "2014-03", "2016-06"}
     assert [r[0] for r in yellow] == sorted(m for e, m in ERAS.items() if e.startswith("yellow"))
     for month, rows, fare, total, passengers, pu, lon in yellow:
         assert (rows, passengers) == (ROWS, want["passengers"]), month
