@@ -53,6 +53,18 @@ SLOTS = 4
 COPY_SLOTS = DEFAULT_POSTGRES_COPY_SLOTS
 RUNS_TIMEOUT_S = 1800
 OUT = Path(__file__).resolve().parent / "results"
+TIMELINE_FIELDS = (
+    "task_id",
+    "map_index",
+    "pool",
+    "state",
+    "hostname",
+    "scheduled_when",
+    "queued_when",
+    "start_date",
+    "end_date",
+    "duration",
+)
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -148,6 +160,11 @@ def run_backfill(
         if t["queued_when"] and t["start_date"]
     ]
     hosts = sorted({t["hostname"] for t in tis})
+    timeline = [
+        {k: t.get(k) for k in TIMELINE_FIELDS}
+        | {"run": next(r["logical_date"][:10] for r in runs if r["dag_run_id"] == t["dag_run_id"])}
+        for t in sorted(tis, key=lambda t: t["queued_when"] or "")
+    ]
     return {
         "executor": executor,
         "runs_success": sum(r["state"] == "success" for r in runs),
@@ -167,6 +184,7 @@ def run_backfill(
         "overhead_all_slots": round(wall / (work / SLOTS), 2) if work else None,
         "queued_to_running_median_s": round(statistics.median(latency), 2),
         "queued_to_running_p95_s": round(_percentile(latency, 0.95), 2),
+        "timeline": timeline,
     }
 
 

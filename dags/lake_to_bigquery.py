@@ -5,7 +5,8 @@ for every month it writes) names a service and month, and this DAG loads exactly
 also has the monthly timetable, so ``airflow backfill create`` loads a range of months that are
 already in the lake, and a manual run takes the same Params form as the other monthly DAGs.
 
-Per (service, month): check the parquet footer against the contract, load it into a staging
+Per service, ``plan_<service>`` → ``load_<service>`` (one mapped task per month, in the pool of
+that service's table): check the parquet footer against the contract, load it into a staging
 table with an explicit schema, then replace the month in ``{dataset}.{service}_tripdata`` in
 one transaction (see include/taxi/bigquery/month.py). A month not in the lake is skipped.
 ``load_zones`` replaces ``taxi_zone_lookup`` from the lake's zone file with every run.
@@ -20,7 +21,7 @@ from airflow.sdk import AssetOrTimeSchedule, dag, get_current_context, task
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
-from include.taxi.settings import POOL_BIGQUERY_MONTHS
+from include.taxi.settings import SERVICES, bigquery_pool
 
 
 @dag(
@@ -41,27 +42,32 @@ from include.taxi.settings import POOL_BIGQUERY_MONTHS
 )
 def lake_to_bigquery() -> None:
     @task
-    def plan() -> list[dict[str, str]]:
-        """The months to load: the Param, else the asset events' months, else the interval's."""
+    def plan(service: str) -> list[dict[str, str]]:
+        """This service's months: the Param, else the asset events' months, else the interval's."""
         from include.taxi.orchestration import tasks
 
-        return tasks.plan_lake_loads(get_current_context())
+        return tasks.plan_lake_loads(get_current_context(), service)
 
-    @task(map_index_template="{{ service_month }}", pool=POOL_BIGQUERY_MONTHS)
+    @task(map_index_template="{{ service_month }}")
     def load_month(service: str, month: str) -> dict[str, Any]:
         """Replace one month of {dataset}.{service}_tripdata from its lake object."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_month_to_bigquery(service, month, get_current_context())
 
-    @task(pool=POOL_BIGQUERY_MONTHS)
+    @task(pool=bigquery_pool("zones"))
     def load_zones() -> dict[str, Any]:
         """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_zones_to_bigquery(get_current_context())
 
-    load_month.expand_kwargs(plan())
+    # A task and a pool per table: one month transaction at a time on each table, the tables
+    # in parallel (a mapped task's pool is fixed at parse time, not per service).
+    for service in SERVICES:
+        months = plan.override(task_id=f"plan_{service}")(service)
+        load = load_month.override(task_id=f"load_{service}", pool=bigquery_pool(service))
+        load.expand_kwargs(months)
     load_zones()
 
 

@@ -48,16 +48,28 @@ POSTGRES_SWAP_WAIT_SECONDS = 600.0
 # are read only where the pools are created (`airflow pools set`), from these variables.
 POOL_POSTGRES_COPY = "taxi_postgres_copy"
 """taxi_to_postgres' COPYs (load_trips, load_zones): they compete for one warehouse server."""
-POOL_BIGQUERY_MONTHS = "taxi_bigquery_months"
-"""lake_to_bigquery's month transactions (load_month, load_zones): BigQuery aborts concurrent
-transactions on one table, and a pool is chosen per task, not per mapped (service, month)."""
+BIGQUERY_TABLES: dict[str, str] = {
+    **{service: f"{service}_tripdata" for service in SERVICES},
+    "zones": "taxi_zone_lookup",
+}
+"""Each service's warehouse table, as ``contract.table_name`` names it (checked by a test)."""
+
+
+def bigquery_pool(service: str) -> str:
+    """The pool of one BigQuery table's month transactions (lake_to_bigquery's ``load_<service>``
+    and ``load_zones``). BigQuery aborts concurrent transactions on one table; Airflow picks a
+    pool per task at parse time, so each table has its own task and its own pool, and months of
+    different tables load in parallel."""
+    return f"taxi_bigquery_{BIGQUERY_TABLES[service]}"
+
+
 ENV_POSTGRES_COPY_SLOTS = "TAXI_POSTGRES_COPY_SLOTS"
 ENV_BIGQUERY_MONTH_SLOTS = "TAXI_BIGQUERY_MONTH_SLOTS"
 DEFAULT_POSTGRES_COPY_SLOTS = 2
 """A COPY keeps one server backend busy parsing/writing (~1 core, see FACTS): two at a time
 fill a 2-core warehouse; raise it with the warehouse's cores."""
 DEFAULT_BIGQUERY_MONTH_SLOTS = 1
-"""One month transaction at a time: never two on one table (see POOL_BIGQUERY_MONTHS)."""
+"""One month transaction at a time per table: never two on one table (see bigquery_pool)."""
 
 
 def pool_sizes(env: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
@@ -69,11 +81,14 @@ def pool_sizes(env: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
             DEFAULT_POSTGRES_COPY_SLOTS,
             "concurrent COPYs into the warehouse Postgres (taxi_to_postgres)",
         ),
-        POOL_BIGQUERY_MONTHS: (
-            ENV_BIGQUERY_MONTH_SLOTS,
-            DEFAULT_BIGQUERY_MONTH_SLOTS,
-            "concurrent month transactions in BigQuery (lake_to_bigquery)",
-        ),
+        **{
+            bigquery_pool(service): (
+                ENV_BIGQUERY_MONTH_SLOTS,
+                DEFAULT_BIGQUERY_MONTH_SLOTS,
+                f"concurrent month transactions on BigQuery {table} (lake_to_bigquery)",
+            )
+            for service, table in BIGQUERY_TABLES.items()
+        },
     }
     sizes = {}
     for pool, (variable, default, description) in specs.items():

@@ -10,8 +10,9 @@ from dev.pools import pools_file
 from include.taxi.settings import (
     ENV_BIGQUERY_MONTH_SLOTS,
     ENV_POSTGRES_COPY_SLOTS,
-    POOL_BIGQUERY_MONTHS,
     POOL_POSTGRES_COPY,
+    SERVICES,
+    bigquery_pool,
     pool_sizes,
 )
 
@@ -19,8 +20,8 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     ("taxi_to_postgres", "load_trips"): POOL_POSTGRES_COPY,
     ("taxi_to_postgres", "load_zones"): POOL_POSTGRES_COPY,
-    ("lake_to_bigquery", "load_month"): POOL_BIGQUERY_MONTHS,
-    ("lake_to_bigquery", "load_zones"): POOL_BIGQUERY_MONTHS,
+    **{("lake_to_bigquery", f"load_{s}"): f"taxi_bigquery_{s}_tripdata" for s in SERVICES},
+    ("lake_to_bigquery", "load_zones"): "taxi_bigquery_taxi_zone_lookup",
 }
 
 
@@ -44,13 +45,22 @@ def test_warehouse_writes_take_their_pool_and_nothing_else_does(dagbag) -> None:
 
 
 def test_pool_sizes_default_and_follow_the_environment() -> None:
+    bigquery = [bigquery_pool(s) for s in (*SERVICES, "zones")]
     assert {name: slots for name, (slots, _) in pool_sizes({}).items()} == {
         POOL_POSTGRES_COPY: 2,
-        POOL_BIGQUERY_MONTHS: 1,
+        **dict.fromkeys(bigquery, 1),
     }
     env = {ENV_POSTGRES_COPY_SLOTS: "6", ENV_BIGQUERY_MONTH_SLOTS: " 3 "}
     assert pools_file(env)[POOL_POSTGRES_COPY]["slots"] == 6
-    assert pools_file(env)[POOL_BIGQUERY_MONTHS]["slots"] == 3
+    assert {pools_file(env)[pool]["slots"] for pool in bigquery} == {3}
+
+
+def test_one_bigquery_pool_per_warehouse_table() -> None:
+    """The pool names follow the tables the contract names (settings cannot import it)."""
+    from include.taxi.contract import CONTRACTS, table_name
+    from include.taxi.settings import BIGQUERY_TABLES
+
+    assert {name: table_name(c) for name, c in CONTRACTS.items()} == BIGQUERY_TABLES
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])

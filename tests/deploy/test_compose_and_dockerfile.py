@@ -840,16 +840,17 @@ def pool_problems(compose: Compose) -> list[str]:
     """airflow-init creates each pool of include/taxi/settings.py, sized from its variable
     with the same default."""
     from include.taxi.settings import (
+        BIGQUERY_TABLES,
         ENV_BIGQUERY_MONTH_SLOTS,
         ENV_POSTGRES_COPY_SLOTS,
-        POOL_BIGQUERY_MONTHS,
         POOL_POSTGRES_COPY,
+        bigquery_pool,
         pool_sizes,
     )
 
     variables = {
         POOL_POSTGRES_COPY: ENV_POSTGRES_COPY_SLOTS,
-        POOL_BIGQUERY_MONTHS: ENV_BIGQUERY_MONTH_SLOTS,
+        **{bigquery_pool(s): ENV_BIGQUERY_MONTH_SLOTS for s in BIGQUERY_TABLES},
     }
     script = compose["services"]["airflow-init"]["command"][-1]
     created = {

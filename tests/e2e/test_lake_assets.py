@@ -209,17 +209,18 @@ def test_a_lake_month_event_schedules_its_bigquery_load(
     # One month named, one mapped load: map index 0 only, for green 2019-03, loaded.
     tis = _task_instances(stack, TO_BQ, bq_run_id)
     summary = {f"{k[0]}[{k[1]}]": (t["state"], t.get("rendered_map_index")) for k, t in tis.items()}
-    loads = sorted(k[1] for k in tis if k[0] == "load_month")
-    assert loads == [0], why(f"load_month map indexes {loads}: {summary}")
-    assert summary["load_month[0]"] == ("success", f"{SERVICE} {MONTH}"), why(f"tasks {summary}")
+    load_task = f"load_{SERVICE}"  # a load task (and pool) per BigQuery table
+    loads = sorted(k[1] for k in tis if k[0] == load_task)
+    assert loads == [0], why(f"{load_task} map indexes {loads}: {summary}")
+    assert summary[f"{load_task}[0]"] == ("success", f"{SERVICE} {MONTH}"), why(f"tasks {summary}")
     result = stack.api(
         "GET",
-        f"/api/v2/dags/{TO_BQ}/dagRuns/{bq_run_id}/taskInstances/load_month/xcomEntries/return_value",
+        f"/api/v2/dags/{TO_BQ}/dagRuns/{bq_run_id}/taskInstances/{load_task}/xcomEntries/return_value",
         params={"map_index": 0, "deserialize": True},
     ).json()
     value = result.get("value") if isinstance(result.get("value"), dict) else {}
     loaded = {k: value.get(k) for k in ("status", "rows_loaded")}
-    assert loaded == {"status": "loaded", "rows_loaded": ROWS}, why(f"load_month: {result}")
+    assert loaded == {"status": "loaded", "rows_loaded": ROWS}, why(f"{load_task}: {result}")
 
     counts = _bq_month_counts(gcp_emulators, dataset)
     assert counts == {MONTH: ROWS}, why(f"{dataset}.{SERVICE}_tripdata months: {counts}")

@@ -110,7 +110,7 @@ def test_a_put_that_succeeds_then_dies_still_announces_the_month(dags, settings,
 
     # what the scheduler does with that event: lake_to_bigquery loads the month it names
     load = _run(dags["lake_to_bigquery"], events[0]["month"], service=events[0]["service"])
-    assert _tis(load)["load_month[0]"].state == "success"
+    assert _tis(load)[f"load_{events[0]['service']}[0]"].state == "success"
     assert _bq_rows(settings) == 800
 
     again = _run(dag, "2019-10", service="green")

@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 
 from dev.synthetic import write_month, write_zones
+from include.taxi.settings import SERVICES
 from tests.helpers.dag_runs import run_month, task_states
 
 JULY = date(2019, 7, 1)
@@ -78,9 +79,11 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
 
     load = run_month(dags["lake_to_bigquery"], "2019-07", service="green")
     assert load.state == "success", task_states(load)
+    # a plan and a load per service (each table its own pool); only green has a month here
     assert task_states(load) == {
-        "plan[-1]": "success",
-        "load_month[0]": "success",
+        **{f"plan_{s}[-1]": "success" for s in SERVICES},
+        **{f"load_{s}[-1]": "skipped" for s in SERVICES if s != "green"},
+        "load_green[0]": "success",
         "load_zones[-1]": "success",
     }
     assert _bq_count(settings, "green") == 900
@@ -93,7 +96,7 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
 def test_lake_to_bigquery_skips_a_month_that_is_not_in_the_lake(dags, settings):
     run = run_month(dags["lake_to_bigquery"], "2019-08", service="yellow")
     assert run.state == "success"
-    assert task_states(run)["load_month[0]"] == "skipped"
+    assert task_states(run)["load_yellow[0]"] == "skipped"
 
 
 def test_event_months_are_deduplicated_and_filtered_by_the_service_param():

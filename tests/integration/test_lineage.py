@@ -152,13 +152,13 @@ def test_bigquery_tables_and_gcs_objects_are_named_per_the_conventions() -> None
     from include.taxi.orchestration import lineage
     from include.taxi.orchestration.lineage_extractor import TaxiLoadExtractor
 
-    ti = SimpleNamespace(dag_id="lake_to_bigquery", task_id="load_month", run_id="r", map_index=2)
+    ti = SimpleNamespace(dag_id="lake_to_bigquery", task_id="load_green", run_id="r", map_index=0)
     source = lineage.from_uri("gs://taxi-lake/lake/green/2021/green_tripdata_2021-01.parquet")
     source.source = {"sha256": "ab" * 32}
     target = lineage.bigquery_table("proj", "nyc_taxi", "green_tripdata", [("vendorid", "INTEGER")])
     target.rows = 76_518
     lineage.record({"ti": ti}, lineage.LoadLineage([source], [target]))
-    got = TaxiLoadExtractor(SimpleNamespace(task_id="load_month")).extract_on_complete(ti)
+    got = TaxiLoadExtractor(SimpleNamespace(task_id="load_green")).extract_on_complete(ti)
     (inp,), (out,) = got.inputs, got.outputs
     assert (inp.namespace, inp.name) == (
         "gs://taxi-lake",

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
-from include.taxi.contract import Contract
+from include.taxi.contract import SERVICES, Contract
 
 
 @dataclass
@@ -145,7 +145,7 @@ def lake_write(service: str, month: str) -> LoadLineage:
 
 
 def bigquery_load(service: str, month: str) -> LoadLineage:
-    """lake_to_bigquery.load_month: the month's lake object → the service's BigQuery table."""
+    """lake_to_bigquery.load_<service>: the month's lake object → the service's BigQuery table."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
     from include.taxi.bigquery.schema import BIGQUERY_TYPES
@@ -173,7 +173,7 @@ def bigquery_load(service: str, month: str) -> LoadLineage:
 PLANNED = {
     ("taxi_to_postgres", "load_trips"): postgres_load,
     ("taxi_to_lake", "write_month"): lake_write,
-    ("lake_to_bigquery", "load_month"): bigquery_load,
+    **{("lake_to_bigquery", f"load_{service}"): bigquery_load for service in SERVICES},
 }
 """The loads by (DAG, task): their START event names the datasets before they run."""
 

@@ -135,15 +135,18 @@ def event_months(service: Any, events: Iterable[Any]) -> Plan:
     return [{"service": s, "month": m} for s, m in sorted(pairs, key=lambda p: (p[1], p[0]))]
 
 
-def plan_lake_loads(context: Context) -> Plan:
-    """lake_to_bigquery's ``plan``: the ``month`` Param if given, else the months named by the
-    triggering asset events, else the data interval's (a scheduled or backfill run)."""
+def plan_lake_loads(context: Context, service: str) -> Plan:
+    """lake_to_bigquery's ``plan_<service>``: that service's months to load. The ``month``
+    Param if given, else the months named by the triggering asset events, else the data
+    interval's (a scheduled or backfill run)."""
     triggering: Mapping[Any, Iterable[Any]] = context["triggering_asset_events"]
     events = [event for asset in triggering for event in triggering[asset]]
     params = context["params"]
     if not params.get("month") and events:
-        return event_months(params.get("service"), events)
-    return plan_months(context)
+        planned = event_months(params.get("service"), events)
+    else:
+        planned = plan_months(context)
+    return [pair for pair in planned if pair["service"] == service]
 
 
 # --- taxi_to_postgres ----------------------------------------------------------------------
