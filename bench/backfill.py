@@ -15,7 +15,7 @@ task (median, p95).
 
 Sizes: the shape of yellow 2020 (the pandemic drop from ~6.4 M to ~0.24 M rows a month, TLC
 totals, rounded), green at 7 % and fhv at 40 % of yellow, scaled by ``--scale`` (default
-1/20) to fit a 2-core machine; the scale is in the results.
+1, the real sizes) on a 2-core machine; the scale is in the results.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def report(results: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__)
-    parser.add_argument("--scale", type=float, default=0.05, help="share of the real sizes")
+    parser.add_argument("--scale", type=float, default=1.0, help="share of the real sizes")
     parser.add_argument("--executors", default="Local,Celery", help="Local, Celery or both")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)

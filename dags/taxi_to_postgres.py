@@ -47,7 +47,7 @@ def taxi_to_postgres() -> None:
 
         return tasks.load_trips_to_postgres(service, month, get_current_context())
 
-    @task(pool=POOL_POSTGRES_COPY)
+    @task  # 265 rows: not worth a turn of the COPY pool, which the months' loads queue for
     def load_zones() -> dict[str, Any]:
         """Replace the taxi-zone lookup table (small; reloaded with every month)."""
         from include.taxi.orchestration import tasks

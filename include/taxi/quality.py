@@ -323,11 +323,14 @@ class Profile:
 # --- the rules, in one place -------------------------------------------------------------
 
 
+RuleTest = Callable[["Profile", dict[str, Any]], str | None]
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
     level: Level
-    test: Callable[[Profile, dict[str, Any]], str | None] = field(repr=False)
+    test: RuleTest = field(repr=False)
     monthly_only: bool = True
 
 
@@ -358,37 +361,19 @@ def _share(n: int, rows: int) -> str:
     return f"{n} of {rows} rows ({100 * n / rows:.2f}%)" if rows else f"{n} rows"
 
 
-def _out_of_month(p: Profile, d: dict[str, Any]) -> str | None:
-    n, rows = d.get("out_of_month", 0), d["rows"]
-    if rows and n / rows > OUT_OF_MONTH_SHARE:
-        return f"{_share(n, rows)} have a pickup outside {p.month:%Y-%m}"
-    return None
+def _share_over(
+    key: str, share: float, what: str
+) -> Callable[[Profile, dict[str, Any]], str | None]:
+    """A rule on one in-stream count: a finding when more than ``share`` of the month's rows
+    (0: any row at all) were counted under ``key``. ``what`` may name ``{month}``."""
 
+    def test(p: Profile, d: dict[str, Any]) -> str | None:
+        n, rows = d.get(key, 0), d["rows"]
+        if n and rows and n / rows > share:
+            return f"{_share(n, rows)} {what.format(month=p.month)}"
+        return None
 
-def _dropoff_before_pickup(p: Profile, d: dict[str, Any]) -> str | None:
-    if n := d.get("dropoff_before_pickup"):
-        return f"{_share(n, d['rows'])} have their dropoff before their pickup"
-    return None
-
-
-def _negative_total(p: Profile, d: dict[str, Any]) -> str | None:
-    n, rows = d.get("negative_total", 0), d["rows"]
-    if rows and n / rows > NEGATIVE_TOTAL_SHARE:
-        return f"{_share(n, rows)} have a negative total_amount"
-    return None
-
-
-def _unknown_zone(p: Profile, d: dict[str, Any]) -> str | None:
-    if n := d.get("unknown_zone"):
-        return f"{_share(n, d['rows'])} name a zone id that is not in the zone lookup"
-    return None
-
-
-def _over_24h(p: Profile, d: dict[str, Any]) -> str | None:
-    n, rows = d.get("over_24h", 0), d["rows"]
-    if rows and n / rows > OVER_24H_SHARE:
-        return f"{_share(n, rows)} last more than 24 hours"
-    return None
+    return test
 
 
 def _far_below_median(p: Profile, d: dict[str, Any]) -> str | None:
@@ -404,11 +389,27 @@ def _far_below_median(p: Profile, d: dict[str, Any]) -> str | None:
 RULES: tuple[Rule, ...] = (
     Rule("no_rows", "fail", _no_rows, monthly_only=False),
     Rule("time_column_empty", "fail", _time_column_empty),
-    Rule("out_of_month", "warn", _out_of_month),
-    Rule("dropoff_before_pickup", "warn", _dropoff_before_pickup),
-    Rule("negative_total", "warn", _negative_total),
-    Rule("unknown_zone", "warn", _unknown_zone),
-    Rule("over_24h", "warn", _over_24h),
+    Rule(
+        "out_of_month",
+        "warn",
+        _share_over("out_of_month", OUT_OF_MONTH_SHARE, "have a pickup outside {month:%Y-%m}"),
+    ),
+    Rule(
+        "dropoff_before_pickup",
+        "warn",
+        _share_over("dropoff_before_pickup", 0, "have their dropoff before their pickup"),
+    ),
+    Rule(
+        "negative_total",
+        "warn",
+        _share_over("negative_total", NEGATIVE_TOTAL_SHARE, "have a negative total_amount"),
+    ),
+    Rule(
+        "unknown_zone",
+        "warn",
+        _share_over("unknown_zone", 0, "name a zone id that is not in the zone lookup"),
+    ),
+    Rule("over_24h", "warn", _share_over("over_24h", OVER_24H_SHARE, "last more than 24 hours")),
     Rule("far_below_trailing_median", "warn", _far_below_median),
 )
 """Every rule of every target. ``fail`` stops publication; ``warn`` publishes and notifies."""

@@ -47,7 +47,7 @@ POSTGRES_SWAP_WAIT_SECONDS = 600.0
 # Airflow picks a task's pool when the DAG is parsed, so the names are fixed here; the sizes
 # are read only where the pools are created (`airflow pools set`), from these variables.
 POOL_POSTGRES_COPY = "taxi_postgres_copy"
-"""taxi_to_postgres' COPYs (load_trips, load_zones): they compete for one warehouse server."""
+"""taxi_to_postgres' month COPYs (load_trips): they compete for one warehouse server."""
 BIGQUERY_TABLES: dict[str, str] = {
     **{service: f"{service}_tripdata" for service in SERVICES},
     "zones": "taxi_zone_lookup",

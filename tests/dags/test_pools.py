@@ -19,7 +19,6 @@ from include.taxi.settings import (
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     ("taxi_to_postgres", "load_trips"): POOL_POSTGRES_COPY,
-    ("taxi_to_postgres", "load_zones"): POOL_POSTGRES_COPY,
     **{("lake_to_bigquery", f"load_{s}"): f"taxi_bigquery_{s}_tripdata" for s in SERVICES},
     ("lake_to_bigquery", "load_zones"): "taxi_bigquery_taxi_zone_lookup",
 }

@@ -173,7 +173,8 @@ def test_backfill_spreads_over_both_workers_within_the_pool(
     log = _log_rows(postgres_url, schema)
     months_loaded = [r for r in log if r["status"] == "loaded" and r["source_month"]]
     assert len(months_loaded) == 18, f"18 month loads expected in the log: {log}"
-    peak = most_at_once([(r["started_at"], r["finished_at"]) for r in log])
+    # the months' COPYs: the zone lookup's (265 rows) takes no turn of the pool
+    peak = most_at_once([(r["started_at"], r["finished_at"]) for r in log if r["source_month"]])
     print(f"most warehouse loads at once (ingestion log): {peak} (pool: {COPY_SLOTS})")
     assert peak <= COPY_SLOTS, f"{peak} loads overlapped; the pool allows {COPY_SLOTS}: {log}"
 

@@ -6,7 +6,7 @@ without retries, naming the Variable.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from airflow.sdk import Variable
@@ -93,6 +93,13 @@ def download_limits() -> DownloadLimits:
         deadline=_number(settings.VAR_DOWNLOAD_DEADLINE, settings.DEFAULT_DOWNLOAD_DEADLINE),
         redirect_hosts=tuple(h.strip() for h in str(hosts).split(",") if h.strip()),
     )
+
+
+def source_settings() -> dict[str, Any]:
+    """What every download takes, as keyword arguments: the source kind, its base URL, the
+    download limits (read once per task, so all three come from the same Variables)."""
+    kind = source_kind()
+    return {"source_kind": kind, "source_base": source_base(kind), "limits": download_limits()}
 
 
 def lookback_months() -> int:

@@ -158,23 +158,15 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
     from include.taxi.postgres.load import month_to_postgres
 
     _name_map_index(context, service, month)
-    kind = config.source_kind()
-    base, conninfo, schema = (
-        config.source_base(kind),
-        config.postgres_conninfo(),
-        config.postgres_schema(),
-    )
     source, target = lineage.record(context, lineage.postgres_load(service, month))
     result = month_to_postgres(
         service,
         month,
-        source_kind=kind,
-        source_base=base,
-        conninfo=conninfo,
-        schema=schema,
+        **config.source_settings(),
+        conninfo=config.postgres_conninfo(),
+        schema=config.postgres_schema(),
         force=_force(context),
         run_id=context["run_id"],
-        limits=config.download_limits(),
     )
     source.source = lineage.source_facts(result)
     target.rows = result.get("rows_written") if result["status"] == "loaded" else 0
@@ -187,13 +179,10 @@ def load_zones_to_postgres(context: Context) -> dict[str, Any]:
     """Replace the taxi-zone lookup table (small; reloaded with every month)."""
     from include.taxi.postgres.load import zones_to_postgres
 
-    kind = config.source_kind()
     return zones_to_postgres(
-        source_kind=kind,
-        source_base=config.source_base(kind),
+        **config.source_settings(),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
-        limits=config.download_limits(),
     )
 
 
@@ -213,17 +202,14 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
 
     _name_map_index(context, service, month)
     lake_url = config.lake_url()
-    kind = config.source_kind()
     source, target = lineage.record(context, lineage.lake_write(service, month))
     result = month_to_lake(
         service,
         month,
-        source_kind=kind,
-        source_base=config.source_base(kind),
+        **config.source_settings(),
         lake_url=lake_url,
         force=_force(context),
         run_id=context["run_id"],
-        limits=config.download_limits(),
     )
     source.source = lineage.source_facts(result)
     if result["status"] == "written":
@@ -250,13 +236,7 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
     """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
     from include.taxi.lake.load import zones_to_lake
 
-    kind = config.source_kind()
-    return zones_to_lake(
-        source_kind=kind,
-        source_base=config.source_base(kind),
-        lake_url=config.lake_url(),
-        limits=config.download_limits(),
-    )
+    return zones_to_lake(**config.source_settings(), lake_url=config.lake_url())
 
 
 # --- lake_to_bigquery ----------------------------------------------------------------------
@@ -305,7 +285,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
 
     found = []
     months_back = discovery.recent_months(today.date(), config.lookback_months())
-    kind = config.source_kind()
+    source = config.source_settings()
     for target in config.daily_targets():
         held = (
             discovery.postgres_versions(config.postgres_conninfo(), config.postgres_schema())
@@ -315,10 +295,8 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
         months = discovery.changed_months(
             list(SERVICES),
             months_back,
-            source_base=config.source_base(kind),
-            source_kind=kind,
+            **source,
             held=held,
-            limits=config.download_limits(),
         )
         found += [
             {

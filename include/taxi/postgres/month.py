@@ -145,6 +145,44 @@ def _ingest(
     return cur.ingest(schema, table, reader.schema.names, batches, freeze=freeze)
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    written: int
+    present: int
+    quality: dict[str, Any]
+    warnings: list[dict[str, str]]
+
+    def result(self, table: str, read: int, seconds: float) -> Replaced:
+        return Replaced(
+            table, "loaded", read, self.written, self.present, seconds, self.quality, self.warnings
+        )
+
+
+def _load_checked(
+    cur: session.Session,
+    reader: SourceReader,
+    schema: str,
+    table: str,
+    label: str,
+    profile: Profile,
+    attempt: Attempt,
+    *,
+    freeze: bool = False,
+) -> _Loaded:
+    """COPY the reader into ``table``, apply the quality rules (a ``fail`` raises, and the
+    transaction rolls back), reconcile read/written/present and log the load, uncommitted."""
+    written = _ingest(cur, reader, schema, table, profile, freeze=freeze)
+    warnings = findings_json(profile.check(reader.file))
+    present = session.count(cur, sql.Identifier(schema, table))
+    _reconcile(f"{schema}.{label}", reader.rows, written, present)
+    quality = profile.as_dict()
+    rows = (reader.rows, written, present)
+    ingestion_log.write(
+        cur, schema, attempt, "loaded", rows=rows, quality=quality, warnings=warnings
+    )
+    return _Loaded(written, present, quality, warnings)
+
+
 def _profile(cur: session.Session, schema: str, contract: Contract, month: date | None) -> Profile:
     """A profile for a load, with the zone lookup's ids and the trailing months' row counts
     read on the load's own transaction."""
@@ -276,21 +314,9 @@ def replace_month(
             month=sql.Literal(month),
         )
         profile = _profile(cur, schema, contract, month)
-        written = _ingest(cur, reader, schema, stage, profile, freeze=True)  # created just above
-        warnings = findings_json(profile.check(reader.file))  # a `fail` rolls back here
         # Counted and logged before the swap: the stage becomes the partition as it is.
-        present = session.count(cur, sql.Identifier(schema, stage))
-        _reconcile(f"{schema}.{partition}", reader.rows, written, present)
-        quality = profile.as_dict()
-        ingestion_log.write(
-            cur,
-            schema,
-            attempt,
-            "loaded",
-            rows=(reader.rows, written, present),
-            quality=quality,
-            warnings=warnings,
-        )
+        # FREEZE: the stage was created just above, in this transaction.
+        loaded = _load_checked(cur, reader, schema, stage, partition, profile, attempt, freeze=True)
         lock_briefly(cur, schema, parent, f"the partition swap of {month:%Y-%m}")
         session.run(
             cur,
@@ -302,17 +328,8 @@ def replace_month(
             month=sql.Literal(month),
         )
         cur.commit()
-    result = Replaced(
-        f"{schema}.{parent}",
-        "loaded",
-        reader.rows,
-        written,
-        present,
-        time.monotonic() - started,
-        quality,
-        warnings,
-    )
-    for warning in warnings:
+    result = loaded.result(f"{schema}.{parent}", reader.rows, time.monotonic() - started)
+    for warning in loaded.warnings:
         log.warning("%s %s: %s", parent, month.isoformat()[:7], warning["message"])
     log.info(
         "replaced %s month %s: %d rows read, %d written, %d in the month now, %.1f s",
@@ -340,31 +357,9 @@ def replace_zones(
         session.advisory_lock(cur, f"{schema}.{name}", 1)
         session.run(cur, "postgres/clear_table.sql", table=table)
         profile = _profile(cur, schema, contract, None)
-        written = _ingest(cur, reader, schema, name, profile)
-        warnings = findings_json(profile.check(reader.file))
-        present = session.count(cur, table)
-        _reconcile(f"{schema}.{name}", reader.rows, written, present)
-        quality = profile.as_dict()
-        ingestion_log.write(
-            cur,
-            schema,
-            attempt,
-            "loaded",
-            rows=(reader.rows, written, present),
-            quality=quality,
-            warnings=warnings,
-        )
+        loaded = _load_checked(cur, reader, schema, name, name, profile, attempt)
         cur.commit()
-    result = Replaced(
-        f"{schema}.{name}",
-        "loaded",
-        reader.rows,
-        written,
-        present,
-        time.monotonic() - started,
-        quality,
-        warnings,
-    )
+    result = loaded.result(f"{schema}.{name}", reader.rows, time.monotonic() - started)
     log.info("replaced %s: %d rows, %.1f s", result.table, result.rows_in_target, result.seconds)
     return result
 

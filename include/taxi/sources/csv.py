@@ -42,6 +42,7 @@ from include.taxi import settings
 from include.taxi.contract import INT, TEXT, TIMESTAMP, Contract
 from include.taxi.errors import BadSourceFile
 from include.taxi.redact import shown
+from include.taxi.sources.reader import ContractBatches
 
 BLOCK_SIZE = 256 << 10
 """Bytes of CSV per block (~2,500 yellow rows). Arrow's streaming reader decompresses up to 32
@@ -209,7 +210,7 @@ def _date_scalar(day: date) -> pa.Scalar:
     return pa.Array.from_buffers(pa.date32(), 1, [None, pa.py_buffer(days)])[0]
 
 
-class ContractReader:
+class ContractReader(ContractBatches):
     """Iterates contract-shaped record batches of one source file and counts its rows.
 
     ``error`` keeps the contract violation raised mid-stream: a consumer written in C++
@@ -241,20 +242,6 @@ class ContractReader:
         self.header = read_header(path, block_size)
         check_header(self.header, contract, self.file)
         self._month = _date_scalar(month) if contract.monthly and month is not None else None
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.contract.arrow_schema
-
-    def record_batch_reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from self._batches()
-        except BadSourceFile as exc:
-            self.error = exc
-            raise
 
     def _arrow_reader(self, source: io.RawIOBase) -> pacsv.CSVStreamingReader:
         types = {

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from include.taxi.contract import FLOAT, INT, TEXT, TIMESTAMP, Column, Contract
 from include.taxi.errors import BadSourceFile
 from include.taxi.sources.csv import CONTRACT_HINT, _date_scalar, reader_memory_pool
+from include.taxi.sources.reader import ContractBatches
 
 MAGIC = b"PAR1"
 BATCH_ROWS = 32 * 1024
@@ -129,7 +130,7 @@ def _plan(
     return found
 
 
-class ParquetContractReader:
+class ParquetContractReader(ContractBatches):
     """Iterates contract-shaped record batches of one parquet file and counts its rows.
 
     The same interface as the CSV reader (``SourceReader``): ``schema``, ``rows``, ``error``,
@@ -165,22 +166,8 @@ class ParquetContractReader:
         self._month = _date_scalar(month) if contract.monthly and month is not None else None
 
     @property
-    def schema(self) -> pa.Schema:
-        return self.contract.arrow_schema
-
-    @property
     def row_groups(self) -> int:
         return self._parquet.num_row_groups
-
-    def record_batch_reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from self._batches()
-        except BadSourceFile as exc:
-            self.error = exc
-            raise
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         names = [source for source, _ in self._columns.values()]

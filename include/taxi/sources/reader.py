@@ -40,6 +40,31 @@ class SourceReader(Protocol):
     def __iter__(self) -> Iterator[pa.RecordBatch]: ...
 
 
+class ContractBatches:
+    """What the readers share: the contract's schema, their batches as an Arrow stream, and the
+    violation that stopped them, kept for consumers written in C++ (which raise their own)."""
+
+    contract: Contract
+    error: BadSourceFile | None
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.contract.arrow_schema
+
+    def record_batch_reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches()
+        except BadSourceFile as exc:
+            self.error = exc
+            raise
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        raise NotImplementedError
+
+
 def source_format(name: str) -> str:
     """The format a source file name announces: ``parquet``, ``csv.gz`` or ``csv``."""
     if name.endswith(".parquet"):
