@@ -53,6 +53,7 @@ SLOTS = 4
 COPY_SLOTS = DEFAULT_POSTGRES_COPY_SLOTS
 RUNS_TIMEOUT_S = 1800
 OUT = Path(__file__).resolve().parent / "results"
+DATA = Path(__file__).resolve().parent / "data"
 TIMELINE_FIELDS = (
     "task_id",
     "map_index",
@@ -79,7 +80,10 @@ def make_source(root: Path, scale: float) -> dict[str, dict[str, int]]:
             month = date(YEAR, m, 1)
             n = max(1, round(thousands * 1000 * share * scale))
             path = root / service / f"{service}_tripdata_{month:%Y-%m}.csv.gz"
-            write_month(path, service, month, n, seed=m)
+            if not path.exists():  # kept between runs in bench/data (generated in ~5 min)
+                tmp = path.with_suffix(".tmp")
+                write_month(tmp, service, month, n, seed=m)
+                tmp.rename(path)
             rows.setdefault(service, {})[f"{month:%Y-%m}"] = n
     write_zones(root / "misc" / "taxi_zone_lookup.csv")
     return rows
@@ -95,7 +99,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_backfill(
-    executor: str, home: Path, postgres_url: str, source_url: str, rows: int
+    executor: str,
+    home: Path,
+    postgres_url: str,
+    source_url: str,
+    rows: int,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One backfill of the year on a fresh stack; the figures from its task instances."""
     schema = f"bench_{executor.lower()}_{int(time.time())}"
@@ -107,6 +116,7 @@ def run_backfill(
             "AIRFLOW__CORE__PARALLELISM": str(SLOTS),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
+            **(settings or {}),
         }
         workers: tuple[str, ...] = ()
         broker_cm = redis_broker(home) if executor == "Celery" else None
@@ -199,7 +209,8 @@ def report(results: dict[str, Any], out: Path) -> None:
         f"{results['machine']}; load average {results.get('loadavg_start')} at the start. "
         f"Overhead = wall / ideal, ideal = max(task work / {SLOTS} slots, load_trips work / "
         f"{COPY_SLOTS} COPY-pool slots); target ≤ 1.3×. "
-        f"(wall / (work / {SLOTS}) alone, ignoring the pool, is in the last column.)",
+        f"(wall / (work / {SLOTS}) alone, ignoring the pool, is in the last column.) "
+        f"Airflow settings beyond the project's: {results.get('settings') or 'none'}.",
         "",
         "| executor | runs ok | tasks | wall s | rows/s | task work s | load_trips work s | "
         "ideal s | overhead | queued→running median s | p95 s | hosts | wall / (work / 4) |",
@@ -247,14 +258,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="share of the real sizes")
     parser.add_argument("--executors", default="Local,Celery", help="Local, Celery or both")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--data-dir", type=Path, default=DATA, help="generated months, kept")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Airflow setting for both stacks, e.g. "
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.2 (recorded in the results)",
+    )
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
         work = Path(tmp)
-        rows = make_source(work / "source", args.scale)
+        source = args.data_dir / f"backfill-scale-{args.scale:g}"
+        rows = make_source(source, args.scale)
         total = sum(sum(m.values()) for m in rows.values())
-        server = ThreadingHTTPServer(
-            ("127.0.0.1", 0), partial(_Quiet, directory=str(work / "source"))
-        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(source)))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         source_url = f"http://127.0.0.1:{server.server_address[1]}"
         pg_url = local_postgres.start(
@@ -267,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "when": datetime.now().isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
             "scale": args.scale,
+            "settings": settings,
             "months": 12,
             "loadavg_start": [round(v, 1) for v in os.getloadavg()],
             "rows": total,
@@ -277,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 home = work / f"home-{executor}"
                 home.mkdir()
                 print(f"{executor}: backfilling {total:,} rows ...", flush=True)
-                result = run_backfill(executor, home, pg_url, source_url, total)
+                result = run_backfill(executor, home, pg_url, source_url, total, settings)
                 print(json.dumps(result), flush=True)
                 results["executors"].append(result)
         finally:
