@@ -170,9 +170,9 @@ def run_backfill(
         if t["queued_when"] and t["start_date"]
     ]
     hosts = sorted({t["hostname"] for t in tis})
+    month_of_run = {r["dag_run_id"]: r["logical_date"][:10] for r in runs}
     timeline = [
-        {k: t.get(k) for k in TIMELINE_FIELDS}
-        | {"run": next(r["logical_date"][:10] for r in runs if r["dag_run_id"] == t["dag_run_id"])}
+        {k: t.get(k) for k in TIMELINE_FIELDS} | {"run": month_of_run[t["dag_run_id"]]}
         for t in sorted(tis, key=lambda t: t["queued_when"] or "")
     ]
     return {

@@ -47,15 +47,39 @@ class Method:
     worker: str
     size: str
     label: str
-    postgres: bool = False
+    table: tuple[str, str] | None = None
+    """(schema, table) a Postgres method loads into; None for the parquet writers."""
+
+    @property
+    def postgres(self) -> bool:
+        return self.table is not None
 
 
+PROJECT_TABLE = (postgres.PROJECT_SCHEMA, "fhvhv_tripdata")
 METHODS = [
-    Method("project_pg_1x", "project-load", "1x", "project → Postgres (binary COPY)", True),
-    Method("project_pg_2x", "project-load", "2x", "project → Postgres (binary COPY)", True),
-    Method("project_pg_csv_1x", "project-load", "csv", "project → Postgres, csv.gz rows", True),
-    Method("arrow_text_copy_1x", "arrow-text-copy", "1x", "read_table + psycopg text COPY", True),
-    Method("duckdb_pg_1x", "duckdb-postgres", "1x", "DuckDB postgres extension", True),
+    Method(
+        "project_pg_1x", "project-load", "1x", "project → Postgres (binary COPY)", PROJECT_TABLE
+    ),
+    Method(
+        "project_pg_2x", "project-load", "2x", "project → Postgres (binary COPY)", PROJECT_TABLE
+    ),
+    Method(
+        "project_pg_csv_1x", "project-load", "csv", "project → Postgres, csv.gz rows", PROJECT_TABLE
+    ),
+    Method(
+        "arrow_text_copy_1x",
+        "arrow-text-copy",
+        "1x",
+        "read_table + psycopg text COPY",
+        (postgres.BASELINE_SCHEMA, "fhvhv_text"),
+    ),
+    Method(
+        "duckdb_pg_1x",
+        "duckdb-postgres",
+        "1x",
+        "DuckDB postgres extension",
+        (postgres.BASELINE_SCHEMA, "fhvhv_duckdb"),
+    ),
     Method("project_lake_1x", "project-parquet", "1x", "project → lake parquet (zstd)"),
     Method("project_lake_2x", "project-parquet", "2x", "project → lake parquet (zstd)"),
     Method("duckdb_rewrite_1x", "duckdb-parquet-rewrite", "1x", "DuckDB read_parquet → parquet"),
@@ -127,40 +151,12 @@ def _argv(method: Method, file: Path, url: str, work: Path, result: Path) -> lis
         "--month",
         month,
     ]
-    if method.worker == "project-load":
-        argv += ["--url", url, "--schema", postgres.PROJECT_SCHEMA]
-    elif method.worker == "arrow-text-copy":
-        argv += ["--url", url, "--schema", postgres.BASELINE_SCHEMA, "--table", "fhvhv_text"]
-    elif method.worker == "duckdb-postgres":
-        argv += ["--url", url, "--schema", postgres.BASELINE_SCHEMA, "--table", "fhvhv_duckdb"]
+    if method.table is not None:
+        schema, table = method.table
+        argv += ["--url", url, "--schema", schema, "--table", table]
     else:
         argv += ["--out", str(work / f"{method.key}.parquet")]
     return argv
-
-
-TARGET_TABLES = {
-    "project-load": (postgres.PROJECT_SCHEMA, "fhvhv_tripdata"),
-    "arrow-text-copy": (postgres.BASELINE_SCHEMA, "fhvhv_text"),
-    "duckdb-postgres": (postgres.BASELINE_SCHEMA, "fhvhv_duckdb"),
-}
-
-
-def first_read(url: str, method: Method) -> dict[str, Any]:
-    """The first ``count(*)`` after the load, and the WAL it writes: a load that leaves its
-    rows unfrozen (hint bits unset) hands that work to the first reader, which rewrites every
-    page (and WAL-logs it when data checksums are on, as by default since PostgreSQL 18)."""
-    import psycopg
-    from psycopg import sql
-
-    table = sql.Identifier(*TARGET_TABLES[method.worker])
-    with psycopg.connect(url, autocommit=True) as conn:
-        (before,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone() or ("0/0",)
-        started = time.perf_counter()
-        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-        seconds = time.perf_counter() - started
-        query = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)"
-        (wal,) = conn.execute(query, [before]).fetchone() or (0,)
-    return {"first_read_s": round(seconds, 2), "first_read_wal_mb": round(float(wal) / 2**20)}
 
 
 def _median(samples: dict[str, list[dict[str, Any]]], key: str, field: str) -> float | None:
@@ -302,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(measured.output[-3000:], file=sys.stderr)
                         return 1
                     got = json.loads(result.read_text())
-                    if method.postgres:
-                        got.update(first_read(url, method))
+                    if method.table is not None:
+                        got.update(postgres.first_read(url, *method.table))
                     sample = {
                         **got,
                         "wall_s": measured.wall_s,

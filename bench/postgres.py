@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -113,6 +114,20 @@ def _execute(url: str, *statements: sql.Composed | sql.SQL | str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
+
+
+def first_read(url: str, schema: str, table: str) -> dict[str, float]:
+    """The first ``count(*)`` after a load, and the WAL it writes: a load that leaves its rows
+    unfrozen (hint bits unset) hands that work to the first reader, which rewrites every page
+    (and WAL-logs it when data checksums are on, as by default since PostgreSQL 18)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        (before,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone() or ("0/0",)
+        started = time.perf_counter()
+        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+        seconds = time.perf_counter() - started
+        query = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)"
+        (wal,) = conn.execute(query, [before]).fetchone() or (0,)
+    return {"first_read_s": round(seconds, 2), "first_read_wal_mb": round(float(wal) / 2**20)}
 
 
 def reset_project(url: str) -> None:

@@ -361,19 +361,18 @@ def _share(n: int, rows: int) -> str:
     return f"{n} of {rows} rows ({100 * n / rows:.2f}%)" if rows else f"{n} rows"
 
 
-def _share_over(
-    key: str, share: float, what: str
-) -> Callable[[Profile, dict[str, Any]], str | None]:
-    """A rule on one in-stream count: a finding when more than ``share`` of the month's rows
-    (0: any row at all) were counted under ``key``. ``what`` may name ``{month}``."""
+def _counted(name: str, share: float, what: str) -> Rule:
+    """A ``warn`` rule on the in-stream count of the same name: a finding when more than
+    ``share`` of the month's rows (0: any row at all) were counted. ``what`` may name
+    ``{month}``."""
 
     def test(p: Profile, d: dict[str, Any]) -> str | None:
-        n, rows = d.get(key, 0), d["rows"]
+        n, rows = d.get(name, 0), d["rows"]
         if n and rows and n / rows > share:
             return f"{_share(n, rows)} {what.format(month=p.month)}"
         return None
 
-    return test
+    return Rule(name, "warn", test)
 
 
 def _far_below_median(p: Profile, d: dict[str, Any]) -> str | None:
@@ -389,27 +388,11 @@ def _far_below_median(p: Profile, d: dict[str, Any]) -> str | None:
 RULES: tuple[Rule, ...] = (
     Rule("no_rows", "fail", _no_rows, monthly_only=False),
     Rule("time_column_empty", "fail", _time_column_empty),
-    Rule(
-        "out_of_month",
-        "warn",
-        _share_over("out_of_month", OUT_OF_MONTH_SHARE, "have a pickup outside {month:%Y-%m}"),
-    ),
-    Rule(
-        "dropoff_before_pickup",
-        "warn",
-        _share_over("dropoff_before_pickup", 0, "have their dropoff before their pickup"),
-    ),
-    Rule(
-        "negative_total",
-        "warn",
-        _share_over("negative_total", NEGATIVE_TOTAL_SHARE, "have a negative total_amount"),
-    ),
-    Rule(
-        "unknown_zone",
-        "warn",
-        _share_over("unknown_zone", 0, "name a zone id that is not in the zone lookup"),
-    ),
-    Rule("over_24h", "warn", _share_over("over_24h", OVER_24H_SHARE, "last more than 24 hours")),
+    _counted("out_of_month", OUT_OF_MONTH_SHARE, "have a pickup outside {month:%Y-%m}"),
+    _counted("dropoff_before_pickup", 0, "have their dropoff before their pickup"),
+    _counted("negative_total", NEGATIVE_TOTAL_SHARE, "have a negative total_amount"),
+    _counted("unknown_zone", 0, "name a zone id that is not in the zone lookup"),
+    _counted("over_24h", OVER_24H_SHARE, "last more than 24 hours"),
     Rule("far_below_trailing_median", "warn", _far_below_median),
 )
 """Every rule of every target. ``fail`` stops publication; ``warn`` publishes and notifies."""

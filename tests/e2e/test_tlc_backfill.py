@@ -81,9 +81,6 @@ def _month_counts(url: str, schema: str, service: str) -> dict[str, tuple[int, i
         "FROM {} GROUP BY 1 ORDER BY 1"
     ).format(sql.Identifier(dropoff), table)
     with psycopg.connect(url) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", [f'"{schema}".{service}_tripdata'])
-        if exists.fetchone() == (None,):
-            return {}
         return {m: (n, pu, do) for m, n, pu, do in conn.execute(query).fetchall()}
 
 

@@ -23,6 +23,17 @@ def _path(month: str) -> str:
     return f"/yellow/yellow_tripdata_{month}.csv.gz"
 
 
+def _discover(server: ScriptedServer, deadline: float, head_deadline: float) -> list[dict]:
+    return changed_months(
+        ["yellow"],
+        MONTHS,
+        source_base=server.url,
+        held=lambda s, m: None,
+        deadline=deadline,
+        head_deadline=head_deadline,
+    )
+
+
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as s:
@@ -36,14 +47,7 @@ def test_one_trickling_head_cannot_hold_discovery(server) -> None:
     with pytest.raises(
         IncompleteDownload, match=r"HEAD .*yellow_tripdata_2021-03.*deadline of 2 s"
     ):
-        changed_months(
-            ["yellow"],
-            MONTHS,
-            source_base=server.url,
-            held=lambda s, m: None,
-            deadline=30,
-            head_deadline=2,
-        )
+        _discover(server, deadline=30, head_deadline=2)
     assert time.monotonic() - started < 5
 
 
@@ -55,25 +59,11 @@ def test_discovery_stops_at_its_total_deadline_naming_what_was_not_probed(server
     with pytest.raises(
         IncompleteDownload, match=r"deadline of 2 s; not probed: (yellow 2021-02, )?yellow 2021-01$"
     ):
-        changed_months(
-            ["yellow"],
-            MONTHS,
-            source_base=server.url,
-            held=lambda s, m: None,
-            deadline=2,
-            head_deadline=10,
-        )
+        _discover(server, deadline=2, head_deadline=10)
     assert time.monotonic() - started < 4
 
 
 def test_prompt_source_is_probed_as_before(server) -> None:
     server.answer(_path("2021-02"), Answer(200, b"x" * 10))
-    found = changed_months(
-        ["yellow"],
-        MONTHS,
-        source_base=server.url,
-        held=lambda s, m: None,
-        deadline=5,
-        head_deadline=2,
-    )
+    found = _discover(server, deadline=5, head_deadline=2)
     assert found == [{"service": "yellow", "month": "2021-02", "reason": "new"}]
