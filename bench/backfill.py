@@ -5,7 +5,9 @@ Each executor gets a fresh stack (tests/helpers/airflow_stack.py: api-server, sc
 dag-processor, plus two `airflow celery worker` processes for Celery), a fresh PostgreSQL
 metadata database and warehouse schema on one embedded PostgreSQL, and the same generated
 source files served over local HTTP. Both have 4 task slots (LocalExecutor parallelism 4;
-2 workers × concurrency 2) and the project's pools (2 warehouse COPYs at a time).
+2 workers × concurrency 2, the scheduler at Celery's parallelism of 32, the workers preloading
+the pipeline as the project's Celery config does) and the project's pools (2 warehouse COPYs
+at a time).
 
 Measured from the REST API's task instances after the backfill: wall time (first task queued
 → last task ended), rows/s end to end, the orchestration overhead = wall / ideal, where ideal is
@@ -89,8 +91,37 @@ def make_source(root: Path, scale: float) -> dict[str, dict[str, int]]:
     return rows
 
 
+def cpu_reference_s() -> float:
+    """Seconds for 10 M Python additions, best of 3: how fast this machine's cores are, so runs
+    on different machines can be compared (the overhead ratio falls as the tasks get slower)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 2)
+
+
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def pool_turn_idle(tis: list[dict[str, Any]]) -> list[float]:
+    """For each COPY-pool task after the pool first filled: seconds between the latest pool
+    task's end before it started and its start (how long the freed slot sat idle)."""
+    pooled = sorted(
+        (t for t in tis if t.get("pool") == POOL_POSTGRES_COPY and t["start_date"]),
+        key=lambda t: t["start_date"],
+    )
+    idle = []
+    for n, t in enumerate(pooled):
+        start = _ts(t["start_date"])
+        ended = [_ts(u["end_date"]) for u in pooled[:n] if _ts(u["end_date"]) <= start]
+        if n >= COPY_SLOTS and ended:
+            idle.append((start - max(ended)).total_seconds())
+    return idle
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -113,16 +144,17 @@ def run_backfill(
             **taxi_env(postgres_url, schema, source_url),
             "TAXI_START_MONTH": f"{YEAR}-01",
             "TAXI_END_MONTH": f"{YEAR}-12",  # no scheduled run of the current month beside it
-            "AIRFLOW__CORE__PARALLELISM": str(SLOTS),
+            "AIRFLOW__CORE__PARALLELISM": str(SLOTS),  # Local: its 4 task processes
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
-            **(settings or {}),
         }
         workers: tuple[str, ...] = ()
         broker_cm = redis_broker(home) if executor == "Celery" else None
         if broker_cm is not None:
+            # the workers' 2 × 2 slots; the scheduler at Celery's cap, the workers preloading
             env.update(celery_env(broker_cm.__enter__(), database))
             workers = ("bench-a", "bench-b")
+        env.update(settings or {})
         try:
             with AirflowStack(home, DAG_ID, env, workers=workers, worker_concurrency=2) as stack:
                 args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", f"{YEAR}-01-01"]
@@ -169,6 +201,7 @@ def run_backfill(
         for t in tis
         if t["queued_when"] and t["start_date"]
     ]
+    idle = pool_turn_idle(tis)
     hosts = sorted({t["hostname"] for t in tis})
     month_of_run = {r["dag_run_id"]: r["logical_date"][:10] for r in runs}
     timeline = [
@@ -194,6 +227,8 @@ def run_backfill(
         "overhead_all_slots": round(wall / (work / SLOTS), 2) if work else None,
         "queued_to_running_median_s": round(statistics.median(latency), 2),
         "queued_to_running_p95_s": round(_percentile(latency, 0.95), 2),
+        "pool_turn_idle_mean_s": round(statistics.mean(idle), 2) if idle else None,
+        "pool_turns": len(idle),
         "timeline": timeline,
     }
 
@@ -206,22 +241,25 @@ def report(results: dict[str, Any], out: Path) -> None:
         "",
         f"{results['months']} months × 3 services ({YEAR}), {results['rows']:,} rows at scale "
         f"{results['scale']} of the real sizes; {SLOTS} task slots; machine: "
-        f"{results['machine']}; load average {results.get('loadavg_start')} at the start. "
+        f"{results['machine']} (10 M Python additions: {results.get('cpu_reference_s')} s); "
+        f"load average {results.get('loadavg_start')} at the start. "
         f"Overhead = wall / ideal, ideal = max(task work / {SLOTS} slots, load_trips work / "
         f"{COPY_SLOTS} COPY-pool slots); target ≤ 1.3×. "
         f"(wall / (work / {SLOTS}) alone, ignoring the pool, is in the last column.) "
         f"Airflow settings beyond the project's: {results.get('settings') or 'none'}.",
         "",
         "| executor | runs ok | tasks | wall s | rows/s | task work s | load_trips work s | "
-        "ideal s | overhead | queued→running median s | p95 s | hosts | wall / (work / 4) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ideal s | overhead | queued→running median s | p95 s | idle per pool turn s | hosts | "
+        "wall / (work / 4) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["executors"]:
         lines.append(
             f"| {r['executor']} | {r['runs_success']}/12 | {r['task_instances']} | {r['wall_s']} "
             f"| {r['rows_per_s']} | {r['task_work_s']} | {r['pooled_work_s']} | {r['ideal_s']} "
             f"| {r['overhead']}× | {r['queued_to_running_median_s']} "
-            f"| {r['queued_to_running_p95_s']} | {', '.join(r['hosts'])} "
+            f"| {r['queued_to_running_p95_s']} | {r.get('pool_turn_idle_mean_s')} "
+            f"| {', '.join(r['hosts'])} "
             f"| {r['overhead_all_slots']}× |"
         )
     (out / "backfill.md").write_text("\n".join(lines) + "\n")
@@ -286,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {
             "when": datetime.now().isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+            "cpu_reference_s": cpu_reference_s(),
             "scale": args.scale,
             "settings": settings,
             "months": 12,

@@ -93,20 +93,48 @@ def api_port_from(env: dict[str, str]) -> int:
     return int(raw)
 
 
+WORKERS_SETTING = "TAXI_CELERY_WORKERS"
+"""`make run` on Celery with this many `airflow celery worker` processes (0: LocalExecutor)."""
+LOCAL_PARALLELISM = 4
+"""LocalExecutor: its task processes at once."""
+CELERY_PARALLELISM = 32
+"""CeleryExecutor: Airflow's default. The workers' slots cap what runs; a scheduler cap equal
+to their total (4 for 2 × 2) also counts tasks that have finished but whose result has not
+come back through the result backend yet, and holds the next task back ("Executor parallelism
+limit reached. 0 open slots": `make bench-backfill`, 0.68 → 0.42 s idle per COPY-pool turn)."""
+CELERY_WORKER_CONCURRENCY = 4
+"""Task slots per `make run` Celery worker, as docker-compose.celery.yaml's default."""
+
+
+def celery_workers(env: dict[str, str]) -> int:
+    """TAXI_CELERY_WORKERS from ``env`` (0 if unset); exits if not a number."""
+    raw = (env.get(WORKERS_SETTING) or "0").strip()
+    if not raw.isdigit():
+        raise SystemExit(f"{WORKERS_SETTING}={raw!r}: expected a number of Celery workers, e.g. 2")
+    return int(raw)
+
+
 def airflow_env(
-    home: Path, *, api_port: int | None = None, parallelism: int = 4, use_dotenv: bool = True
+    home: Path,
+    *,
+    api_port: int | None = None,
+    parallelism: int | None = None,
+    use_dotenv: bool = True,
 ) -> dict[str, str]:
     """``os.environ`` plus .env plus this project's settings; earlier sources win.
 
     ``api_port`` None: AIRFLOW__API__PORT from the shell or .env (default 8080), and every URL
     derived from it (AIRFLOW__API__BASE_URL, AIRFLOW__CORE__EXECUTION_API_SERVER_URL) follows
-    unless set explicitly too.
+    unless set explicitly too. ``parallelism`` None: the executor's (TAXI_CELERY_WORKERS).
     """
     home = home.resolve()
     values = local_secrets(home)
     from_file = dotenv(PROJECT / ".env") if use_dotenv else {}
     if api_port is None:
         api_port = api_port_from({**from_file, **os.environ})
+    if parallelism is None:
+        celery = celery_workers({**from_file, **os.environ})
+        parallelism = CELERY_PARALLELISM if celery else LOCAL_PARALLELISM
     defaults = {
         "AIRFLOW_HOME": str(home),
         "PYTHONPATH": str(PROJECT),

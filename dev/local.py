@@ -31,13 +31,17 @@ from urllib.parse import unquote, urlsplit
 from dev import local_postgres
 from dev.airflow_env import (
     ADMIN_USER,
+    CELERY_WORKER_CONCURRENCY,
     PORT_SETTING,
     PROJECT,
+    WORKERS_SETTING,
     admin_password,
     airflow_env,
+    celery_workers,
     local_secrets,
 )
 from dev.pools import ensure_pools
+from include.taxi.settings import CELERY_CONFIG_OPTIONS
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT / ".airflow"))
 PG_DATA = PROJECT / ".data" / "postgres"
@@ -128,7 +132,6 @@ def check_ports(env: dict[str, str]) -> None:
         )
 
 
-WORKERS_SETTING = "TAXI_CELERY_WORKERS"
 CELERY_PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
@@ -183,17 +186,12 @@ def celery_env(env: dict[str, str]) -> dict[str, str]:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url.render_as_string(hide_password=False)
         env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)
     env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+    env.setdefault("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS", CELERY_CONFIG_OPTIONS)
+    env.setdefault("AIRFLOW__CELERY__WORKER_CONCURRENCY", str(CELERY_WORKER_CONCURRENCY))
     env.setdefault(
         "AIRFLOW__CELERY__RESULT_BACKEND", f"db+{env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}"
     )
     return env
-
-
-def _workers(env: dict[str, str]) -> int:
-    raw = (env.get(WORKERS_SETTING) or "0").strip()
-    if not raw.isdigit():
-        raise SystemExit(f"{WORKERS_SETTING}={raw!r}: expected a number of Celery workers, e.g. 2")
-    return int(raw)
 
 
 def _start(argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
@@ -226,7 +224,7 @@ def run() -> int:
     env, started_pg = warehouse_env(airflow_env(HOME))
     processes: list[subprocess.Popen] = []
     try:
-        workers = _workers(env)
+        workers = celery_workers(env)
         if workers:
             env = celery_env(env)
         password = admin_password(HOME)
@@ -290,7 +288,7 @@ def month(dag_id: str, service: str, month_name: str) -> int:
 def backfill(dag_id: str, first: str, last: str, service: str | None = None) -> int:
     """`airflow backfill create` over whole months, for the running local Airflow."""
     env = airflow_env(HOME)
-    if _workers(env):  # `make run` on Celery keeps its metadata in PostgreSQL, not SQLite
+    if celery_workers(env):  # `make run` on Celery keeps its metadata in PostgreSQL, not SQLite
         env = celery_env(warehouse_env(env)[0])
     end = date.fromisoformat(f"{last}-01")
     end = end.replace(day=calendar.monthrange(end.year, end.month)[1])

@@ -43,6 +43,10 @@ query of the table queues behind it, so this bounds how long a swap can stall re
 POSTGRES_SWAP_WAIT_SECONDS = 600.0
 """How long a swap keeps retrying its lock (with backoff) before the load fails as retryable."""
 
+CELERY_CONFIG_OPTIONS = "include.taxi.orchestration.celery_worker.CELERY_CONFIG"
+"""``[celery] celery_config_options`` for every Celery stack: Airflow's Celery config plus a
+worker preload (include/taxi/orchestration/celery_worker.py)."""
+
 # --- pools: created by the tooling (dev/local.py, the test stack, compose's airflow-init) ----
 # Airflow picks a task's pool when the DAG is parsed, so the names are fixed here; the sizes
 # are read only where the pools are created (`airflow pools set`), from these variables.

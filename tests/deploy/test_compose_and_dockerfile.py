@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from include.taxi.settings import CELERY_CONFIG_OPTIONS
+
 PROJECT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = PROJECT / "docker-compose.yaml"
 DOCKERFILE = PROJECT / "Dockerfile"
@@ -812,6 +814,8 @@ def celery_problems(compose: Compose) -> list[str]:
         if env.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor":
             problems.append(f"{name}: executor {env.get('AIRFLOW__CORE__EXECUTOR')!r}")
         brokers.add(env.get("AIRFLOW__CELERY__BROKER_URL"))
+        if env.get("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS") != CELERY_CONFIG_OPTIONS:
+            problems.append(f"{name}: not the project's Celery config (the worker preload)")
         backend = urlsplit(env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").removeprefix("db+"))
         db = environment(services.get(backend.hostname or "", {}))
         if (backend.username, backend.password) != (

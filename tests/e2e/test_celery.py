@@ -26,7 +26,7 @@ from dev.synthetic import write_month, write_zones
 from include.taxi.contract import SERVICES
 from include.taxi.postgres.ingestion_log import LOG_TABLE
 from include.taxi.settings import ENV_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
-from tests.helpers.airflow_stack import TERMINAL, AirflowStack, taxi_env
+from tests.helpers.airflow_stack import TERMINAL, WORKER_PREFIX, AirflowStack, taxi_env
 from tests.helpers.celery_stack import celery_env, metadata_database, redis_broker
 from tests.helpers.scripted_http import TricklingFileServer
 
@@ -165,6 +165,9 @@ def test_backfill_spreads_over_both_workers_within_the_pool(
         by_host[ti["hostname"]] = by_host.get(ti["hostname"], 0) + 1
     print(f"task instances per worker: {by_host}")
     assert set(by_host) == set(WORKERS), stack.explain(f"hostnames {by_host}")
+    for worker in WORKERS:  # the project's Celery config reached the workers (celery_worker.py)
+        worker_log = stack.log(f"{WORKER_PREFIX}{worker}").read_text()
+        assert "preloaded Airflow's listeners" in worker_log, stack.explain(f"{worker}: no preload")
 
     for service, months in ROWS.items():
         counts = _month_counts(postgres_url, schema, f"{service}_tripdata")

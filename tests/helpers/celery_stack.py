@@ -25,6 +25,8 @@ import pytest
 import redis
 from psycopg import sql
 
+from dev.airflow_env import CELERY_PARALLELISM
+from include.taxi.settings import CELERY_CONFIG_OPTIONS
 from tests.helpers.airflow_stack import free_port
 
 SHARED_REDIS = ("127.0.0.1", 6379)
@@ -121,7 +123,9 @@ def celery_env(broker_url: str, database_url: str) -> dict[str, str | None]:
     """Airflow on the CeleryExecutor with ``database_url`` as its metadata DB.
 
     The heartbeat timeout is cut from 300 s to 20 s (and checked every 5 s) so a task whose
-    worker died is noticed, failed and retried within the test's patience.
+    worker died is noticed, failed and retried within the test's patience. The workers
+    preload the pipeline and the scheduler's cap is Celery's, as in every Celery stack of the
+    project (CELERY_CONFIG_OPTIONS, CELERY_PARALLELISM).
     """
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -129,6 +133,8 @@ def celery_env(broker_url: str, database_url: str) -> dict[str, str | None]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
+        "AIRFLOW__CORE__PARALLELISM": str(CELERY_PARALLELISM),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     }

@@ -1,5 +1,6 @@
 """`make run` on another port: one setting (AIRFLOW__API__PORT) moves the UI and every URL
-derived from it, and a busy port stops `make run` at once with a message naming the setting."""
+derived from it, and a busy port stops `make run` at once with a message naming the setting;
+on Celery (TAXI_CELERY_WORKERS) the scheduler's cap is Celery's."""
 
 from __future__ import annotations
 
@@ -95,3 +96,16 @@ def test_celery_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
         SystemExit, match=r"(?s)TAXI_CELERY_WORKERS asks for Celery workers.*make redis"
     ):
         celery_env(env)
+
+
+def test_the_executor_sets_the_scheduler_cap(shell: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """LocalExecutor: 4 task processes. Celery: Airflow's 32 (the workers' slots cap what
+    runs); a parallelism the user sets wins either way."""
+    assert airflow_env(tmp_path, use_dotenv=False)["AIRFLOW__CORE__PARALLELISM"] == "4"
+    shell.setenv("TAXI_CELERY_WORKERS", "2")
+    assert airflow_env(tmp_path, use_dotenv=False)["AIRFLOW__CORE__PARALLELISM"] == "32"
+    shell.setenv("AIRFLOW__CORE__PARALLELISM", "8")
+    assert airflow_env(tmp_path, use_dotenv=False)["AIRFLOW__CORE__PARALLELISM"] == "8"
+    shell.setenv("TAXI_CELERY_WORKERS", "two")
+    with pytest.raises(SystemExit, match="TAXI_CELERY_WORKERS='two'"):
+        airflow_env(tmp_path, use_dotenv=False)
