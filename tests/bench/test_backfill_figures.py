@@ -1,4 +1,5 @@
-"""bench-backfill's figure of the scheduler's own cost: how long a freed COPY-pool slot sits idle."""
+"""bench-backfill's figure of the scheduler's own cost: how long a freed COPY-pool slot
+sits idle."""
 
 from __future__ import annotations
 
