@@ -101,7 +101,7 @@ CELERY_PARALLELISM = 32
 """CeleryExecutor: Airflow's default. The workers' slots cap what runs; a scheduler cap equal
 to their total (4 for 2 × 2) also counts tasks that have finished but whose result has not
 come back through the result backend yet, and holds the next task back ("Executor parallelism
-limit reached. 0 open slots": `make bench-backfill`, 0.68 → 0.42 s idle per COPY-pool turn)."""
+limit reached. 0 open slots": `make bench-backfill`, 0.76 → 0.57 s idle per COPY-pool turn)."""
 CELERY_WORKER_CONCURRENCY = 4
 """Task slots per `make run` Celery worker, as docker-compose.celery.yaml's default."""
 
