@@ -20,13 +20,13 @@ PROBE = """
 import json, sys
 from importlib import import_module
 module, _, name = sys.argv[1].rpartition(".")
-config = getattr(import_module(module), name)
+getattr(import_module(module), name)  # as Airflow loads the config
 before = {m: m in sys.modules for m in ("pyarrow", "include.taxi.postgres.load")}
 from celery.signals import worker_init
 worker_init.send(sender=None)
 from airflow.sdk.listener import get_listener_manager
 after = {m: m in sys.modules for m in ("pyarrow", "include.taxi.postgres.load")}
-print(json.dumps({"before": before, "after": after, "broker": config["broker_url"],
+print(json.dumps({"before": before, "after": after,
                   "listeners": get_listener_manager.cache_info().currsize}))
 """
 

@@ -4,10 +4,10 @@ A Celery worker runs each task in a process forked from its pool, and every such
 first initialises Airflow's plugins and listeners (OpenLineage's among them) before it parses
 its DAG, then imports this project's pipeline (pyarrow, psycopg). Airflow's own Celery setup
 preloads a few modules (numpy, the standard operators) but not those. On the LocalExecutor
-the task processes inherit them from the scheduler they fork from; on Celery each task paid
-them again: a median 1.3 s per task on a 2-core worker (``make bench-backfill``, 27 % of the
-tasks' work). ``preload`` does that once in the worker's main process, before the pool
-forks, so every task process inherits it copy-on-write.
+the task processes inherit the listeners from the scheduler they fork from; on Celery each
+task set them up again: a median 1.3 s per task on a 2-core worker (``make bench-backfill``,
+27 % of the tasks' work), then ~0.5 s of imports. ``preload`` does both once in the worker's
+main process, before the pool forks, so every task process inherits them copy-on-write.
 
 Enabled by ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS`` =
 ``include.taxi.orchestration.celery_worker.CELERY_CONFIG`` (docker-compose.celery.yaml,
@@ -26,8 +26,9 @@ from celery.signals import worker_init
 
 log = logging.getLogger(__name__)
 
-CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
-"""Airflow's defaults, unchanged: this module exists for its ``worker_init`` handler."""
+CELERY_CONFIG: dict[str, Any] = DEFAULT_CELERY_CONFIG
+"""Airflow's own object, unchanged (so Airflow still recognises it as its default): this
+module exists for its ``worker_init`` handler."""
 
 PRELOAD = (
     "include.taxi.orchestration.tasks",
