@@ -43,8 +43,8 @@ import psycopg
 from dev import local_postgres
 from dev.synthetic import write_month, write_zones
 from include.taxi.settings import DEFAULT_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
-from tests.helpers.airflow_stack import TERMINAL, AirflowStack, taxi_env
-from tests.helpers.celery_stack import celery_env, metadata_database, redis_broker
+from tests.helpers.airflow_stack import TERMINAL, AirflowStack, metadata_database, taxi_env
+from tests.helpers.celery_stack import celery_env, redis_broker
 
 DAG_ID = "taxi_to_postgres"
 YEAR = 2020

@@ -1,5 +1,5 @@
-"""The README's Layout section and the tree agree: every module of include/taxi is listed at
-its place, and everything listed exists."""
+"""The docs' Layout section (docs/development.md) and the tree agree: every module of
+include/taxi is listed at its place, and everything listed exists."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import re
 from dev.airflow_env import PROJECT
 
 PACKAGE = PROJECT / "include" / "taxi"
+LAYOUT_PAGE = PROJECT / "docs" / "development.md"
 
 
 def _listed() -> set[str]:
     """Paths under include/taxi/ named in the Layout block (indentation gives the folder)."""
-    text = (PROJECT / "README.md").read_text()
+    text = LAYOUT_PAGE.read_text()
     block = text.split("## Layout", 1)[1].split("```", 2)[1]
     listed, folders = set(), {}
     for line in block.splitlines():
@@ -40,11 +41,11 @@ def _modules() -> set[str]:
     return found
 
 
-def test_every_module_is_in_the_readme_layout() -> None:
+def test_every_module_is_in_the_docs_layout() -> None:
     missing = sorted(_modules() - _listed())
-    assert missing == [], f"add these to README.md's Layout section: {missing}"
+    assert missing == [], f"add these to the Layout section of docs/development.md: {missing}"
 
 
-def test_everything_in_the_readme_layout_exists() -> None:
+def test_everything_in_the_docs_layout_exists() -> None:
     stale = sorted(_listed() - _modules())
-    assert stale == [], f"README.md's Layout section names what is not there: {stale}"
+    assert stale == [], f"docs/development.md's Layout section names what is not there: {stale}"

@@ -83,7 +83,8 @@ def test_the_parquet_path_never_imports_pandas_and_streams_a_large_file(
 ) -> None:
     """An fhvhv month of 1.2 M rows in 4 row groups (the TLC's are ~1 M rows each) and a yellow
     2009 month (text codes) load without pandas, in bounded memory: the reader holds a batch
-    and the row group's current pages, never the file (peak RSS measured here: see README)."""
+    and the row group's current pages, never the file (peak RSS measured here: see
+    docs/performance.md)."""
     from datetime import date
 
     from dev.tlc_parquet import write_era

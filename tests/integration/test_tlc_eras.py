@@ -3,7 +3,7 @@
 
 Real components only: the embedded PostgreSQL, a folder lake, fake-gcs-server and
 local-bigquery through the real google clients. The files carry each era's published names and
-types (dev/tlc_parquet.py, README "The TLC's parquet files").
+types (dev/tlc_parquet.py, docs/sources.md "The TLC's parquet files").
 """
 
 from __future__ import annotations
