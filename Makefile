@@ -17,7 +17,7 @@ FROM ?=
 TO ?=
 YEAR ?=
 
-.PHONY: venv emulators browser redis run test test-fast month cloud-month backfill report lint format lock clean bench bench-parquet bench-backfill
+.PHONY: venv emulators browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill
 
 venv: $(VENV)/.synced
 
@@ -94,9 +94,13 @@ cloud-month: venv emulators
 	@test -n "$(MONTH)" || (echo "usage: make cloud-month SERVICE=green MONTH=2021-01" && exit 2)
 	$(PY) -m dev.local cloud-month $(SERVICE) $(MONTH)
 
+# Through the running `make run` (its api-server and login): prints the backfill's id and months.
+# REPROCESS=failed|completed reruns months that already have a run; FORCE=1 reloads a month
+# whose source is unchanged; NEWEST_FIRST=1; DRY_RUN=1 only shows the months.
+REPROCESS ?= none
 backfill: venv
-	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill DAG=taxi_to_postgres FROM=2021-01 TO=2021-03 [SERVICE=yellow]" && exit 2)
-	$(PY) -m dev.local backfill $(DAG) $(FROM) $(TO) $(if $(filter command line,$(origin SERVICE)),$(SERVICE),)
+	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill DAG=taxi_to_postgres FROM=2021-01 TO=2021-03 [SERVICE=yellow] [REPROCESS=failed|completed] [FORCE=1] [NEWEST_FIRST=1] [DRY_RUN=1]" && exit 2)
+	$(PY) -m dev.local backfill $(DAG) $(FROM) $(TO) $(if $(filter command line,$(origin SERVICE)),$(SERVICE),) --reprocess $(REPROCESS) $(if $(filter 1 yes true,$(NEWEST_FIRST)),--newest-first) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run) $(if $(filter 1 yes true,$(FORCE)),--force-reload)
 
 # Rows per month per target from the ingestion logs (Postgres via taxi_postgres; lake, BigQuery
 # when configured): one line per month starting with YYYY-MM.
@@ -132,6 +136,12 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The docs site (mkdocs.yml, docs/) into site/, strictly: a broken link, anchor or nav entry
+# fails the build (tests/test_docs.py runs the same). The variable hides Material's notice
+# about its end of maintenance (docs/development.md, "The docs").
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Re-pin after editing requirements.in / requirements-dev.in (needs the PyPI registry).
 lock: venv

@@ -14,38 +14,24 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from dev.private_file import write_private
+
 PROJECT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a secret file that is 0600 from its first byte, whatever the umask: a temp file
-    created with that mode (never chmod-ed after the fact), then renamed over ``path``."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 _GENERATED = {
     "fernet_key": lambda: Fernet.generate_key().decode(),
     "jwt_secret": lambda: secrets.token_urlsafe(64),
     "admin_password": lambda: secrets.token_urlsafe(12),
-    "postgres_password": lambda: secrets.token_urlsafe(24),
 }
-"""Every local secret, generated on first use; a secrets.json from an older version gains the
-ones it lacks (the embedded PostgreSQL's password came later)."""
+"""Every secret of one Airflow home, generated on first use; a secrets.json from an older
+version gains the ones it lacks. The embedded PostgreSQL's password is not here: it lives with
+the cluster's data (dev/local_postgres.py), which several Airflow homes may share."""
 
 
 def local_secrets(home: Path) -> dict[str, str]:
-    """The local Airflow's and the embedded PostgreSQL's secrets, from ``home/secrets.json``."""
+    """The secrets of the local Airflow in ``home``, from ``home/secrets.json``."""
     path = home / "secrets.json"
     values = json.loads(path.read_text()) if path.exists() else {}
     missing = {key: make() for key, make in _GENERATED.items() if key not in values}
@@ -179,4 +165,10 @@ def airflow_env(
     if bin_dir not in env.get("PATH", "").split(os.pathsep):
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    user = {**from_file, **os.environ}
+    connect_args = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"
+    if not env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite") and not user.get(
+        connect_args
+    ):
+        env.pop(connect_args)  # SQLite's busy timeout is no option of a PostgreSQL driver
     return env

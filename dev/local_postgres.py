@@ -7,12 +7,13 @@ users and permissions. PostgreSQL refuses to run as root, so as root the server 
 
 The cluster is never ``trust``: it listens on 127.0.0.1, where any local user could otherwise
 connect as the superuser and run ``COPY ... TO PROGRAM`` as the developer's OS user. The
-superuser ``postgres`` gets a generated password (SCRAM-SHA-256) that the caller keeps:
-``make run`` in ``.airflow/secrets.json`` (``postgres_password``), the tests and the benchmark
-in memory for their throw-away clusters. A cluster initialised by an older version with
-``trust`` is switched to the password on its next start.
+superuser ``postgres`` gets a password (SCRAM-SHA-256), generated unless the caller brings one,
+and kept with the cluster's data (``PASSWORD_FILE`` in its data directory, 0600): whoever
+starts the cluster (``make run`` from any Airflow home, ``make month``, the tests) finds the
+password it was created with, and removing the data removes the password. A cluster
+initialised by an older version with ``trust`` is switched to the password on its next start.
 
-    python -m dev.local_postgres start DATA_DIR PORT PASSWORD   # prints the URL; idempotent
+    python -m dev.local_postgres start DATA_DIR PORT [PASSWORD]   # prints the URL; idempotent
     python -m dev.local_postgres stop DATA_DIR
 """
 
@@ -22,6 +23,7 @@ import hashlib
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
@@ -34,7 +36,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from dev.private_file import write_private
+
 SERVICE_USER = "nobody"
+PASSWORD_FILE = "taxi_superuser_password"
+"""The superuser's password, in the cluster's data directory (PostgreSQL ignores the file)."""
 
 
 def _bundled_bin() -> Path:
@@ -148,6 +154,21 @@ def _require_password(data: Path, port: int, password: str) -> None:
     raise RuntimeError(f"{hba} still lets a connection in without the password")
 
 
+def stored_password(data_dir: Path) -> str | None:
+    """The password the cluster in ``data_dir`` was created with (None: no cluster, or one
+    created by an older version, whose password the caller must bring)."""
+    path = data_dir_for(data_dir) / PASSWORD_FILE
+    return path.read_text().strip() if path.exists() else None
+
+
+def adopt_password(data_dir: Path, password: str) -> None:
+    """Keep ``password`` with a cluster an older version created (its password then lived in
+    the Airflow home that created it)."""
+    data = data_dir_for(data_dir)
+    if (data / "PG_VERSION").exists() and not (data / PASSWORD_FILE).exists():
+        write_private(data / PASSWORD_FILE, password)
+
+
 def _check_login(port: int, password: str, data: Path) -> None:
     import psycopg
 
@@ -156,16 +177,20 @@ def _check_login(port: int, password: str, data: Path) -> None:
     except psycopg.OperationalError as exc:
         raise RuntimeError(
             f"the embedded PostgreSQL in {data} refuses the password it was given ({exc}). "
-            "Its password lives in .airflow/secrets.json (postgres_password); if that file was "
-            f"regenerated, stop the server and remove {data} to start a fresh cluster"
+            f"Its password lives in {data / PASSWORD_FILE}; if that file was changed, stop the "
+            f"server and remove {data} to start a fresh cluster"
         ) from None
 
 
-def start(data_dir: Path, port: int, *, password: str, durable: bool = True) -> str:
-    """Initialise (once) and start the cluster on 127.0.0.1:port; returns its URL."""
+def start(data_dir: Path, port: int, *, password: str | None = None, durable: bool = True) -> str:
+    """Initialise (once) and start the cluster on 127.0.0.1:port; returns its URL.
+
+    ``password``: for a new cluster, its superuser's (generated if None); for an existing one,
+    what the caller believes it is (None: the one kept with the data)."""
     data = data_dir_for(data_dir)
     bin_dir = _bin_dir()
     if not (data / "PG_VERSION").exists():
+        password = password or secrets.token_urlsafe(24)
         data.mkdir(parents=True, exist_ok=True)
         data.chmod(0o700)
         if _as_root():
@@ -187,6 +212,14 @@ def start(data_dir: Path, port: int, *, password: str, durable: bool = True) -> 
                     "--no-sync",
                 ]
             )
+        write_private(data / PASSWORD_FILE, password)
+    password = password or stored_password(data_dir)
+    if password is None:
+        raise RuntimeError(
+            f"the embedded PostgreSQL in {data} was created by an older version, which kept its "
+            "password in the Airflow home that created it (secrets.json, postgres_password): "
+            f"start it once with that AIRFLOW_HOME, or stop it and remove {data} for a fresh one"
+        )
     if is_running(data_dir):
         _require_password(data, port, password)
         return url(port, password)
@@ -222,6 +255,22 @@ def is_running(data_dir: Path) -> bool:
     )
 
 
+def client_sessions(data_dir: Path, port: int) -> int:
+    """Sessions of other clients connected to the running cluster (this check's own excluded):
+    another Airflow home, `make month` or a SQL client still using it."""
+    import psycopg
+
+    password = stored_password(data_dir)
+    if password is None or not is_running(data_dir):
+        return 0
+    with psycopg.connect(url(port, password), connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def stop(data_dir: Path) -> None:
     data = data_dir_for(data_dir)
     if is_running(data_dir):
@@ -229,8 +278,9 @@ def stop(data_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 4 and argv[0] == "start":
-        print(start(Path(argv[1]), int(argv[2]), password=argv[3]))
+    if len(argv) in (3, 4) and argv[0] == "start":
+        password = argv[3] if len(argv) == 4 else None
+        print(start(Path(argv[1]), int(argv[2]), password=password))
         return 0
     if len(argv) == 2 and argv[0] == "stop":
         stop(Path(argv[1]))

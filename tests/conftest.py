@@ -78,6 +78,17 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local_postgres.stop(data)
 
 
+@pytest.fixture
+def metadata_url(postgres_url: str) -> Iterator[str]:
+    """A fresh Airflow metadata database on the session's PostgreSQL (SQLAlchemy URL) for a
+    command that runs Airflow in a subprocess (`make month`): the server a user names with
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, instead of the project's own embedded one."""
+    from tests.helpers.airflow_stack import metadata_database
+
+    with metadata_database(postgres_url) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def dag_bag(airflow_db: Path) -> Any:
     """Every DAG of dags/, parsed once per test module (``dag_bag.dags[dag_id]``).

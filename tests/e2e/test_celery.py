@@ -26,8 +26,14 @@ from dev.synthetic import write_month, write_zones
 from include.taxi.contract import SERVICES
 from include.taxi.postgres.ingestion_log import LOG_TABLE
 from include.taxi.settings import ENV_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
-from tests.helpers.airflow_stack import TERMINAL, WORKER_PREFIX, AirflowStack, taxi_env
-from tests.helpers.celery_stack import celery_env, metadata_database, redis_broker
+from tests.helpers.airflow_stack import (
+    TERMINAL,
+    WORKER_PREFIX,
+    AirflowStack,
+    metadata_database,
+    taxi_env,
+)
+from tests.helpers.celery_stack import celery_env, redis_broker
 from tests.helpers.scripted_http import TricklingFileServer
 
 pytestmark = pytest.mark.e2e

@@ -72,7 +72,8 @@ def test_secret_files_are_0600_from_their_first_byte(tmp_path, open_umask):
     exposed = [seen for seen in _SEEN if seen[2] & 0o077]
     assert exposed == [], "a secret was readable by others while it was being written"
     assert upgraded["fernet_key"] == values["fernet_key"]
-    assert set(upgraded) >= {"jwt_secret", "admin_password", "postgres_password"}
+    assert set(upgraded) >= {"jwt_secret", "admin_password"}
+    assert "postgres_password" not in upgraded, "the cluster's password lives with its data"
     assert password == values["admin_password"]
 
 
@@ -118,5 +119,34 @@ def test_a_trust_cluster_of_an_older_version_is_switched_to_the_password(tmp_pat
             psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        local_postgres.stop(data)
+
+
+def test_the_password_lives_with_the_cluster_and_any_home_finds_it(tmp_path, open_umask):
+    """Created with the cluster (0600 from its first byte), next to its data: a start that
+    brings no password (another Airflow home, `make month`) uses it; removing the data removes
+    it. A cluster an older version created takes the password its home kept."""
+    data, port = tmp_path / "pg", local_postgres.free_port()
+    stored = local_postgres.data_dir_for(data) / local_postgres.PASSWORD_FILE
+    _WATCHED[:] = [stored]
+    _SEEN.clear()
+    try:
+        url = local_postgres.start(data, port, durable=False)
+    finally:
+        watched, _WATCHED[:] = list(_WATCHED), []
+    try:
+        assert [seen for seen in _SEEN if seen[2] & 0o077] == []
+        assert stat.S_IMODE(watched[0].stat().st_mode) == 0o600
+        password = local_postgres.stored_password(data)
+        assert password
+        assert password in url
+        local_postgres.stop(data)
+        assert local_postgres.start(data, port, durable=False) == url  # no password brought
+        stored.unlink()  # as a cluster of an older version: its password was in a home
+        with pytest.raises(RuntimeError, match="created by an older version"):
+            local_postgres.start(data, port, durable=False)
+        local_postgres.adopt_password(data, password)
+        assert local_postgres.start(data, port, durable=False) == url
     finally:
         local_postgres.stop(data)

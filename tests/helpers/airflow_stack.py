@@ -15,20 +15,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from unittest import mock
 
+import psycopg
 import pytest
 import requests
+from psycopg import sql
+from sqlalchemy.engine import URL
 
 from dev.airflow_env import ADMIN_USER, admin_password, airflow_env
 from dev.pools import ensure_pools
 from tests.helpers.dag_runs import postgres_connection
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+METADATA_SETTING = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 SERVICES_PROCESSES = ("api-server", "scheduler", "dag-processor")
 STOP_ORDER = ("scheduler", "workers", "dag-processor", "api-server")
 """``workers``: every Celery worker (processes named ``worker-<hostname>``)."""
@@ -112,6 +117,30 @@ def taxi_env(postgres_url: str, pg_schema: str, source_url: str) -> dict[str, st
     }
 
 
+@contextlib.contextmanager
+def metadata_database(postgres_url: str) -> Iterator[str]:
+    """A fresh database on ``postgres_url``'s server, as a SQLAlchemy URL for Airflow; dropped
+    afterwards."""
+    name = f"airflow_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = URL.create(
+            "postgresql+psycopg2",
+            username=conn.info.user,
+            password=conn.info.password or None,
+            host=conn.info.host,
+            port=conn.info.port,
+            database=name,
+        ).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
@@ -152,8 +181,10 @@ class AirflowStack:
         self.session = requests.Session()
         self.workers = workers
         self.worker_concurrency = worker_concurrency
+        self.resources = contextlib.ExitStack()
 
     def __enter__(self) -> AirflowStack:
+        self._metadata_on_postgres()
         migrated = self.cli("db", "migrate")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
         self.pools = ensure_pools(self.env)
@@ -181,6 +212,23 @@ class AirflowStack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _metadata_on_postgres(self) -> None:
+        """A fresh metadata database on the warehouse's server, as `make run` keeps it (SQLite's
+        one writer stalls the UI and `backfill create`), unless the caller chose one."""
+        conn = self.env.get("AIRFLOW_CONN_TAXI_POSTGRES")
+        if not conn or not self.env[METADATA_SETTING].startswith("sqlite"):
+            return
+        fields = json.loads(conn)
+        server = psycopg.conninfo.make_conninfo(
+            host=fields["host"],
+            port=fields["port"],
+            user=fields["login"],
+            password=fields.get("password") or None,
+            dbname=fields["schema"],
+        )
+        self.env[METADATA_SETTING] = self.resources.enter_context(metadata_database(server))
+        self.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)
 
     def log(self, name: str) -> Path:
         return self.home / f"{name}.log"
@@ -242,6 +290,7 @@ class AirflowStack:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(timeout=10)
         self.session.close()
+        self.resources.close()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

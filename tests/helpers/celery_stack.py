@@ -18,12 +18,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import redis
-from psycopg import sql
 
 from dev.airflow_env import CELERY_PARALLELISM
 from include.taxi.settings import CELERY_CONFIG_OPTIONS
@@ -100,23 +97,6 @@ def redis_broker(workdir: Path) -> Iterator[str]:
             return
     with _private_redis(workdir) as url:
         yield url
-
-
-@contextlib.contextmanager
-def metadata_database(postgres_url: str) -> Iterator[str]:
-    """A fresh database on the session's PostgreSQL, as a SQLAlchemy URL for Airflow."""
-    name = f"airflow_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    parts = urlsplit(postgres_url)
-    netloc = parts.netloc or "postgres@127.0.0.1"
-    try:
-        yield urlunsplit(("postgresql+psycopg2", netloc, f"/{name}", "", ""))
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def celery_env(broker_url: str, database_url: str) -> dict[str, str | None]:

@@ -23,6 +23,7 @@ from tests.helpers.scripted_http import ScriptedServer
 
 def _run(
     tmp_path,
+    metadata_url: str,
     receiver_url: str,
     postgres_url: str,
     schema: str,
@@ -35,6 +36,7 @@ def _run(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "OPENLINEAGE"))}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
         AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE_URL=base,
         AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=schema,
@@ -59,13 +61,15 @@ def _events(receiver: ScriptedServer, task_id: str) -> list[dict]:
 
 
 def test_a_month_load_emits_start_and_complete_with_datasets_and_facets(
-    tmp_path, source_server, postgres_url, pg_schema
+    tmp_path, source_server, postgres_url, pg_schema, metadata_url
 ) -> None:
     base, root = source_server
     path = root / "green" / "green_tripdata_2020-05.csv.gz"
     write_month(path, "green", date(2020, 5, 1), 432)
     with ScriptedServer() as receiver:
-        out = _run(tmp_path, receiver.url, postgres_url, pg_schema, base, "green", "2020-05")
+        out = _run(
+            tmp_path, metadata_url, receiver.url, postgres_url, pg_schema, base, "green", "2020-05"
+        )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert {p for p, _ in receiver.posted} == {"/api/v1/lineage"}
     events = _events(receiver, "load_trips")
@@ -96,13 +100,15 @@ def test_a_month_load_emits_start_and_complete_with_datasets_and_facets(
 
 
 def test_a_failed_load_emits_fail_naming_its_datasets(
-    tmp_path, source_server, postgres_url, pg_schema
+    tmp_path, source_server, postgres_url, pg_schema, metadata_url
 ) -> None:
     base, root = source_server
     (root / "fhv").mkdir(exist_ok=True)
     (root / "fhv" / "fhv_tripdata_2020-05.csv.gz").write_text("<html>moved</html>")
     with ScriptedServer() as receiver:
-        out = _run(tmp_path, receiver.url, postgres_url, pg_schema, base, "fhv", "2020-05")
+        out = _run(
+            tmp_path, metadata_url, receiver.url, postgres_url, pg_schema, base, "fhv", "2020-05"
+        )
     assert out.returncode == 1
     events = _events(receiver, "load_trips")
     assert [e["eventType"] for e in events] == ["START", "FAIL"], events
@@ -112,13 +118,16 @@ def test_a_failed_load_emits_fail_naming_its_datasets(
     assert "not a gzip file" in json.dumps(fail["run"]["facets"])
 
 
-def test_a_lake_write_names_the_lake_object(tmp_path, source_server, postgres_url, pg_schema):
+def test_a_lake_write_names_the_lake_object(
+    tmp_path, source_server, postgres_url, pg_schema, metadata_url
+):
     base, root = source_server
     write_month(root / "green" / "green_tripdata_2020-06.csv.gz", "green", date(2020, 6, 1), 250)
     lake = tmp_path / "lake"
     with ScriptedServer() as receiver:
         out = _run(
             tmp_path,
+            metadata_url,
             receiver.url,
             postgres_url,
             pg_schema,

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from datetime import date
-from urllib.parse import urlsplit
 
 import psycopg
 
@@ -32,24 +31,16 @@ def _month(env: dict[str, str], service: str, month: str) -> subprocess.Complete
 
 
 def test_make_month_loads_with_the_callers_settings_and_reports_failure(
-    tmp_path, source_server, postgres_url, pg_schema
+    tmp_path, source_server, postgres_url, pg_schema, metadata_url
 ) -> None:
     base, root = source_server
     write_month(root / "green" / "green_tripdata_2020-11.csv.gz", "green", date(2020, 11, 1), 321)
     (root / "fhv").mkdir(exist_ok=True)
     (root / "fhv" / "fhv_tripdata_2020-11.csv.gz").write_text("<html>moved</html>")
-    parts = urlsplit(postgres_url)
-    {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "password": parts.password,
-        "schema": parts.path.lstrip("/"),
-    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
         AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE_URL=base,
         AIRFLOW_VAR_TAXI_POSTGRES_SCHEMA=pg_schema,
@@ -70,20 +61,13 @@ def test_make_month_loads_with_the_callers_settings_and_reports_failure(
 
 
 def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
-    tmp_path, source_server, postgres_url
+    tmp_path, source_server, metadata_url
 ) -> None:
-    """The README's one command for the cloud path, on the emulators it starts itself."""
+    """The one command for the cloud path, on the emulators it starts itself; it starts no
+    warehouse (lake and BigQuery only) and no embedded PostgreSQL when the metadata DB is
+    named."""
     base, root = source_server
     write_month(root / "green" / "green_tripdata_2020-12.csv.gz", "green", date(2020, 12, 1), 456)
-    parts = urlsplit(postgres_url)
-    {
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port,
-        "login": parts.username,
-        "password": parts.password,
-        "schema": parts.path.lstrip("/"),
-    }
     env = {
         k: v
         for k, v in os.environ.items()
@@ -91,9 +75,10 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     }
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
-        AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
         AIRFLOW_VAR_TAXI_SOURCE_URL=base,
         TAXI_EMULATOR_DIR=str(tmp_path / "emulators"),
+        TAXI_PG_DATA=str(tmp_path / "must-not-exist"),
     )
     done = subprocess.run(
         [sys.executable, "-m", "dev.local", "cloud-month", "green", "2020-12"],
@@ -107,12 +92,14 @@ def test_make_cloud_month_runs_a_month_web_to_gcs_to_bigquery(
     assert "taxi_to_lake green 2020-12: success" in done.stdout
     assert "lake_to_bigquery green 2020-12: success" in done.stdout
     assert "  2020-12         456" in done.stdout
+    assert "embedded PostgreSQL" not in done.stdout
+    assert not (tmp_path / "must-not-exist").exists()
     lake = tmp_path / "emulators" / "gcs" / "objects" / "taxi-lake" / "lake" / "green" / "2020"
     assert (lake / "green_tripdata_2020-12.parquet").exists()
 
 
 def test_make_month_loads_fhvhv_from_a_tlc_laid_out_server(
-    tmp_path, source_server, postgres_url, pg_schema
+    tmp_path, source_server, postgres_url, pg_schema, metadata_url
 ) -> None:
     """taxi_source=tlc: `make month DAG=taxi_to_postgres SERVICE=fhvhv MONTH=2024-01` reads
     {taxi_tlc_url}/trip-data/fhvhv_tripdata_2024-01.parquet (flat) and misc/ zones."""
@@ -130,6 +117,7 @@ def test_make_month_loads_fhvhv_from_a_tlc_laid_out_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
         AIRFLOW_CONN_TAXI_POSTGRES=postgres_connection(postgres_url),
         AIRFLOW_VAR_TAXI_SOURCE="tlc",
         AIRFLOW_VAR_TAXI_TLC_URL=f"{base}/tlc-layout",

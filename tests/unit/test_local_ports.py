@@ -78,7 +78,29 @@ def test_make_run_on_a_busy_port_says_which_setting_to_change(tmp_path: Path) ->
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr, result.stderr
     assert f"AIRFLOW__API__PORT={port + 1} make run" in result.stderr, result.stderr
-    assert not (tmp_path / "standalone.log").exists(), "Airflow was started anyway"
+    assert not list(tmp_path.glob("*.log")), "an Airflow process was started anyway"
+
+
+def test_a_stopped_servers_closed_connections_are_no_listener() -> None:
+    """A restart right after a stop meets the old server's TIME_WAIT connections on its port:
+    they must not count as a server (Airflow's own server binds with SO_REUSEADDR too)."""
+    from dev.supervisor import listening
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's listener
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    assert listening("127.0.0.1", port)
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end of the connection waits (TIME_WAIT)
+    client.recv(1)
+    client.close()
+    server.close()
+    with socket.socket() as plain, pytest.raises(OSError, match="in use"):
+        plain.bind(("127.0.0.1", port))  # without SO_REUSEADDR the port still looks taken
+    assert not listening("127.0.0.1", port)
 
 
 def test_celery_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
