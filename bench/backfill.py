@@ -1,7 +1,7 @@
 """`make bench-backfill`: a year × 3 services backfilled through the real scheduler, on the
 LocalExecutor and on the CeleryExecutor with two workers, in one run. Not a test.
 
-Each executor gets a fresh stack (tests/helpers/airflow_stack.py: api-server, scheduler,
+Each executor gets a fresh stack (dev/airflow_stack.py: api-server, scheduler,
 dag-processor, plus two `airflow celery worker` processes for Celery), a fresh PostgreSQL
 metadata database and warehouse schema on one embedded PostgreSQL, and the same generated
 source files served over local HTTP. Both have 4 task slots (LocalExecutor parallelism 4;
@@ -41,10 +41,10 @@ from typing import Any
 import psycopg
 
 from dev import local_postgres
+from dev.airflow_stack import TERMINAL, AirflowStack, metadata_database, taxi_env
+from dev.celery_stack import celery_env, redis_broker
 from dev.synthetic import write_month, write_zones
 from include.taxi.settings import DEFAULT_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
-from tests.helpers.airflow_stack import TERMINAL, AirflowStack, metadata_database, taxi_env
-from tests.helpers.celery_stack import celery_env, redis_broker
 
 DAG_ID = "taxi_to_postgres"
 YEAR = 2020

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bench.harness import spread
 
 if TYPE_CHECKING:
-    from bench.run import Outcome
+    from bench.methods import Outcome
 
 METRICS = ("rows_per_s", "wall_s", "peak_rss_mb", "cpu_s", "load_s")
 STANDARD = {*METRICS, "round", "rows", "loadavg_1m_before", "cpu_pressure_pct_before"}

@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -47,6 +48,20 @@ def admin_password(home: Path) -> str:
     passwords = home / "simple_auth_manager_passwords.json.generated"
     write_private(passwords, json.dumps({ADMIN_USER: password}))
     return password
+
+
+def postgres_connection(url: str) -> str:
+    """An Airflow connection (JSON form) for a postgresql:// URL."""
+    parts = urlsplit(url)
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "login": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
+        "schema": parts.path.lstrip("/") or "postgres",
+    }
+    return json.dumps(conn)
 
 
 def dotenv(path: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from dev import local_postgres, metadata_db
 from dev.airflow_env import (
@@ -39,6 +39,7 @@ from dev.airflow_env import (
     celery_workers,
     dotenv,
     local_secrets,
+    postgres_connection,
 )
 from dev.api_backfill import AirflowApi, BackfillRequest, backfill
 from dev.pools import ensure_pools
@@ -110,28 +111,14 @@ class EmbeddedPostgres:
         local_postgres.stop(self.data)
 
 
-def _connection_json(url: str) -> str:
-    """An Airflow connection (JSON form) for a postgresql:// URL."""
-    parts = urlsplit(url)
-    conn = {
-        "conn_type": "postgres",
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 5432,
-        "login": unquote(parts.username or "postgres"),
-        "password": unquote(parts.password or ""),
-        "schema": parts.path.lstrip("/") or "postgres",
-    }
-    return json.dumps(conn)
-
-
 def warehouse(env: dict[str, str], pg: EmbeddedPostgres) -> None:
     """Point the connection taxi_postgres at the warehouse: yours, or the embedded one."""
     if env.get("AIRFLOW_CONN_TAXI_POSTGRES"):
         return
     if url := env.get("DATABASE_URL"):
-        env["AIRFLOW_CONN_TAXI_POSTGRES"] = _connection_json(url)
+        env["AIRFLOW_CONN_TAXI_POSTGRES"] = postgres_connection(url)
         return
-    env["AIRFLOW_CONN_TAXI_POSTGRES"] = _connection_json(pg.url())
+    env["AIRFLOW_CONN_TAXI_POSTGRES"] = postgres_connection(pg.url())
     print("warehouse: database postgres in the embedded PostgreSQL", flush=True)
 
 

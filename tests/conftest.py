@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 
 from dev import local_postgres
-from dev.airflow_env import PROJECT, airflow_env
+from dev.airflow_env import PROJECT, airflow_env, postgres_connection
 from dev.emulators import Emulators, running_emulators
-from tests.helpers.dag_runs import postgres_connection
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="taxi-airflow-test-"))
 os.environ.update(airflow_env(AIRFLOW_HOME, use_dotenv=False))
@@ -83,7 +82,7 @@ def metadata_url(postgres_url: str) -> Iterator[str]:
     """A fresh Airflow metadata database on the session's PostgreSQL (SQLAlchemy URL) for a
     command that runs Airflow in a subprocess (`make month`): the server a user names with
     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, instead of the project's own embedded one."""
-    from tests.helpers.airflow_stack import metadata_database
+    from dev.airflow_stack import metadata_database
 
     with metadata_database(postgres_url) as url:
         yield url

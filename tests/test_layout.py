@@ -3,7 +3,9 @@ include/taxi is listed at its place, and everything listed exists."""
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 from dev.airflow_env import PROJECT
 
@@ -49,3 +51,33 @@ def test_every_module_is_in_the_docs_layout() -> None:
 def test_everything_in_the_docs_layout_exists() -> None:
     stale = sorted(_listed() - _modules())
     assert stale == [], f"docs/development.md's Layout section names what is not there: {stale}"
+
+
+TOP_LAYER = ("include.taxi.orchestration", "include.taxi.settings", "include.taxi.months_")
+"""What a DAG file or a plugin may import from the project: the thin Airflow layer, the
+settings (names and defaults) and the status modules (the Taxi months page)."""
+
+
+def _project_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] in ("include", "dev", "bench", "tests")}
+
+
+def test_dags_and_plugins_import_only_the_top_layer() -> None:
+    """import-linter checks packages; dags/ and plugins/ are folders of files Airflow loads, so
+    this checks them: nothing below orchestration/status, no tool and no test code."""
+    files = sorted((PROJECT / "dags").glob("*.py")) + sorted((PROJECT / "plugins").glob("*.py"))
+    assert len(files) >= 5
+    wrong = {
+        f"{path.relative_to(PROJECT)}: {name}"
+        for path in files
+        for name in _project_imports(path)
+        if not name.startswith(TOP_LAYER)
+    }
+    assert not wrong, f"imports below the top layer: {sorted(wrong)}"

@@ -241,6 +241,11 @@ class Profile:
             return
         table = pa.Table.from_batches(self._pending)
         self._pending, self._pending_rows = [], 0
+        self._profile_columns(table)
+        self._count_rules(table)
+
+    def _profile_columns(self, table: pa.Table) -> None:
+        """NULLs per column, and the lowest and highest value of the ranged ones."""
         for name in self.nulls:
             self.nulls[name] += table.column(name).null_count
         for name in self.ranged:
@@ -249,6 +254,9 @@ class Profile:
                 self.min[name] = low
             if high is not None and (self.max[name] is None or high > self.max[name]):
                 self.max[name] = high
+
+    def _count_rules(self, table: pa.Table) -> None:
+        """The rows breaking each rule the contract's columns allow (counted, not refused)."""
         counts = self.counts
         if self.pickup and self.month is not None:
             pickup = table.column(self.pickup)

@@ -2,7 +2,7 @@
 
 The stack: api-server, scheduler, dag-processor and two ``airflow celery worker`` processes
 (hostnames celery-a and celery-b, two slots each), a Redis broker private to this run
-(tests/helpers/celery_stack.py), a fresh metadata database on the session's PostgreSQL and a
+(dev/celery_stack.py), a fresh metadata database on the session's PostgreSQL and a
 local web server laid out like the source that can trickle a file (a slow mirror). The project
 creates its pools at startup (dev/pools.py), with the COPY pool at 2 slots.
 
@@ -22,18 +22,18 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dev.synthetic import write_month, write_zones
-from include.taxi.contract import SERVICES
-from include.taxi.postgres.ingestion_log import LOG_TABLE
-from include.taxi.settings import ENV_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
-from tests.helpers.airflow_stack import (
+from dev.airflow_stack import (
     TERMINAL,
     WORKER_PREFIX,
     AirflowStack,
     metadata_database,
     taxi_env,
 )
-from tests.helpers.celery_stack import celery_env, redis_broker
+from dev.celery_stack import celery_env, redis_broker
+from dev.synthetic import write_month, write_zones
+from include.taxi.contract import SERVICES
+from include.taxi.postgres.ingestion_log import LOG_TABLE
+from include.taxi.settings import ENV_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
 from tests.helpers.scripted_http import TricklingFileServer
 
 pytestmark = pytest.mark.e2e

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from dev.airflow_stack import PARSE_TIMEOUT_S, TERMINAL, AirflowStack
 from dev.emulators import Emulators
 from dev.synthetic import write_month
-from tests.helpers.airflow_stack import PARSE_TIMEOUT_S, TERMINAL, AirflowStack
 
 pytestmark = pytest.mark.e2e
 

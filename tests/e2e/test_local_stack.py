@@ -26,10 +26,10 @@ import pytest
 
 from dev import local_postgres
 from dev.airflow_env import ADMIN_USER, PROJECT, local_secrets
+from dev.airflow_stack import free_port
 from dev.api_backfill import AirflowApi
 from dev.supervisor import listening
 from dev.synthetic import write_month, write_zones
-from tests.helpers.airflow_stack import free_port
 
 pytestmark = pytest.mark.e2e
 

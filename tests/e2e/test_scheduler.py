@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dev.airflow_stack import TERMINAL, AirflowStack, taxi_env
 from dev.synthetic import write_month, write_zones
-from tests.helpers.airflow_stack import TERMINAL, AirflowStack, taxi_env
 
 pytestmark = pytest.mark.e2e
 

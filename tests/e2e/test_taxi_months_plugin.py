@@ -12,9 +12,9 @@ from datetime import date
 import pytest
 import requests
 
+from dev.airflow_stack import AirflowStack, taxi_env
 from dev.synthetic import write_month
 from include.taxi.postgres.load import month_to_postgres
-from tests.helpers.airflow_stack import AirflowStack, taxi_env
 
 pytestmark = pytest.mark.e2e
 

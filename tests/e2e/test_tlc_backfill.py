@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dev.airflow_stack import AirflowStack, taxi_env
 from dev.synthetic import ZONES_CSV
 from dev.tlc_parquet import write_era
-from tests.helpers.airflow_stack import AirflowStack, taxi_env
 
 pytestmark = pytest.mark.e2e
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 
 def run_month(dag: Any, month: str, **conf: Any) -> Any:
@@ -18,18 +16,3 @@ def run_month(dag: Any, month: str, **conf: Any) -> Any:
 def task_states(run: Any) -> dict[str, str]:
     """``{"task_id[map_index]": state}`` of a finished run."""
     return {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in run.get_task_instances()}
-
-
-def postgres_connection(url: str) -> str:
-    """The Airflow connection for a PostgreSQL URL, in Airflow's JSON form."""
-    parts = urlsplit(url)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": parts.hostname,
-            "port": parts.port,
-            "login": parts.username or "postgres",
-            "password": parts.password or "",
-            "schema": parts.path.lstrip("/") or "postgres",
-        }
-    )

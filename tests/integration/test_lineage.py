@@ -15,9 +15,8 @@ import sys
 from datetime import date
 from urllib.parse import urlsplit
 
-from dev.airflow_env import PROJECT
+from dev.airflow_env import PROJECT, postgres_connection
 from dev.synthetic import write_month
-from tests.helpers.dag_runs import postgres_connection
 from tests.helpers.scripted_http import ScriptedServer
 
 

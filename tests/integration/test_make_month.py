@@ -13,10 +13,9 @@ from datetime import date
 
 import psycopg
 
-from dev.airflow_env import PROJECT
+from dev.airflow_env import PROJECT, postgres_connection
 from dev.synthetic import ZONES_CSV, write_month
 from dev.tlc_parquet import write_era
-from tests.helpers.dag_runs import postgres_connection
 
 
 def _month(env: dict[str, str], service: str, month: str) -> subprocess.CompletedProcess:

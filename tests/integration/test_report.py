@@ -8,13 +8,12 @@ import subprocess
 import sys
 from datetime import date
 
-from dev.airflow_env import PROJECT
+from dev.airflow_env import PROJECT, postgres_connection
 from dev.synthetic import write_month
 from include.taxi.bigquery.load import month_to_bigquery
 from include.taxi.lake.load import month_to_lake
 from include.taxi.postgres.load import month_to_postgres
 from include.taxi.report import bigquery_counts, render
-from tests.helpers.dag_runs import postgres_connection
 
 ROWS = {"2020-01": 640, "2020-02": 410}
 

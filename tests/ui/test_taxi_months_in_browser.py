@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
+from dev.airflow_stack import AirflowStack, taxi_env
 from dev.synthetic import write_month
 from include.taxi.lake.load import month_to_lake
 from include.taxi.postgres.load import month_to_postgres
-from tests.helpers.airflow_stack import AirflowStack, taxi_env
 from tests.integration.test_months_view import _add_warnings, _insert_failed
 from tests.ui.test_trigger_in_browser import OUTPUT, UI_TIMEOUT_MS, _log_in, browser  # noqa: F401
 

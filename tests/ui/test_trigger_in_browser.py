@@ -22,8 +22,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from psycopg import sql
 
 from dev.airflow_env import ADMIN_USER
+from dev.airflow_stack import AirflowStack, taxi_env
 from dev.synthetic import write_month, write_zones
-from tests.helpers.airflow_stack import AirflowStack, taxi_env
 
 pytestmark = pytest.mark.e2e
 

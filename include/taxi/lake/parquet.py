@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 from include.taxi.errors import BadSourceFile, LoadMismatch
 from include.taxi.quality import Profile, findings_json, lake_metadata
+from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.read_ahead import read_ahead
-from include.taxi.sources.reader import SourceReader
 
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 128 * 1024  # as DuckDB's 122,880; 256k: +110 MB peak, noisy (make bench)

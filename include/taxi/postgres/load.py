@@ -28,9 +28,10 @@ from include.taxi.postgres.month import (
     replace_month,
     replace_zones,
 )
+from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.catalogue import MIRROR, Source
 from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits
-from include.taxi.sources.reader import SourceReader, open_source
+from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)

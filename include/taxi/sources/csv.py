@@ -28,7 +28,6 @@ import csv
 import io
 import math
 import re
-import struct
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -42,16 +41,18 @@ from include.taxi import settings
 from include.taxi.contract import INT, TEXT, TIMESTAMP, Contract
 from include.taxi.errors import BadSourceFile
 from include.taxi.redact import shown
-from include.taxi.sources.reader import ContractBatches
+from include.taxi.sources.batches import (
+    CONTRACT_HINT,
+    ContractBatches,
+    date_scalar,
+    reader_memory_pool,
+)
 
 BLOCK_SIZE = 256 << 10
 """Bytes of CSV per block (~2,500 yellow rows). Arrow's streaming reader decompresses up to 32
 blocks ahead on its I/O thread, so this sets most of the reader's memory: ~8 MiB in flight
 here, ~32 MiB at 1 MiB blocks (-55 MB peak RSS for a load, measured by `make bench`), at no
 measurable cost in rows/s."""
-CONTRACT_HINT = (
-    "Nothing was loaded. If the source really changed, declare it in include/taxi/contract.py"
-)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -192,24 +193,6 @@ class _Unconformable(Exception):
     """A batch broke the contract in a way only the slow pass can locate."""
 
 
-def reader_memory_pool() -> pa.MemoryPool:
-    """Where the reader's buffers live: jemalloc if this pyarrow has it, else the default.
-
-    The blocks are allocated on Arrow's I/O thread and freed on the consumer's; jemalloc gives
-    that memory back sooner than the default mimalloc (-17 MB peak RSS of a Postgres load).
-    """
-    try:
-        return pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        return pa.default_memory_pool()
-
-
-def _date_scalar(day: date) -> pa.Scalar:
-    """A date32 scalar built from its bytes: ``pa.scalar(day)`` would import pandas (~35 MB)."""
-    days = struct.pack("<i", (day - date(1970, 1, 1)).days)
-    return pa.Array.from_buffers(pa.date32(), 1, [None, pa.py_buffer(days)])[0]
-
-
 class ContractReader(ContractBatches):
     """Iterates contract-shaped record batches of one source file and counts its rows.
 
@@ -241,7 +224,7 @@ class ContractReader(ContractBatches):
         self.error: BadSourceFile | None = None
         self.header = read_header(path, block_size)
         check_header(self.header, contract, self.file)
-        self._month = _date_scalar(month) if contract.monthly and month is not None else None
+        self._month = date_scalar(month) if contract.monthly and month is not None else None
 
     def _arrow_reader(self, source: io.RawIOBase) -> pacsv.CSVStreamingReader:
         types = {

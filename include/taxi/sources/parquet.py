@@ -26,8 +26,12 @@ import pyarrow.parquet as pq
 
 from include.taxi.contract import FLOAT, INT, TEXT, TIMESTAMP, Column, Contract
 from include.taxi.errors import BadSourceFile
-from include.taxi.sources.csv import CONTRACT_HINT, _date_scalar, reader_memory_pool
-from include.taxi.sources.reader import ContractBatches
+from include.taxi.sources.batches import (
+    CONTRACT_HINT,
+    ContractBatches,
+    date_scalar,
+    reader_memory_pool,
+)
 
 MAGIC = b"PAR1"
 BATCH_ROWS = 32 * 1024
@@ -163,7 +167,7 @@ class ParquetContractReader(ContractBatches):
         self.error: BadSourceFile | None = None
         self._parquet = _open(path)
         self._columns = _plan(self._parquet.schema_arrow, contract, month, self.file)
-        self._month = _date_scalar(month) if contract.monthly and month is not None else None
+        self._month = date_scalar(month) if contract.monthly and month is not None else None
 
     @property
     def row_groups(self) -> int:

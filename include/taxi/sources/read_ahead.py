@@ -25,41 +25,48 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
-    """Yield ``items``, produced up to ``depth`` ahead by a daemon thread; its exception is
-    raised here, in the consumer. Stopping early stops the producer at its next item."""
-    pending: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class _Producer:
+    """The daemon thread's side: it offers each item until the consumer stops listening."""
 
-    def offer(item: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterable[object], depth: int) -> None:
+        self.items = items
+        self.pending: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+
+    def offer(self, item: object) -> bool:
+        while not self.stop.is_set():
             try:
-                pending.put(item, timeout=_POLL_S)
+                self.pending.put(item, timeout=_POLL_S)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def run(self) -> None:
         try:
-            for item in items:
-                if not offer(item):
+            for item in self.items:
+                if not self.offer(item):
                     return
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            offer(_Failed(exc))
+            self.offer(_Failed(exc))
             return
-        offer(_DONE)
+        self.offer(_DONE)
 
-    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    producer.start()
+
+def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Yield ``items``, produced up to ``depth`` ahead by a daemon thread; its exception is
+    raised here, in the consumer. Stopping early stops the producer at its next item."""
+    producer = _Producer(items, depth)
+    thread = threading.Thread(target=producer.run, name="read-ahead", daemon=True)
+    thread.start()
     try:
         while True:
-            item = pending.get()
+            item = producer.pending.get()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):
                 raise item.error
             yield item  # type: ignore[misc]
     finally:
-        stop.set()
-        producer.join()
+        producer.stop.set()
+        thread.join()

@@ -1,68 +1,21 @@
-"""What every source reader gives the writers, and which reader a downloaded file gets.
+"""Which reader a downloaded file gets, by the format its name announces.
 
-The Postgres and lake writers consume a ``SourceReader``: contract-shaped Arrow batches of one
-file, its row count once read, and the contract violation that stopped it (a consumer written
-in C++ re-raises it as its own exception type). The course mirror's csv.gz files and the TLC's
-parquet files both produce exactly the contract's schema, so a month lands in one table and
-one parquet schema whatever its source.
+The course mirror's csv.gz files and the TLC's parquet files both produce exactly the
+contract's schema (``batches.SourceReader``), so a month lands in one table and one parquet
+schema whatever its source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Protocol
-
-import pyarrow as pa
 
 from include.taxi.contract import Contract
-from include.taxi.errors import BadSourceFile
+from include.taxi.sources.batches import SourceReader
 
 PARQUET = "parquet"
 CSV_GZ = "csv.gz"
 CSV = "csv"
-
-
-class SourceReader(Protocol):
-    path: Path
-    file: str
-    contract: Contract
-    month: date | None
-    rows: int
-    error: BadSourceFile | None
-
-    @property
-    def schema(self) -> pa.Schema: ...
-
-    def record_batch_reader(self) -> pa.RecordBatchReader: ...
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
-
-
-class ContractBatches:
-    """What the readers share: the contract's schema, their batches as an Arrow stream, and the
-    violation that stopped them, kept for consumers written in C++ (which raise their own)."""
-
-    contract: Contract
-    error: BadSourceFile | None
-
-    @property
-    def schema(self) -> pa.Schema:
-        return self.contract.arrow_schema
-
-    def record_batch_reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from self._batches()
-        except BadSourceFile as exc:
-            self.error = exc
-            raise
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        raise NotImplementedError
 
 
 def source_format(name: str) -> str:

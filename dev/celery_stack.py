@@ -1,5 +1,5 @@
-"""What an e2e stack on the CeleryExecutor needs beside Airflow: a Redis broker and a
-PostgreSQL metadata database, both private to one run.
+"""What an e2e stack (or `make bench-backfill`) on the CeleryExecutor needs beside Airflow: a
+Redis broker and a PostgreSQL metadata database, both private to one run.
 
 Redis: the one on 127.0.0.1:6379 when it answers (CI machines start one), in a database
 number this run claims atomically and empties afterwards, so parallel runs never share a
@@ -19,12 +19,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from dev.airflow_env import CELERY_PARALLELISM
+from dev.airflow_stack import fail, free_port
 from include.taxi.settings import CELERY_CONFIG_OPTIONS
-from tests.helpers.airflow_stack import free_port
 
 SHARED_REDIS = ("127.0.0.1", 6379)
 CLAIM_KEY = "taxi:e2e:claim"
@@ -59,7 +58,7 @@ def _claim_database(host: str, port: int, token: str) -> int | None:
 def _private_redis(workdir: Path) -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(binary).exists():
-        pytest.fail(
+        fail(
             "no Redis answers on 127.0.0.1:6379 and redis-server is not installed: "
             "run `make redis` (as root: apt-get install redis-server) and rerun"
         )
@@ -72,7 +71,7 @@ def _private_redis(workdir: Path) -> Iterator[str]:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not redis_answers("127.0.0.1", port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start: {(workdir / 'redis.log').read_text()}")
+                fail(f"redis-server did not start: {(workdir / 'redis.log').read_text()}")
             time.sleep(0.1)
         yield f"redis://127.0.0.1:{port}/0"
     finally:

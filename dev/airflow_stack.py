@@ -1,8 +1,10 @@
-"""A real Airflow (api-server, scheduler, dag-processor) in a private home, for e2e tests.
+"""A real Airflow (api-server, scheduler, dag-processor) in a private home, for e2e tests and
+`make bench-backfill`.
 
-Shared by the REST e2e test and the browser test so both start, wait for and stop Airflow the
-same way, and explain a failure with the same log tails. Every port is free-picked (the
-scheduler's log server defaults to a fixed 8793), so a stack runs beside a developer's Airflow.
+Shared by the e2e tests, the browser tests and the backfill benchmark so all start, wait for
+and stop Airflow the same way, and explain a failure with the same log tails. Every port is
+free-picked (the scheduler's log server defaults to a fixed 8793), so a stack runs beside a
+developer's Airflow.
 """
 
 from __future__ import annotations
@@ -19,18 +21,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 from unittest import mock
 
 import psycopg
-import pytest
 import requests
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from dev.airflow_env import ADMIN_USER, admin_password, airflow_env
+from dev.airflow_env import ADMIN_USER, admin_password, airflow_env, postgres_connection
 from dev.pools import ensure_pools
-from tests.helpers.dag_runs import postgres_connection
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 METADATA_SETTING = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
@@ -53,6 +53,16 @@ EXECUTION_API_TIMEOUT_S = "30"
 """How long a task process waits for the execution API (Airflow's default: 5 s). On 2 shared
 cores at load 14-17 the api-server answered task state updates after more than 5 s and tasks
 failed with httpx.ReadTimeout before doing anything (seen in the Celery and scheduler tests)."""
+
+
+class StackFailure(AssertionError):
+    """The stack did not do what its caller waited for; the message carries the log tails.
+
+    An ``AssertionError`` so a test that meets it fails (not errors) and pytest shows it whole."""
+
+
+def fail(message: str) -> NoReturn:
+    raise StackFailure(message)
 
 
 def free_port() -> int:
@@ -323,7 +333,7 @@ class AirflowStack:
             if resp.status_code < 500:
                 return resp
             outcome = f"{resp.status_code} {resp.text[:500]}"
-        pytest.fail(self.explain(f"{method} {path}: {WRITE_ATTEMPTS} attempts, last: {outcome}"))
+        fail(self.explain(f"{method} {path}: {WRITE_ATTEMPTS} attempts, last: {outcome}"))
 
     def login(self) -> None:
         resp = self.api(
@@ -343,7 +353,7 @@ class AirflowStack:
             if str(error.get("filename", "")).endswith(f"{dag_id}.py")
         ]
         if errors:
-            pytest.fail(self.explain(f"DAG import errors: {json.dumps(errors, indent=1)}"))
+            fail(self.explain(f"DAG import errors: {json.dumps(errors, indent=1)}"))
         return self.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200
 
     def runs(self, dag_id: str | None = None) -> list[dict[str, Any]]:
@@ -367,7 +377,7 @@ class AirflowStack:
                 f"{t['dag_run_id']} {t['task_id']}[{t['map_index']}]: {t['state']}" for t in bad
             ]
             selectors = [selector(t) for t in bad]
-            pytest.fail(self.explain(f"tasks in trouble: {summary}", selectors, dag_id))
+            fail(self.explain(f"tasks in trouble: {summary}", selectors, dag_id))
 
     def create_backfill(self, from_date: str, to_date: str, *options: str) -> None:
         """``airflow backfill create`` of the stack's DAG, tried again when SQLite was locked.
@@ -388,9 +398,9 @@ class AirflowStack:
                 break
             backfills = self.api("GET", "/api/v2/backfills", params={"dag_id": self.dag_id})
             if backfills.json()["backfills"]:
-                pytest.fail(self.explain(f"a locked backfill create left {backfills.json()}"))
+                fail(self.explain(f"a locked backfill create left {backfills.json()}"))
             time.sleep(1)
-        pytest.fail(self.explain(f"backfill create: {created.stderr[-3000:]}"))
+        fail(self.explain(f"backfill create: {created.stderr[-3000:]}"))
 
     def wait_for_backfill(self, dates: set[str], timeout: float) -> dict[str, dict[str, Any]]:
         """The backfill runs of these logical dates (``YYYY-MM-DD``) once all have ended and the
@@ -465,7 +475,7 @@ class AirflowStack:
         while time.monotonic() < deadline:
             dead = [n for n, p in self.processes.items() if p.poll() is not None]
             if dead:
-                pytest.fail(self.explain(f"waiting for {what}: {dead} exited"))
+                fail(self.explain(f"waiting for {what}: {dead} exited"))
             try:
                 last = check()
             except requests.RequestException as exc:
@@ -474,7 +484,7 @@ class AirflowStack:
                 if last:
                     return last
             time.sleep(1)
-        pytest.fail(self.explain(f"timed out after {timeout:.0f} s waiting for {what}: {last!r}"))
+        fail(self.explain(f"timed out after {timeout:.0f} s waiting for {what}: {last!r}"))
 
 
 def selector(ti: dict[str, Any]) -> str:
