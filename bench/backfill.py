@@ -23,6 +23,7 @@ totals, rounded), green at 7 % and fhv at 40 % of yellow, scaled by ``--scale`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ from typing import Any
 import psycopg
 
 from dev import local_postgres
+from dev.airflow_env import CONNECT_ARGS
 from dev.airflow_stack import TERMINAL, AirflowStack, metadata_database, taxi_env
 from dev.celery_stack import celery_env, redis_broker
 from dev.synthetic import write_month, write_zones
@@ -139,48 +141,52 @@ def run_backfill(
 ) -> dict[str, Any]:
     """One backfill of the year on a fresh stack; the figures from its task instances."""
     schema = f"bench_{executor.lower()}_{int(time.time())}"
-    with metadata_database(postgres_url) as database:
+    with metadata_database(postgres_url) as database, contextlib.ExitStack() as cleanup:
         env: dict[str, str | None] = {
             **taxi_env(postgres_url, schema, source_url),
             "TAXI_START_MONTH": f"{YEAR}-01",
             "TAXI_END_MONTH": f"{YEAR}-12",  # no scheduled run of the current month beside it
             "AIRFLOW__CORE__PARALLELISM": str(SLOTS),  # Local: its 4 task processes
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
+            CONNECT_ARGS: None,
         }
         workers: tuple[str, ...] = ()
-        broker_cm = redis_broker(home) if executor == "Celery" else None
-        if broker_cm is not None:
+        if executor == "Celery":
             # the workers' 2 × 2 slots; the scheduler at Celery's cap, the workers preloading
-            env.update(celery_env(broker_cm.__enter__(), database))
+            env.update(celery_env(cleanup.enter_context(redis_broker(home)), database))
             workers = ("bench-a", "bench-b")
         env.update(settings or {})
-        try:
-            with AirflowStack(home, DAG_ID, env, workers=workers, worker_concurrency=2) as stack:
-                args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", f"{YEAR}-01-01"]
-                args += ["--to-date", f"{YEAR}-12-31", "--max-active-runs", "4"]
-                created = stack.cli(*args)
-                if created.returncode:
-                    raise RuntimeError(created.stderr[-2000:])
-                stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        with AirflowStack(home, DAG_ID, env, workers=workers, worker_concurrency=2) as stack:
+            runs, tis = _backfill_year(stack)
+    loaded = _count_and_drop(postgres_url, schema)
+    return {"executor": executor, **_figures(runs, tis, rows, loaded)}
 
-                def done() -> list[dict[str, Any]] | None:
-                    runs = [r for r in stack.runs() if r["run_type"] == "backfill"]
-                    if len(runs) == 12 and all(r["state"] in TERMINAL for r in runs):
-                        return runs
-                    return None
 
-                runs = stack.wait_for("the year's backfill", done, RUNS_TIMEOUT_S)
-                ids = {r["dag_run_id"] for r in runs}
-                resp = stack.api(
-                    "GET",
-                    f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances",
-                    params={"limit": 1000},
-                )
-                tis = [t for t in resp.json()["task_instances"] if t["dag_run_id"] in ids]
-        finally:
-            if broker_cm is not None:
-                broker_cm.__exit__(None, None, None)
+def _backfill_year(stack: AirflowStack) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Create the year's backfill, unpause, wait for its 12 runs; the runs and their tasks."""
+    args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", f"{YEAR}-01-01"]
+    args += ["--to-date", f"{YEAR}-12-31", "--max-active-runs", "4"]
+    created = stack.cli(*args)
+    if created.returncode:
+        raise RuntimeError(created.stderr[-2000:])
+    stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+    def done() -> list[dict[str, Any]] | None:
+        runs = [r for r in stack.runs() if r["run_type"] == "backfill"]
+        if len(runs) == 12 and all(r["state"] in TERMINAL for r in runs):
+            return runs
+        return None
+
+    runs = stack.wait_for("the year's backfill", done, RUNS_TIMEOUT_S)
+    ids = {r["dag_run_id"] for r in runs}
+    resp = stack.api(
+        "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"limit": 1000}
+    )
+    return runs, [t for t in resp.json()["task_instances"] if t["dag_run_id"] in ids]
+
+
+def _count_and_drop(postgres_url: str, schema: str) -> int:
+    """The rows the backfill loaded, before its schema is dropped."""
     with psycopg.connect(postgres_url) as conn:
         loaded = sum(
             (conn.execute(f'SELECT count(*) FROM "{schema}"."{s}_tripdata"').fetchone() or (0,))[0]
@@ -188,6 +194,13 @@ def run_backfill(
         )
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         conn.commit()
+    return int(loaded)
+
+
+def _figures(
+    runs: list[dict[str, Any]], tis: list[dict[str, Any]], rows: int, loaded: int
+) -> dict[str, Any]:
+    """Wall time against the pool-aware ideal, queueing latency and the per-task timeline."""
     queued = [_ts(t["queued_when"]) for t in tis if t["queued_when"]]
     ended = [_ts(t["end_date"]) for t in tis if t["end_date"]]
     wall = (max(ended) - min(queued)).total_seconds()
@@ -202,18 +215,16 @@ def run_backfill(
         if t["queued_when"] and t["start_date"]
     ]
     idle = pool_turn_idle(tis)
-    hosts = sorted({t["hostname"] for t in tis})
     month_of_run = {r["dag_run_id"]: r["logical_date"][:10] for r in runs}
     timeline = [
         {k: t.get(k) for k in TIMELINE_FIELDS} | {"run": month_of_run[t["dag_run_id"]]}
         for t in sorted(tis, key=lambda t: t["queued_when"] or "")
     ]
     return {
-        "executor": executor,
         "runs_success": sum(r["state"] == "success" for r in runs),
         "task_instances": len(tis),
         "task_states": {s: sum(t["state"] == s for t in tis) for s in {t["state"] for t in tis}},
-        "hosts": hosts,
+        "hosts": sorted({t["hostname"] for t in tis}),
         "rows_expected": rows,
         "rows_loaded": loaded,
         "wall_s": round(wall, 1),

@@ -164,70 +164,101 @@ def _median(samples: dict[str, list[dict[str, Any]]], key: str, field: str) -> f
     return statistics.median(values) if values else None
 
 
-def _targets(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    def m(key: str, field: str = "rows_per_s") -> float | None:
-        return _median(samples, key, field)
+class _Measures:
+    """Medians of one run's samples, and the ratios the targets compare."""
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a and b else None
+    def __init__(self, samples: dict[str, list[dict[str, Any]]]) -> None:
+        self.samples = samples
 
-    found = []
+    def m(self, key: str, field: str = "rows_per_s") -> float | None:
+        return _median(self.samples, key, field)
 
-    def target(name: str, value: float | None, limit: float, *, at_most: bool = False) -> None:
-        met = value is not None and (value <= limit if at_most else value >= limit)
-        found.append({"name": name, "value": value, "limit": limit, "met": met})
+    def ratio(self, a: str, b: str, field: str = "rows_per_s") -> float | None:
+        top, bottom = self.m(a, field), self.m(b, field)
+        return top / bottom if top and bottom else None
 
-    target(
-        "project → Postgres peak RSS (MB), 1×", m("project_pg_1x", "peak_rss_mb"), 300, at_most=True
-    )
-    target(
-        "project → Postgres peak RSS 2× / 1×",
-        ratio(m("project_pg_2x", "peak_rss_mb"), m("project_pg_1x", "peak_rss_mb")),
-        1.1,
-        at_most=True,
-    )
-    target(
-        "project → Postgres rows/s ÷ read_table + text COPY",
-        ratio(m("project_pg_1x"), m("arrow_text_copy_1x")),
-        1.5,
-    )
-    target(
-        "project → Postgres rows/s, parquet ÷ csv.gz of the same rows",
-        ratio(m("project_pg_1x"), m("project_pg_csv_1x")),
-        1.0,
-    )
-    target(
-        "project → Postgres rows/s ÷ DuckDB postgres extension",
-        ratio(m("project_pg_1x"), m("duckdb_pg_1x")),
-        1.0,
-    )
-
-    def until_read(key: str) -> float | None:
-        wall, read = m(key, "wall_s"), m(key, "first_read_s")
+    def until_read(self, key: str) -> float | None:
+        wall, read = self.m(key, "wall_s"), self.m(key, "first_read_s")
         return wall + read if wall is not None and read is not None else None
 
-    target(
-        "project → Postgres ÷ DuckDB postgres extension, load + first count(*)",
-        ratio(until_read("duckdb_pg_1x"), until_read("project_pg_1x")),
-        1.0,
-    )
-    target(
-        "project → lake rows/s ÷ DuckDB rewrite, 1×",
-        ratio(m("project_lake_1x"), m("duckdb_rewrite_1x")),
-        1.0,
-    )
-    target(
-        "project → lake rows/s ÷ DuckDB rewrite, 2×",
-        ratio(m("project_lake_2x"), m("duckdb_rewrite_2x")),
-        1.0,
-    )
-    target(
-        "project → lake peak RSS 2× / 1×",
-        ratio(m("project_lake_2x", "peak_rss_mb"), m("project_lake_1x", "peak_rss_mb")),
-        1.1,
-        at_most=True,
-    )
-    return found
+
+AT_MOST = True
+
+
+Row = tuple[str, float | None, float, bool]
+"""A target: its name, the measured value, the limit, and whether the limit is an upper one."""
+
+
+def _postgres_rows(at: _Measures) -> list[Row]:
+    rss = "peak_rss_mb"
+    duck_read, project_read = at.until_read("duckdb_pg_1x"), at.until_read("project_pg_1x")
+    return [
+        ("project → Postgres peak RSS (MB), 1×", at.m("project_pg_1x", rss), 300, AT_MOST),
+        (
+            "project → Postgres peak RSS 2× / 1×",
+            at.ratio("project_pg_2x", "project_pg_1x", rss),
+            1.1,
+            AT_MOST,
+        ),
+        (
+            "project → Postgres rows/s ÷ read_table + text COPY",
+            at.ratio("project_pg_1x", "arrow_text_copy_1x"),
+            1.5,
+            not AT_MOST,
+        ),
+        (
+            "project → Postgres rows/s, parquet ÷ csv.gz of the same rows",
+            at.ratio("project_pg_1x", "project_pg_csv_1x"),
+            1.0,
+            not AT_MOST,
+        ),
+        (
+            "project → Postgres rows/s ÷ DuckDB postgres extension",
+            at.ratio("project_pg_1x", "duckdb_pg_1x"),
+            1.0,
+            not AT_MOST,
+        ),
+        (
+            "project → Postgres ÷ DuckDB postgres extension, load + first count(*)",
+            duck_read / project_read if duck_read and project_read else None,
+            1.0,
+            not AT_MOST,
+        ),
+    ]
+
+
+def _lake_rows(at: _Measures) -> list[Row]:
+    return [
+        (
+            f"project → lake rows/s ÷ DuckDB rewrite, {shown}",
+            at.ratio(f"project_lake_{size}", f"duckdb_rewrite_{size}"),
+            1.0,
+            not AT_MOST,
+        )
+        for size, shown in (("1x", "1×"), ("2x", "2×"))
+    ] + [
+        (
+            "project → lake peak RSS 2× / 1×",
+            at.ratio("project_lake_2x", "project_lake_1x", "peak_rss_mb"),
+            1.1,
+            AT_MOST,
+        )
+    ]
+
+
+def _targets(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each target: its measured value (a ratio, or MB), its limit, and whether it is met."""
+    at = _Measures(samples)
+    table = _postgres_rows(at) + _lake_rows(at)
+    return [
+        {
+            "name": name,
+            "value": value,
+            "limit": limit,
+            "met": value is not None and (value <= limit if upper else value >= limit),
+        }
+        for name, value, limit, upper in table
+    ]
 
 
 def _markdown(results: dict[str, Any]) -> str:
@@ -265,6 +296,55 @@ def _markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+NOTES = [
+    "rows/s = rows ÷ the whole process's wall time (imports included), medians.",
+    "csv.gz: the 1× month's rows written as the TLC's old CSVs were (header, "
+    "'YYYY-MM-DD HH:MM:SS' times, gzip), loaded by the same project path (ContractReader).",
+    "DuckDB postgres extension: duckdb-extension-postgres-scanner from PyPI, installed "
+    "into a private extension directory; INSERT INTO an attached Postgres table "
+    "SELECT * FROM read_parquet (its binary COPY), all cores.",
+    "read_table + text COPY holds the whole file in memory (its peak RSS shows it).",
+    "first count(*): the first query after the load, in a new session; the project's "
+    "COPY FREEZE writes the rows frozen, the others leave the hint bits to that reader "
+    "(PostgreSQL 18 initdb enables data checksums, so setting them is WAL-logged).",
+]
+"""What the report says of how each figure was measured."""
+
+
+def _sample(
+    method: Method, files: dict[str, Path], url: str, work: Path, env: dict[str, str], round_no: int
+) -> dict[str, Any] | None:
+    """One timed run of ``method`` in a child process (None when it failed: its output printed)."""
+    if method.postgres:
+        postgres.reset_project(url)
+    result = work / f"{method.key}.json"
+    measured = measure(
+        _argv(method, files[method.size], url, work, result),
+        env,
+        PROJECT,
+        work / f"{method.key}.log",
+    )
+    if measured.returncode != 0:
+        print(measured.output[-3000:], file=sys.stderr)
+        return None
+    got = json.loads(result.read_text())
+    if method.table is not None:
+        got.update(postgres.first_read(url, *method.table))
+    (work / f"{method.key}.parquet").unlink(missing_ok=True)
+    print(
+        f"{method.key}: {got['rows'] / measured.wall_s:,.0f} rows/s, {measured.peak_rss_mb:.0f} MB",
+        flush=True,
+    )
+    return {
+        **got,
+        "wall_s": measured.wall_s,
+        "peak_rss_mb": measured.peak_rss_mb,
+        "cpu_s": measured.cpu_s,
+        "round": round_no,
+        "rows_per_s": got["rows"] / measured.wall_s,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.parquet_run")
     parser.add_argument("--rows", type=int, default=20_000_000, help="rows of the 1× month")
@@ -285,36 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         with postgres.server() as (url, _):
             for round_no in range(args.repeats):
                 for method in methods:
-                    if method.postgres:
-                        postgres.reset_project(url)
-                    result = work / f"{method.key}.json"
-                    measured = measure(
-                        _argv(method, files[method.size], url, work, result),
-                        env,
-                        PROJECT,
-                        work / f"{method.key}.log",
-                    )
-                    if measured.returncode != 0:
-                        print(measured.output[-3000:], file=sys.stderr)
+                    sample = _sample(method, files, url, work, env, round_no)
+                    if sample is None:
                         return 1
-                    got = json.loads(result.read_text())
-                    if method.table is not None:
-                        got.update(postgres.first_read(url, *method.table))
-                    sample = {
-                        **got,
-                        "wall_s": measured.wall_s,
-                        "peak_rss_mb": measured.peak_rss_mb,
-                        "cpu_s": measured.cpu_s,
-                        "round": round_no,
-                        "rows_per_s": got["rows"] / measured.wall_s,
-                    }
                     samples.setdefault(method.key, []).append(sample)
-                    print(
-                        f"{method.key}: {sample['rows_per_s']:,.0f} rows/s, "
-                        f"{measured.peak_rss_mb:.0f} MB",
-                        flush=True,
-                    )
-                    (work / f"{method.key}.parquet").unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {
@@ -326,18 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "generation_s": round(generated_s, 1),
         "samples": samples,
         "targets": _targets(samples),
-        "notes": [
-            "rows/s = rows ÷ the whole process's wall time (imports included), medians.",
-            "csv.gz: the 1× month's rows written as the TLC's old CSVs were (header, "
-            "'YYYY-MM-DD HH:MM:SS' times, gzip), loaded by the same project path (ContractReader).",
-            "DuckDB postgres extension: duckdb-extension-postgres-scanner from PyPI, installed "
-            "into a private extension directory; INSERT INTO an attached Postgres table "
-            "SELECT * FROM read_parquet (its binary COPY), all cores.",
-            "read_table + text COPY holds the whole file in memory (its peak RSS shows it).",
-            "first count(*): the first query after the load, in a new session; the project's "
-            "COPY FREEZE writes the rows frozen, the others leave the hint bits to that reader "
-            "(PostgreSQL 18 initdb enables data checksums, so setting them is WAL-logged).",
-        ],
+        "notes": NOTES,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "parquet_latest.json").write_text(json.dumps(results, indent=1))

@@ -164,56 +164,81 @@ def _size(key: str) -> str:
     return key.split("_")[-1].replace("x", "×")
 
 
+def _reset(setup: Setup) -> None:
+    postgres.reset_project(setup.url)
+
+
+def _load(setup: Setup, key: str, repeats: int, *, reload: bool = False) -> Method:
+    """The project's load of one file into Postgres: a first load, or a reload of the month."""
+    src = setup.sources[key]
+    what = "reload (replace the loaded month)" if reload else "first load"
+    return Method(
+        f"project_pg_{key}" + ("_reload" if reload else ""),
+        f"project → Postgres, {what} ({src.service} {_size(key)})",
+        "postgres",
+        key,
+        _project_load(key),
+        repeats,
+        prepare=_ensure_loaded(key) if reload else _reset,
+        notes="ContractReader → replace_month (numpy-encoded binary COPY into a stage table, "
+        "partition swap, one transaction)"
+        + (", the month already loaded" if reload else ", no table beforehand"),
+    )
+
+
+DUCKDB_NOTES = "DuckDB defaults: types inferred by read_csv, snappy, all cores"
+LAKE_NOTES = (
+    "write_parquet(ContractReader(...), path) from include/taxi/lake/parquet.py, as "
+    "taxi_to_lake runs it after the download (contract types, 1 MiB blocks read ahead, "
+    "zstd, fixed-size row groups)"
+)
+
+
+def _to_parquet(key: str, repeats: int) -> list[Method]:
+    """DuckDB's COPY and the project's lake writer, csv.gz → parquet, on one file."""
+
+    def method(worker: str, label: str, notes: str) -> Method:
+        method_key = f"{worker.replace('-', '_')}_{key}"
+        argv = _parquet(worker, key, method_key)
+        return Method(
+            method_key, f"{label} ({_size(key)})", "parquet", key, argv, repeats, notes=notes
+        )
+
+    return [
+        method("duckdb-parquet", "DuckDB COPY read_csv → parquet", DUCKDB_NOTES),
+        method("project-parquet", "project lake writer → parquet", LAKE_NOTES),
+    ]
+
+
+def _dag_parses(repeats: int) -> list[Method]:
+    """One parse of each DAG file, in a fresh process with Airflow's environment."""
+    return [
+        Method(
+            f"dag_parse:{dag_file.name}",
+            f"DagBag parse of dags/{dag_file.name}",
+            "parse",
+            "",
+            functools.partial(_parse_argv, dag_file),
+            repeats,
+            env="parse_env",
+        )
+        for dag_file in sorted((PROJECT / "dags").glob("*.py"))
+    ]
+
+
 def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
     """Every method in the order one round runs them."""
-
-    def reset(s: Setup) -> None:
-        postgres.reset_project(s.url)
-
-    def load(key: str, *, reload: bool = False) -> Method:
-        src = setup.sources[key]
-        what = "reload (replace the loaded month)" if reload else "first load"
-        return Method(
-            f"project_pg_{key}" + ("_reload" if reload else ""),
-            f"project → Postgres, {what} ({src.service} {_size(key)})",
-            "postgres",
-            key,
-            _project_load(key),
-            repeats,
-            prepare=_ensure_loaded(key) if reload else reset,
-            notes="ContractReader → replace_month (numpy-encoded binary COPY into a stage table, "
-            "partition swap, one transaction)"
-            + (", the month already loaded" if reload else ", no table beforehand"),
-        )
-
-    def parquet(worker: str, key: str, label: str, notes: str) -> Method:
-        method_key = f"{worker.replace('-', '_')}_{key}"
-        return Method(
-            method_key,
-            f"{label} ({_size(key)})",
-            "parquet",
-            key,
-            _parquet(worker, key, method_key),
-            repeats,
-            notes=notes,
-        )
-
     methods = [
-        load("yellow_1x"),
-        load("yellow_1x", reload=True),
+        _load(setup, "yellow_1x", repeats),
+        _load(setup, "yellow_1x", repeats, reload=True),
         _reference_copy(setup, "yellow_1x", repeats),
     ]
     if pandas_repeats:
         methods.append(_pandas(setup, "yellow_1x", pandas_repeats))
-    duckdb_notes = "DuckDB defaults: types inferred by read_csv, snappy, all cores"
-    lake_notes = (
-        "write_parquet(ContractReader(...), path) from include/taxi/lake/parquet.py, as "
-        "taxi_to_lake runs it after the download (contract types, 1 MiB blocks read ahead, "
-        "zstd, fixed-size row groups)"
-    )
-    methods += [
-        load("yellow_4x"),
-        load("green_1x"),
+    return [
+        *methods,
+        _load(setup, "yellow_4x", repeats),
+        _load(setup, "green_1x", repeats),
         Method(
             "project_read_yellow_1x",
             "diagnostic: project ContractReader alone, no sink (1×)",
@@ -223,24 +248,10 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
             repeats,
             notes="parse + conform only: the share of the load spent before Postgres",
         ),
-        parquet("duckdb-parquet", "yellow_1x", "DuckDB COPY read_csv → parquet", duckdb_notes),
-        parquet("project-parquet", "yellow_1x", "project lake writer → parquet", lake_notes),
-        parquet("duckdb-parquet", "yellow_4x", "DuckDB COPY read_csv → parquet", duckdb_notes),
-        parquet("project-parquet", "yellow_4x", "project lake writer → parquet", lake_notes),
+        *_to_parquet("yellow_1x", repeats),
+        *_to_parquet("yellow_4x", repeats),
+        *_dag_parses(repeats),
     ]
-    for dag_file in sorted((PROJECT / "dags").glob("*.py")):
-        methods.append(
-            Method(
-                f"dag_parse:{dag_file.name}",
-                f"DagBag parse of dags/{dag_file.name}",
-                "parse",
-                "",
-                functools.partial(_parse_argv, dag_file),
-                repeats,
-                env="parse_env",
-            )
-        )
-    return methods
 
 
 def _cpu_pressure() -> float | None:
@@ -322,7 +333,7 @@ def _memory_gib() -> float:
     return round(int(found.group(1)) / 2**20, 1) if found else float("nan")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, help="rounds of every method (default 3; quick 1)")
     parser.add_argument(
@@ -340,7 +351,52 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the results go")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="source file cache")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _only(methods: list[Method], only: str | None) -> list[Method]:
+    """The methods ``--only`` names by substrings of their keys (all without it)."""
+    if not only:
+        return methods
+    wanted_keys = [part.strip() for part in only.split(",") if part.strip()]
+    chosen = [m for m in methods if any(k in m.key for k in wanted_keys)]
+    if not chosen:
+        raise SystemExit(f"--only {only!r} matches no method")
+    return chosen
+
+
+def _machine(setup: Setup, version: str, url_source: str) -> dict[str, Any]:
+    """What the report says of the machine and the servers the run used."""
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "postgres": version,
+        "postgres_from": url_source,
+        "psql": f"{setup.psql.path} ({setup.psql.version})"
+        if setup.psql
+        else "none found: psycopg COPY of the gunzipped stream stands in",
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def _print_summary(results: dict[str, Any], outcomes: list[Outcome], markdown: str) -> int:
+    """The Markdown, the targets not met and the methods that failed; the exit status."""
+    print()
+    print(markdown)
+    unmet = [t["name"] for t in results["targets"] if not t["met"]]
+    print(f"targets met: {len(results['targets']) - len(unmet)}/{len(results['targets'])}")
+    for name in unmet:
+        print(f"NOT MET: {name}")
+    failed = [o.method.label for o in outcomes if o.errors]
+    for label in failed:
+        print(f"FAILED TO RUN: {label}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     wanted_pandas = repeats if args.pandas_repeats is None else args.pandas_repeats
     pandas_repeats = 0 if args.skip_pandas else min(wanted_pandas, repeats)
@@ -365,24 +421,8 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 parse_env=_parse_env(work / "airflow-home"),
             )
-            methods = plan(setup, repeats, pandas_repeats)
-            if args.only:
-                wanted_keys = [part.strip() for part in args.only.split(",") if part.strip()]
-                methods = [m for m in methods if any(k in m.key for k in wanted_keys)]
-                if not methods:
-                    raise SystemExit(f"--only {args.only!r} matches no method")
-            machine = {
-                "cores": os.cpu_count(),
-                "memory_gib": _memory_gib(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "postgres": version,
-                "postgres_from": url_source,
-                "psql": f"{setup.psql.path} ({setup.psql.version})"
-                if setup.psql
-                else "none found: psycopg COPY of the gunzipped stream stands in",
-                "loadavg_at_start": os.getloadavg(),
-            }
+            methods = _only(plan(setup, repeats, pandas_repeats), args.only)
+            machine = _machine(setup, version, url_source)
             bench_started = time.monotonic()
             outcomes = run_rounds(setup, methods)
             machine["loadavg_at_end"] = os.getloadavg()
@@ -406,17 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             "total_s": time.monotonic() - started,
         },
     )
-    markdown = report.write(results, args.out)
-    print()
-    print(markdown)
-    unmet = [t["name"] for t in results["targets"] if not t["met"]]
-    print(f"targets met: {len(results['targets']) - len(unmet)}/{len(results['targets'])}")
-    for name in unmet:
-        print(f"NOT MET: {name}")
-    failed = [o.method.label for o in outcomes if o.errors]
-    for label in failed:
-        print(f"FAILED TO RUN: {label}", file=sys.stderr)
-    return 1 if failed else 0
+    return _print_summary(results, outcomes, report.write(results, args.out))
 
 
 if __name__ == "__main__":

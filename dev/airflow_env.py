@@ -19,6 +19,8 @@ from dev.private_file import write_private
 
 PROJECT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
+CONNECT_ARGS = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"
+"""SQLite's busy timeout (dev/airflow_settings.py): dropped on a PostgreSQL metadata DB."""
 
 
 _GENERATED = {
@@ -129,14 +131,21 @@ def airflow_env(
     unless set explicitly too. ``parallelism`` None: the executor's (TAXI_CELERY_WORKERS).
     """
     home = home.resolve()
-    values = local_secrets(home)
     from_file = dotenv(PROJECT / ".env") if use_dotenv else {}
     if api_port is None:
         api_port = api_port_from({**from_file, **os.environ})
     if parallelism is None:
         celery = celery_workers({**from_file, **os.environ})
         parallelism = CELERY_PARALLELISM if celery else LOCAL_PARALLELISM
-    defaults = {
+    defaults = _defaults(home, local_secrets(home), api_port, parallelism)
+    return _with_user_values(defaults, from_file)
+
+
+def _defaults(
+    home: Path, values: dict[str, str], api_port: int, parallelism: int
+) -> dict[str, str]:
+    """This project's settings for a local Airflow in ``home``: what the user has not set."""
+    return {
         "AIRFLOW_HOME": str(home),
         "PYTHONPATH": str(PROJECT),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
@@ -147,7 +156,7 @@ def airflow_env(
         "AIRFLOW__CORE__FERNET_KEY": values["fernet_key"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "dev.airflow_settings.SQLITE_CONNECT_ARGS",
+        CONNECT_ARGS: "dev.airflow_settings.SQLITE_CONNECT_ARGS",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         # OpenLineage stays off until a transport is set (AIRFLOW__OPENLINEAGE__TRANSPORT, see
@@ -171,6 +180,11 @@ def airflow_env(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "NO_PROXY": "*",
     }
+
+
+def _with_user_values(defaults: dict[str, str], from_file: dict[str, str]) -> dict[str, str]:
+    """``os.environ`` first, then .env, then the defaults; the project always on PYTHONPATH
+    and this interpreter's bin on PATH."""
     env = dict(os.environ)
     for key, value in {**defaults, **from_file}.items():
         env.setdefault(key, value)
@@ -181,9 +195,8 @@ def airflow_env(
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     user = {**from_file, **os.environ}
-    connect_args = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"
     if not env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite") and not user.get(
-        connect_args
+        CONNECT_ARGS
     ):
-        env.pop(connect_args)  # SQLite's busy timeout is no option of a PostgreSQL driver
+        env.pop(CONNECT_ARGS)  # SQLite's busy timeout is no option of a PostgreSQL driver
     return env

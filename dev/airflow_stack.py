@@ -29,7 +29,13 @@ import requests
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from dev.airflow_env import ADMIN_USER, admin_password, airflow_env, postgres_connection
+from dev.airflow_env import (
+    ADMIN_USER,
+    CONNECT_ARGS,
+    admin_password,
+    airflow_env,
+    postgres_connection,
+)
 from dev.pools import ensure_pools
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -238,7 +244,7 @@ class AirflowStack:
             dbname=fields["schema"],
         )
         self.env[METADATA_SETTING] = self.resources.enter_context(metadata_database(server))
-        self.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)
+        self.env.pop(CONNECT_ARGS, None)
 
     def log(self, name: str) -> Path:
         return self.home / f"{name}.log"

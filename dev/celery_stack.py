@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from dev.airflow_env import CELERY_PARALLELISM
+from dev.airflow_env import CELERY_PARALLELISM, CONNECT_ARGS
 from dev.airflow_stack import fail, free_port
 from include.taxi.settings import CELERY_CONFIG_OPTIONS
 
@@ -109,7 +109,7 @@ def celery_env(broker_url: str, database_url: str) -> dict[str, str | None]:
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": None,
+        CONNECT_ARGS: None,
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
         "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,

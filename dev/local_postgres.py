@@ -190,29 +190,7 @@ def start(data_dir: Path, port: int, *, password: str | None = None, durable: bo
     data = data_dir_for(data_dir)
     bin_dir = _bin_dir()
     if not (data / "PG_VERSION").exists():
-        password = password or secrets.token_urlsafe(24)
-        data.mkdir(parents=True, exist_ok=True)
-        data.chmod(0o700)
-        if _as_root():
-            user = pwd.getpwnam(SERVICE_USER)
-            os.chown(data, user.pw_uid, user.pw_gid)
-        with _password_file(data.parent, password) as pwfile:
-            _run(
-                [
-                    str(bin_dir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=scram-sha-256",
-                    f"--pwfile={pwfile}",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "--no-sync",
-                ]
-            )
-        write_private(data / PASSWORD_FILE, password)
+        password = _initdb(data, bin_dir, password)
     password = password or stored_password(data_dir)
     if password is None:
         raise RuntimeError(
@@ -223,6 +201,44 @@ def start(data_dir: Path, port: int, *, password: str | None = None, durable: bo
     if is_running(data_dir):
         _require_password(data, port, password)
         return url(port, password)
+    _pg_ctl_start(data, bin_dir, port, durable=durable)
+    _require_password(data, port, password)
+    _check_login(port, password, data)
+    return url(port, password)
+
+
+def _initdb(data: Path, bin_dir: Path, password: str | None) -> str:
+    """A new cluster in ``data`` whose superuser's password (generated if None) is kept beside
+    it; returns the password."""
+    password = password or secrets.token_urlsafe(24)
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    if _as_root():
+        user = pwd.getpwnam(SERVICE_USER)
+        os.chown(data, user.pw_uid, user.pw_gid)
+    with _password_file(data.parent, password) as pwfile:
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
+        )
+    write_private(data / PASSWORD_FILE, password)
+    return password
+
+
+def _pg_ctl_start(data: Path, bin_dir: Path, port: int, *, durable: bool) -> None:
+    """Start the cluster on 127.0.0.1:port only (no unix socket); ``durable`` False turns off
+    fsync and its kin (the tests' throwaway clusters)."""
     options = f"-p {port} -h 127.0.0.1 -c unix_socket_directories='' -c max_wal_size=4GB"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -241,9 +257,6 @@ def start(data_dir: Path, port: int, *, password: str | None = None, durable: bo
             "start",
         ]
     )
-    _require_password(data, port, password)
-    _check_login(port, password, data)
-    return url(port, password)
 
 
 def is_running(data_dir: Path) -> bool:

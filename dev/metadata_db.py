@@ -21,10 +21,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from dev.airflow_env import PROJECT
+from dev.airflow_env import CONNECT_ARGS, PROJECT
 
 CONN_SETTING = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
-CONNECT_ARGS_SETTING = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"
 CHOICE_SETTING = "TAXI_METADATA_DB"
 DEFAULT_HOME = PROJECT / ".airflow"
 
@@ -58,7 +57,7 @@ def configure(
         return f"Airflow's metadata: SQLite, {home}/airflow.db ({CHOICE_SETTING}=sqlite)"
     name = database_name(home)
     env[CONN_SETTING] = create_database(server(), name)
-    env.pop(CONNECT_ARGS_SETTING, None)  # SQLite's busy timeout means nothing to PostgreSQL
+    env.pop(CONNECT_ARGS, None)  # SQLite's busy timeout means nothing to PostgreSQL
     where = f"Airflow's metadata: database {name} in the embedded PostgreSQL"
     if (home / "airflow.db").exists():
         where += (
