@@ -105,6 +105,13 @@ class LocalRun:
             time.sleep(1)
         return self
 
+    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} from make run within {timeout:.0f} s:\n{self.output()}")
+            time.sleep(0.2)
+
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
         os.killpg(self.proc.pid, sig)
@@ -236,6 +243,7 @@ def backfill_id(output: str) -> int:
     return int(line.split()[1])
 
 
+@pytest.mark.timeout(1800)  # four backfills of six months: ~8 min idle, 2-3x on a busy machine
 def test_make_backfill_beside_a_running_make_run(
     local_run: Callable[..., LocalRun], pg_data: Path, pg_port: int
 ) -> None:
@@ -278,10 +286,14 @@ def test_make_backfill_beside_a_running_make_run(
 def test_sigterm_to_the_group_stops_everything_once(
     local_run: Callable[..., LocalRun], pg_data: Path
 ) -> None:
-    """SIGTERM to make's process group (make forwards it: the runner gets it twice): every
-    process gone, the port free, PostgreSQL stopped, and an immediate restart starts."""
+    """SIGTERM to make's process group, and again once the stop is under way (a service
+    manager's repeat; make also forwards the first, but two signals that land before Python
+    runs its handler count once): every process gone, the port free, PostgreSQL stopped, and
+    an immediate restart starts."""
     run = local_run().start()
     run.api().call("GET", "/api/v2/dags")  # a connection the server closes: TIME_WAIT after
+    run.signal(signal.SIGTERM)
+    run.wait_for_output("stopping Airflow")
     run.signal(signal.SIGTERM)
     run.wait()
     out = run.output()
@@ -306,7 +318,7 @@ def test_ctrl_c_twice_stops_once_with_a_clean_exit_status(
     runner = [sys.executable, "-m", "dev.local", "run"]
     run = local_run(command=runner).start()
     run.signal(signal.SIGINT)
-    time.sleep(1)
+    run.wait_for_output("stopping Airflow")
     run.signal(signal.SIGINT)
     assert run.wait() == 0, run.output()
     assert "SIGINT: already stopping" in run.output()
