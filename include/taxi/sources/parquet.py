@@ -452,7 +452,12 @@ def _check_text(array: pa.Array, where: _Where) -> None:
 
 
 def _shared_ride(array: pa.Array, where: _Where, pool: pa.MemoryPool) -> pa.Array:
-    """``SR_Flag`` (1 for a shared ride, empty otherwise) as the Y/N flags of today's files."""
+    """``SR_Flag`` (1 for a shared ride, empty otherwise) as the Y/N flags of today's files;
+    stored as text, a blank value is empty too."""
+    if _is_text(array.type):
+        array = _plain(array)
+        blank = pc.equal(pc.utf8_trim_whitespace(array), "")
+        array = pc.if_else(blank, pa.scalar(None, array.type), array)
     numbers = _convert(array, MARKER, where, pool)
     other = pc.fill_null(pc.not_equal(numbers, 1), False)
     index = pc.index(other, True).as_py()
