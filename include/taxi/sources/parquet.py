@@ -371,10 +371,6 @@ class ParquetContractReader(ContractBatches):
             array = _bounded(batch.column(marker), where)
             with _located(where):
                 values.update(dict.fromkeys(layout.flags, _shared_ride(array, where, self.pool)))
-        for col in self.contract.columns:
-            if col.type == TEXT and col.name in values:
-                source = self._columns.get(col.name, (col.name, TEXT))[0]
-                _check_text(values[col.name], _Where(self.file, group, self.rows, source, col))
         arrays = [
             values[col.name] if col.name in values else pa.nulls(n, col.type, self.pool)
             for col in self.contract.columns
@@ -410,6 +406,8 @@ def _bounded(array: pa.Array | pa.ChunkedArray, where: _Where) -> pa.Array:
             hint="A hostile or broken file; nothing was loaded. If the source really changed, "
             "declare the column's max_length in include/taxi/contract.py",
         )
+    if _is_text(values.type):
+        _check_text(array, values, where)
     return array
 
 
@@ -428,11 +426,12 @@ def _located(where: _Where) -> Iterator[None]:
         ) from None
 
 
-def _check_text(array: pa.Array, where: _Where) -> None:
+def _check_text(array: pa.Array, values: pa.Array, where: _Where) -> None:
     """Text every target stores alike: valid UTF-8 (the parquet reader does not check it)
-    and no NUL byte (PostgreSQL text cannot hold one; the lake and BigQuery would)."""
+    and no NUL byte (PostgreSQL text cannot hold one; the lake and BigQuery would). Checked on
+    ``values``, the dictionary of a dictionary-encoded ``array``: each distinct value once."""
     try:
-        array.validate(full=True)
+        values.validate(full=True)
     except pa.ArrowInvalid:
         raise BadSourceFile(
             where.file,
@@ -441,14 +440,14 @@ def _check_text(array: pa.Array, where: _Where) -> None:
             column=where.source,
             hint=CONTRACT_HINT,
         ) from None
-    found = pc.match_substring(array, NUL)
-    index = pc.index(pc.fill_null(found, False), True).as_py()
-    if index >= 0:
-        raise where.error(
-            index,
-            shown(array[index].as_py()),
-            "holds a NUL byte, which PostgreSQL text cannot store",
-        )
+    found = pc.match_substring(values, NUL)
+    if not pc.any(found).as_py():
+        return
+    first = pc.index(pc.fill_null(found, False), True).as_py()
+    row = pc.index(array.indices, first).as_py() if values is not array else first
+    if row >= 0:  # a dictionary value no row of this batch uses is not loaded
+        problem = "holds a NUL byte, which PostgreSQL text cannot store"
+        raise where.error(row, shown(values[first].as_py()), problem)
 
 
 def _shared_ride(array: pa.Array, where: _Where, pool: pa.MemoryPool) -> pa.Array:
