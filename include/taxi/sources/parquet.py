@@ -95,6 +95,9 @@ def _ints(values: list[int]) -> pa.Array:
 
 
 YES_NO = _strings(["Y", "N"])
+ONE = _ints([1])[0]
+BLANK = _strings([""])[0]
+"""Scalars built from bytes: a Python value in a compute call would import pandas."""
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -179,7 +182,7 @@ def _check_int96(path: Path, parquet: pq.ParquetFile, columns: list[str], batch_
     load reads it, a value beyond ~292,000 years would wrap silently. A pass over these columns
     only, which real files rarely have (Spark and Hive wrote them)."""
     seconds = _parquet_file(path, metadata=parquet.metadata, coerce_int96_timestamp_unit="s")
-    low, high = INT96_RANGE
+    low, high = (_ints([bound])[0] for bound in INT96_RANGE)
     before = 0
     for group in range(seconds.num_row_groups):
         try:
@@ -189,8 +192,8 @@ def _check_int96(path: Path, parquet: pq.ParquetFile, columns: list[str], batch_
                 for name in columns:
                     values = batch.column(name).cast(pa.int64())
                     outside = pc.or_(pc.less(values, low), pc.greater_equal(values, high))
-                    index = pc.index(pc.fill_null(outside, False), True).as_py()
-                    if index >= 0:
+                    if pc.any(outside).as_py():
+                        index = pc.index(outside, True).as_py()
                         raise BadSourceFile(
                             path.name,
                             f"INT96 timestamp {values[index].as_py():,} s since 1970 is outside "
@@ -455,15 +458,14 @@ def _shared_ride(array: pa.Array, where: _Where, pool: pa.MemoryPool) -> pa.Arra
     stored as text, a blank value is empty too."""
     if _is_text(array.type):
         array = _plain(array)
-        blank = pc.equal(pc.utf8_trim_whitespace(array), "")
-        array = pc.if_else(blank, pa.scalar(None, array.type), array)
+        blank = pc.equal(pc.utf8_trim_whitespace(array), BLANK)
+        array = pc.if_else(blank, pa.nulls(1, array.type)[0], array)
     numbers = _convert(array, MARKER, where, pool)
-    other = pc.fill_null(pc.not_equal(numbers, 1), False)
-    index = pc.index(other, True).as_py()
-    if index >= 0:
+    other = pc.not_equal(numbers, ONE)  # NULL where empty
+    if pc.any(other).as_py():
+        index = pc.index(other, True).as_py()
         raise where.error(index, _show(array, index), "is neither 1 nor empty")
-    shared = pc.fill_null(pc.equal(numbers, 1), False)
-    return pc.if_else(shared, YES_NO[0], YES_NO[1], memory_pool=pool)
+    return pc.if_else(pc.is_valid(numbers), YES_NO[0], YES_NO[1], memory_pool=pool)
 
 
 class _Where:
