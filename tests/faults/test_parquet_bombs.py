@@ -358,3 +358,42 @@ def test_an_int96_time_that_would_wrap_is_refused(loaded, postgres_url, pg_schem
         "outside years 1-9999",
     )
     assert _count(postgres_url, pg_schema) == GOOD_ROWS
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+def test_page_headers_declaring_more_than_the_footer_fail_at_once(
+    loaded, postgres_url, pg_schema, monkeypatch
+) -> None:
+    """Arrow allocates what a page's own header declares: 13 page headers rewritten to declare
+    1,000,000 bytes each (13 MB), behind a footer that still says ~2 MB, are refused from the
+    headers against a limit of 8 MiB."""
+    base, path = loaded
+    pages, page_rows = 13, 20_000  # Arrow cuts a data page at 20,000 rows
+    miles = pa.array(np.full(pages * page_rows, 1.5))
+    schema = pa.schema([pa.field("trip_miles", pa.float64(), nullable=False)])
+    _write(path, pa.table([miles], schema=schema), use_dictionary=False)
+    raw = path.read_bytes()
+    # PageHeader: type DATA_PAGE (0), uncompressed_page_size, in Thrift's compact protocol
+    declared = b"\x15\x00\x15" + _varint(2 * (8 * page_rows))
+    lie = b"\x15\x00\x15" + _varint(2 * 1_000_000)
+    assert raw.count(declared) == pages
+    assert len(lie) == len(declared)
+    path.write_bytes(raw.replace(declared, lie))
+    assert pq.read_metadata(path).row_group(0).total_byte_size < 3 * MIB
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_MAX_PARQUET_ROW_GROUP_BYTES", str(8 * MIB))
+    _fails(
+        lambda: _to_postgres(base, postgres_url, pg_schema),
+        "row group 0",
+        "column trip_miles",
+        "page headers declare more than 8,388,608 bytes",
+        "page 1,000,000",
+        "taxi_max_parquet_row_group_bytes",
+    )
+    assert _count(postgres_url, pg_schema) == GOOD_ROWS

@@ -48,6 +48,7 @@ from include.taxi.contract import (
 from include.taxi.errors import BadSourceFile
 from include.taxi.redact import shown
 from include.taxi.sources.csv import CONTRACT_HINT, NUL, _date_scalar, reader_memory_pool
+from include.taxi.sources.parquet_pages import PageHeaderError, row_group_pages
 from include.taxi.sources.reader import ContractBatches
 
 MAGIC = b"PAR1"
@@ -129,9 +130,10 @@ def _parquet_file(path: Path, **options: object) -> pq.ParquetFile:
 
 
 def _check_declared(
-    meta: pq.FileMetaData, file: str, max_rows: int, max_row_group_bytes: int
+    path: Path, meta: pq.FileMetaData, max_rows: int, max_row_group_bytes: int
 ) -> None:
-    """Refuse, from the footer alone, a file that declares more rows or bytes than allowed."""
+    """Refuse a file whose footer or page headers declare more rows or bytes than allowed."""
+    file = path.name
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
     rows = max(meta.num_rows, sum(g.num_rows for g in groups))
     if rows > max_rows:
@@ -154,6 +156,33 @@ def _check_declared(
                 column=biggest.path_in_schema,
                 hint=HOSTILE_HINT.format(variable=settings.VAR_MAX_ROW_GROUP_BYTES),
             )
+    with path.open("rb") as f:
+        for index, group in enumerate(groups):
+            _check_pages(f.fileno(), group, index, file, max_row_group_bytes)
+
+
+def _check_pages(fd: int, group: pq.RowGroupMetaData, index: int, file: str, limit: int) -> None:
+    """The row group's pages as their own headers declare them (what Arrow allocates)."""
+    declared = 0
+    try:
+        for column, size in row_group_pages(fd, group):
+            declared += size
+            if declared > limit:
+                raise BadSourceFile(
+                    file,
+                    f"its page headers declare more than {limit:,} bytes uncompressed (the "
+                    f"limit; this column's page {size:,})",
+                    row_group=index,
+                    column=column,
+                    hint=HOSTILE_HINT.format(variable=settings.VAR_MAX_ROW_GROUP_BYTES),
+                )
+    except (PageHeaderError, OSError) as exc:
+        raise BadSourceFile(
+            file,
+            f"a page header cannot be read, the file is truncated or damaged ({exc})",
+            row_group=index,
+            hint=DAMAGED_HINT,
+        ) from None
 
 
 def _is_bytes(type_: pa.DataType) -> bool:
@@ -305,7 +334,7 @@ class ParquetContractReader(ContractBatches):
         self.rows = 0
         self.error: BadSourceFile | None = None
         footer = _open(path)
-        _check_declared(footer.metadata, self.file, max_rows, max_row_group_bytes)
+        _check_declared(path, footer.metadata, max_rows, max_row_group_bytes)
         self._columns, self._older = _plan(footer.schema_arrow, contract, month, self.file)
         texts = [field.name for field in footer.schema_arrow if _is_bytes(field.type)]
         self._parquet = _parquet_file(
