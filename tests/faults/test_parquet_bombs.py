@@ -376,12 +376,14 @@ def test_page_headers_declaring_more_than_the_footer_fail_at_once(
     headers against a limit of 8 MiB."""
     base, path = loaded
     pages, page_rows = 13, 20_000  # Arrow cuts a data page at 20,000 rows
-    miles = pa.array(np.full(pages * page_rows, 1.5))
-    schema = pa.schema([pa.field("trip_miles", pa.float64(), nullable=False)])
-    _write(path, pa.table([miles], schema=schema), use_dictionary=False)
+    table = _table(pages * page_rows, same=True)
+    at = table.schema.get_field_index("trip_miles")
+    table = table.cast(table.schema.set(at, pa.field("trip_miles", pa.float64(), nullable=False)))
+    others = [name for name in table.column_names if name != "trip_miles"]
+    _write(path, table, use_dictionary=others)  # trip_miles plain, the rest a few bytes
     raw = path.read_bytes()
     # PageHeader: type DATA_PAGE (0), uncompressed_page_size, in Thrift's compact protocol
-    declared = b"\x15\x00\x15" + _varint(2 * (8 * page_rows))
+    declared = b"\x15\x00\x15" + _varint(2 * (8 * page_rows))  # no NULLs: no levels
     lie = b"\x15\x00\x15" + _varint(2 * 1_000_000)
     assert raw.count(declared) == pages
     assert len(lie) == len(declared)
