@@ -267,3 +267,14 @@ def test_every_text_column_declares_a_short_bound() -> None:
     assert fhvhv.column("dispatching_base_num").max_length == 12  # type: ignore[union-attr]
     for contract in map(contract_for, ("yellow", "green", "fhv", "fhvhv", "zones")):
         assert all(0 < c.max_length <= 128 for c in contract.columns), contract.name
+
+
+def test_a_damaged_page_header_is_refused_before_reading(tmp_path: Path) -> None:
+    month = date(2024, 1, 1)
+    path = write_era(tmp_path / "fhvhv_tripdata_2024-01.parquet", "fhvhv-2024", month, ROWS)
+    chunk = pq.read_metadata(path).row_group(1).column(9)
+    raw = bytearray(path.read_bytes())
+    raw[chunk.data_page_offset : chunk.data_page_offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadSourceFile, match=r"row group 1: a page header cannot be read"):
+        ParquetContractReader(path, contract_for("fhvhv"), month)
