@@ -13,13 +13,14 @@ never the file (an fhvhv month is 0.3-0.5 GB of parquet, ~20 M rows). ``read_tab
 used. No Python values are converted to Arrow here (that would import pandas, ~35 MB).
 
 A hostile file of a few KB can declare far more than it holds. Before a row is read, its footer
-must declare at most ``max_rows`` rows and ``max_row_group_bytes`` uncompressed bytes per row
-group (what one page can decode to). Text is read dictionary-encoded, so a value a dictionary
-repeats on every row is measured once, per batch, against its column's ``max_length`` before
-it is copied onto each row. A NUL byte in text (PostgreSQL cannot store it), text that is not
-UTF-8, and any other Arrow error become a located ``BadSourceFile`` that no target loads.
-INT96 timestamps are read in microseconds after a pass that refuses what lies outside years
-1-9999 (Arrow would wrap such a value silently).
+must declare at most ``max_rows`` rows, and its footer and page headers (what Arrow allocates,
+sources/parquet_pages.py) at most ``max_row_group_bytes`` uncompressed bytes per row group.
+Text is read dictionary-encoded, so a value a dictionary repeats on every row is measured
+once, per batch, against its column's ``max_length`` before it is copied onto each row. A NUL
+byte in text (PostgreSQL cannot store it), text that is not UTF-8, and any other Arrow error
+become a located ``BadSourceFile`` that no target loads. INT96 timestamps are read in
+microseconds after a pass that refuses what lies outside years 1-9999 (Arrow would wrap such a
+value silently).
 """
 
 from __future__ import annotations
@@ -320,7 +321,8 @@ class ParquetContractReader(ContractBatches):
         """``decode_threads``: Arrow decodes the columns in parallel. Off for the Postgres load
         (~35 MB more peak RSS, jemalloc arenas per thread, and the COPY needs the other core);
         on for the lake, where the decoder would otherwise be the bottleneck.
-        ``max_rows``/``max_row_group_bytes``: what the footer may declare (settings.py)."""
+        ``max_rows``/``max_row_group_bytes``: what the footer and the page headers may
+        declare (settings.py)."""
         if contract.monthly and month is None:
             raise ValueError(f"{contract.name} rows need the month of their source file")
         self.path = path
