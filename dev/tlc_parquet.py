@@ -248,6 +248,28 @@ ERAS: dict[str, list[tuple[str, Maker]]] = {
 }
 ERAS["fhvhv-2025"] = [*ERAS["fhvhv-2024"], ("cbd_congestion_fee", _num(HALF, F64))]
 
+SHARED = lambda i: np.where(i % 3 == 2, 1.0, np.nan)  # noqa: E731
+
+
+def _shared_ride(i: np.ndarray, month: date) -> pa.Array:
+    """``SR_Flag``: 1 on every third row, empty elsewhere (as pandas writes it: a double)."""
+    values = SHARED(i)
+    return pa.array(values, pa.float64(), mask=np.isnan(values))
+
+
+ORIGINAL_FHVHV = [
+    ("hvfhs_license_num", _text(["HV0003", "HV0005"])),
+    ("dispatching_base_num", _text(["B02764", "B02510"])),
+    ("pickup_datetime", _time("us")),
+    ("dropoff_datetime", _time("us", 600)),
+    ("PULocationID", _num(PU, I64)),
+    ("DOLocationID", _num(DO, I64)),
+    ("SR_Flag", _shared_ride),
+]
+"""The HVFHV layout as first published (2019-02 until the TLC's 2022 republish): no times
+besides pickup and dropoff, no fares, one shared-ride flag. Not an era of ``ERAS``: archived
+copies and mirrors carry it for months whose TLC file now has today's layout."""
+
 
 def era_schema(era: str) -> pa.Schema:
     i = np.arange(1)

@@ -28,6 +28,16 @@ FLOAT = pa.float64()
 TEXT = pa.string()
 TIMESTAMP = pa.timestamp("us")
 
+MAX_VALUE_BYTES = 64
+"""The longest text a source value may have unless its column declares ``max_length``: a
+number, a date and time or a code written out (``2009-01-01 00:00:00``, ``No Charge``) is far
+shorter. A longer one is a hostile or broken file (a parquet dictionary can repeat one huge
+value on every row), refused before it is copied onto each row."""
+FLAG_BYTES = 1
+"""A Y/N flag."""
+ID_BYTES = 12
+"""A TLC licence or base number (``B02510``, ``HV0003``), with room to spare."""
+
 SOURCE_MONTH = "source_month"
 """Added to every trip row: the month of the source file it came from (first day, a date).
 
@@ -43,6 +53,7 @@ class Column:
     eras lack it and load it as NULL). ``codes``/``raw``: an integer column some eras publish
     as text (yellow 2009 ``Payment_Type`` ``CASH``): the text maps to the documented code and
     is also kept verbatim in the text column ``raw``, so nothing is lost or invented.
+    ``max_length``: the most bytes a value may have where the file stores the column as text.
     """
 
     name: str
@@ -52,6 +63,7 @@ class Column:
     since: date | None = None
     codes: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
     raw: str | None = None
+    max_length: int = MAX_VALUE_BYTES
 
     def required_in(self, month: date | None) -> bool:
         if not self.required:
@@ -60,12 +72,27 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """A superseded layout of a service's files, told apart by a column only it has.
+
+    A file with the column ``marker`` needs only the columns ``required``; the rest load as
+    NULL, except ``flags``: each is 'Y' where the marker is 1 and 'N' where it is empty."""
+
+    marker: str
+    required: tuple[str, ...]
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Contract:
-    """The columns of one kind of source file, in the order the tables store them."""
+    """The columns of one kind of source file, in the order the tables store them.
+
+    ``layouts``: older layouts of the same files that map onto these columns (``Layout``)."""
 
     name: str
     columns: tuple[Column, ...]
     monthly: bool = True
+    layouts: tuple[Layout, ...] = ()
 
     def column(self, name: str) -> Column | None:
         for col in self.columns:
@@ -84,6 +111,11 @@ class Contract:
     def required_in(self, month: date | None) -> list[str]:
         """The columns a file of ``month`` must have (older eras lack some)."""
         return [c.name for c in self.columns if c.required_in(month)]
+
+    def layout(self, name: str) -> Layout | None:
+        """The older layout whose marker column a source file's column ``name`` is."""
+        key = name.strip().lower()
+        return next((layout for layout in self.layouts if layout.marker == key), None)
 
     def match(self, name: str) -> Column | None:
         """The column a source file's column ``name`` is, by name or by an older era's name."""
@@ -177,7 +209,7 @@ YELLOW = Contract(
         Column("passenger_count", INT),
         Column("trip_distance", FLOAT),
         Column("ratecodeid", INT, aliases=("rate_code",)),
-        Column("store_and_fwd_flag", TEXT, aliases=("store_and_forward",)),
+        Column("store_and_fwd_flag", TEXT, aliases=("store_and_forward",), max_length=FLAG_BYTES),
         Column("pulocationid", INT, since=ZONE_IDS_SINCE),
         Column("dolocationid", INT, since=ZONE_IDS_SINCE),
         Column("payment_type", INT, codes=PAYMENT_CODES, raw="payment_type_text"),
@@ -204,7 +236,7 @@ GREEN = Contract(
         Column("vendorid", INT),
         Column("lpep_pickup_datetime", TIMESTAMP),
         Column("lpep_dropoff_datetime", TIMESTAMP),
-        Column("store_and_fwd_flag", TEXT),
+        Column("store_and_fwd_flag", TEXT, max_length=FLAG_BYTES),
         Column("ratecodeid", INT),
         Column("pulocationid", INT, since=ZONE_IDS_SINCE),
         Column("dolocationid", INT, since=ZONE_IDS_SINCE),
@@ -231,13 +263,13 @@ FHV_DROPOFF_SINCE = date(2017, 6, 1)
 FHV = Contract(
     "fhv",
     (
-        Column("dispatching_base_num", TEXT),
+        Column("dispatching_base_num", TEXT, max_length=ID_BYTES),
         Column("pickup_datetime", TIMESTAMP, aliases=("pickup_date",)),
         Column("dropoff_datetime", TIMESTAMP, since=FHV_DROPOFF_SINCE),
         Column("pulocationid", INT, aliases=("locationid",)),
         Column("dolocationid", INT, since=FHV_DROPOFF_SINCE),
         Column("sr_flag", INT, required=False),
-        Column("affiliated_base_number", TEXT, required=False),
+        Column("affiliated_base_number", TEXT, required=False, max_length=ID_BYTES),
     ),
 )
 
@@ -249,12 +281,28 @@ FHVHV_FLAGS = (
     "wav_match_flag",
 )
 
+ORIGINAL_FHVHV = Layout(
+    "sr_flag",
+    required=(
+        "hvfhs_license_num",
+        "dispatching_base_num",
+        "pickup_datetime",
+        "dropoff_datetime",
+        "pulocationid",
+        "dolocationid",
+    ),
+    flags=("shared_request_flag", "shared_match_flag"),
+)
+"""The HVFHV files as first published (2019-02 on, until the TLC's 2022 republish): these
+columns and ``SR_Flag`` (1 for a shared ride, empty otherwise), none of the times, fares or
+other flags added since (HVFHV data dictionary; the course's fhvhv_tripdata_2021-01)."""
+
 FHVHV = Contract(
     "fhvhv",
     (
-        Column("hvfhs_license_num", TEXT),
-        Column("dispatching_base_num", TEXT),
-        Column("originating_base_num", TEXT),
+        Column("hvfhs_license_num", TEXT, max_length=ID_BYTES),
+        Column("dispatching_base_num", TEXT, max_length=ID_BYTES),
+        Column("originating_base_num", TEXT, max_length=ID_BYTES),
         Column("request_datetime", TIMESTAMP),
         Column("on_scene_datetime", TIMESTAMP),
         Column("pickup_datetime", TIMESTAMP),
@@ -265,9 +313,10 @@ FHVHV = Contract(
         Column("trip_time", INT),
         *_money("base_passenger_fare", "tolls", "bcf", "sales_tax", "congestion_surcharge"),
         *_money("airport_fee", "tips", "driver_pay"),
-        *(Column(flag, TEXT) for flag in FHVHV_FLAGS),
+        *(Column(flag, TEXT, max_length=FLAG_BYTES) for flag in FHVHV_FLAGS),
         Column("cbd_congestion_fee", FLOAT, required=False),
     ),
+    layouts=(ORIGINAL_FHVHV,),
 )
 
 ZONE_LOOKUP = Contract(
@@ -275,7 +324,7 @@ ZONE_LOOKUP = Contract(
     (
         Column("locationid", INT),
         Column("borough", TEXT),
-        Column("zone", TEXT),
+        Column("zone", TEXT, max_length=128),
         Column("service_zone", TEXT),
     ),
     monthly=False,

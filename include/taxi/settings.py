@@ -127,3 +127,14 @@ HEAD_DEADLINE = 60.0
 DISCOVERY_DEADLINE = 600.0
 """Seconds all HEADs for one target may take together (9 HEADs answer in ~2 s here);
 taxi_daily's tasks have an hour (execution_timeout), so two targets fit with retries."""
+
+# Limits on what a parquet source file may declare: checked on its footer before a row is
+# read, so a file of a few KB cannot make the load decode gigabytes or copy rows until the disk
+# is full. Each value's length is bounded by the contract (``Column.max_length``).
+VAR_MAX_PARQUET_ROWS = "taxi_max_parquet_rows"
+VAR_MAX_ROW_GROUP_BYTES = "taxi_max_parquet_row_group_bytes"
+DEFAULT_MAX_PARQUET_ROWS = 100_000_000
+"""Rows a parquet file may declare: ~4× the largest real month (fhvhv, ~24 M rows)."""
+DEFAULT_MAX_ROW_GROUP_BYTES = 1 << 30
+"""Uncompressed bytes one row group may declare (its pages are decoded one at a time, so this
+also bounds one page): 1 GiB, several times a real TLC row group (~1 M rows)."""

@@ -67,7 +67,8 @@ from include.taxi.postgres.month import replace_month
 url, schema, folder = sys.argv[1:4]
 rows = []
 for name, service, month in [("fhvhv_tripdata_2024-01.parquet", "fhvhv", date(2024, 1, 1)),
-                             ("yellow_tripdata_2009-01.parquet", "yellow", date(2009, 1, 1))]:
+                             ("yellow_tripdata_2009-01.parquet", "yellow", date(2009, 1, 1)),
+                             ("fhvhv_tripdata_2021-01.parquet", "fhvhv", date(2021, 1, 1))]:
     reader = open_source(Path(folder) / name, contract_for(service), month)
     rows.append(replace_month(url, schema, reader).rows_in_target)
 # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the pytest parent's peak
@@ -81,13 +82,13 @@ print(json.dumps({"rows": rows, "pandas": "pandas" in sys.modules, "peak_mb": pe
 def test_the_parquet_path_never_imports_pandas_and_streams_a_large_file(
     postgres_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
-    """An fhvhv month of 1.2 M rows in 4 row groups (the TLC's are ~1 M rows each) and a yellow
-    2009 month (text codes) load without pandas, in bounded memory: the reader holds a batch
-    and the row group's current pages, never the file (peak RSS measured here: see
-    docs/performance.md)."""
+    """An fhvhv month of 1.2 M rows in 4 row groups (the TLC's are ~1 M rows each), a yellow
+    2009 month (text codes) and an fhvhv month in the original layout load without pandas, in
+    bounded memory: the reader holds a batch and the row group's current pages, never the file
+    (peak RSS measured here: see docs/performance.md)."""
     from datetime import date
 
-    from dev.tlc_parquet import write_era
+    from dev.tlc_parquet import ORIGINAL_FHVHV, write_era
 
     big = 1_200_000
     write_era(
@@ -98,6 +99,8 @@ def test_the_parquet_path_never_imports_pandas_and_streams_a_large_file(
         row_group_rows=300_000,
     )
     write_era(tmp_path / "yellow_tripdata_2009-01.parquet", "yellow-2009", date(2009, 1, 1), 5_000)
+    original = tmp_path / "fhvhv_tripdata_2021-01.parquet"  # SR_Flag, no fares
+    write_era(original, "", date(2021, 1, 1), 5_000, columns=ORIGINAL_FHVHV)
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     run = subprocess.run(
         [sys.executable, "-c", LOAD_PARQUET, postgres_url, pg_schema, str(tmp_path)],
@@ -108,6 +111,6 @@ def test_the_parquet_path_never_imports_pandas_and_streams_a_large_file(
     )
     assert run.returncode == 0, run.stderr[-3000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
-    assert outcome["rows"] == [big, 5_000]
+    assert outcome["rows"] == [big, 5_000, 5_000]
     assert outcome["pandas"] is False
     assert outcome["peak_mb"] < 300, outcome

@@ -6,15 +6,17 @@ Files are written with pyarrow using each era's published names and types (dev/t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dev.tlc_parquet import ERAS, _num, _time, expected, write_era
+from dev.tlc_parquet import ERAS, ORIGINAL_FHVHV, _num, _time, expected, write_era
 from include.taxi.contract import contract_for
 from include.taxi.errors import BadSourceFile
 from include.taxi.sources.parquet import ParquetContractReader
@@ -217,3 +219,62 @@ def test_truncated_html_and_empty_files_say_what_they_are(tmp_path: Path) -> Non
     empty.write_bytes(b"")
     with pytest.raises(BadSourceFile, match="empty"):
         ParquetContractReader(empty, contract_for("fhvhv"), month)
+
+
+def _original(tmp_path: Path, flag: Callable[[np.ndarray, date], pa.Array], **more: Any) -> Path:
+    spec = [(n, flag if n == "SR_Flag" else m) for n, m in ORIGINAL_FHVHV]
+    spec += list(more.items())
+    return write_era(tmp_path / "o.parquet", "", date(2020, 5, 1), 6, columns=spec)
+
+
+SR_FLAGS = {  # 1 on every third row, empty on the others, as each writer stores it
+    "int": lambda i, m: pa.array(np.where(i % 3 == 2, 1, 0), pa.int64(), mask=i % 3 != 2),
+    "double": lambda i, m: pa.array(np.where(i % 3 == 2, 1.0, 0.0), mask=i % 3 != 2),
+    "text": lambda i, m: pa.array(np.where(i % 3 == 2, "1", np.where(i % 3, " ", "")), pa.string()),
+    "all empty": lambda i, m: pa.nulls(len(i)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SR_FLAGS))
+def test_sr_flag_of_every_type_becomes_the_shared_ride_flags(tmp_path: Path, kind: str) -> None:
+    rows = _read(_original(tmp_path, SR_FLAGS[kind]), "fhvhv", date(2020, 5, 1)).to_pylist()
+    want = ["N"] * 6 if kind == "all empty" else ["N", "N", "Y", "N", "N", "Y"]
+    assert [r["shared_request_flag"] for r in rows] == want
+    assert [r["shared_match_flag"] for r in rows] == want
+    assert {r["base_passenger_fare"] for r in rows} == {None}
+    assert {r["wav_request_flag"] for r in rows} == {None}
+
+
+def test_sr_flag_other_than_one_or_empty_and_doubled_flags_are_refused(tmp_path: Path) -> None:
+    month = date(2020, 5, 1)
+    two = _original(tmp_path, lambda i, m: pa.array(np.where(i == 4, 2, 1)))
+    with pytest.raises(BadSourceFile, match=r"row 5, column SR_Flag: value 2 is neither 1 nor"):
+        list(ParquetContractReader(two, contract_for("fhvhv"), month))
+    today = dict(ERAS["fhvhv-2024"])["shared_request_flag"]
+    both = _original(tmp_path, SR_FLAGS["int"], shared_request_flag=today)
+    with pytest.raises(BadSourceFile, match=r"'SR_Flag' .* and shared_request_flag both hold"):
+        ParquetContractReader(both, contract_for("fhvhv"), month)
+    spec = [(n, m) for n, m in ORIGINAL_FHVHV if n != "dropoff_datetime"]
+    short = write_era(tmp_path / "s.parquet", "", month, 3, columns=spec)
+    with pytest.raises(BadSourceFile, match=r"required column\(s\) dropoff_datetime missing"):
+        ParquetContractReader(short, contract_for("fhvhv"), month)
+
+
+def test_every_text_column_declares_a_short_bound() -> None:
+    """Flags 1 byte, licence and base numbers 12: the bound a hostile dictionary meets."""
+    fhvhv = contract_for("fhvhv")
+    assert {c.max_length for c in fhvhv.columns if c.name.endswith("_flag")} == {1}
+    assert fhvhv.column("dispatching_base_num").max_length == 12  # type: ignore[union-attr]
+    for contract in map(contract_for, ("yellow", "green", "fhv", "fhvhv", "zones")):
+        assert all(0 < c.max_length <= 128 for c in contract.columns), contract.name
+
+
+def test_a_damaged_page_header_is_refused_before_reading(tmp_path: Path) -> None:
+    month = date(2024, 1, 1)
+    path = write_era(tmp_path / "fhvhv_tripdata_2024-01.parquet", "fhvhv-2024", month, ROWS)
+    chunk = pq.read_metadata(path).row_group(1).column(9)
+    raw = bytearray(path.read_bytes())
+    raw[chunk.data_page_offset : chunk.data_page_offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadSourceFile, match=r"row group 1: a page header cannot be read"):
+        ParquetContractReader(path, contract_for("fhvhv"), month)

@@ -101,6 +101,8 @@ def month_to_lake(
             block_size=READ_BLOCK_SIZE,
             parallel=True,
             max_csv_bytes=limits.max_csv_bytes,
+            max_parquet_rows=limits.max_parquet_rows,
+            max_row_group_bytes=limits.max_row_group_bytes,
         )
         metadata = lake_metadata(
             contract,

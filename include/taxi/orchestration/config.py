@@ -90,6 +90,12 @@ def download_limits() -> DownloadLimits:
             _number(settings.VAR_MAX_DOWNLOAD_BYTES, settings.DEFAULT_MAX_DOWNLOAD_BYTES)
         ),
         max_csv_bytes=int(_number(settings.VAR_MAX_CSV_BYTES, settings.DEFAULT_MAX_CSV_BYTES)),
+        max_parquet_rows=int(
+            _number(settings.VAR_MAX_PARQUET_ROWS, settings.DEFAULT_MAX_PARQUET_ROWS)
+        ),
+        max_row_group_bytes=int(
+            _number(settings.VAR_MAX_ROW_GROUP_BYTES, settings.DEFAULT_MAX_ROW_GROUP_BYTES)
+        ),
         deadline=_number(settings.VAR_DOWNLOAD_DEADLINE, settings.DEFAULT_DOWNLOAD_DEADLINE),
         redirect_hosts=tuple(h.strip() for h in str(hosts).split(",") if h.strip()),
     )

@@ -156,7 +156,12 @@ def month_to_postgres(
         )
         try:
             reader = open_source(
-                fetched.path, contract, first_day, max_csv_bytes=limits.max_csv_bytes
+                fetched.path,
+                contract,
+                first_day,
+                max_csv_bytes=limits.max_csv_bytes,
+                max_parquet_rows=limits.max_parquet_rows,
+                max_row_group_bytes=limits.max_row_group_bytes,
             )
             result = _replace_month(conninfo, schema, reader, attempt)
         except Exception as exc:

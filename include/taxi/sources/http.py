@@ -49,6 +49,8 @@ class DownloadLimits:
 
     max_bytes: int = settings.DEFAULT_MAX_DOWNLOAD_BYTES
     max_csv_bytes: int = settings.DEFAULT_MAX_CSV_BYTES
+    max_parquet_rows: int = settings.DEFAULT_MAX_PARQUET_ROWS
+    max_row_group_bytes: int = settings.DEFAULT_MAX_ROW_GROUP_BYTES
     deadline: float = settings.DEFAULT_DOWNLOAD_DEADLINE
     redirect_hosts: tuple[str, ...] = tuple(settings.DEFAULT_REDIRECT_HOSTS.split(","))
     min_free_bytes: int = settings.MIN_FREE_BYTES

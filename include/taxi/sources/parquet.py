@@ -11,12 +11,23 @@ Memory: ``iter_batches`` over one row group at a time, without pre-buffering, th
 buffered stream: a batch of ``BATCH_ROWS`` rows and the row group's current pages are resident,
 never the file (an fhvhv month is 0.3-0.5 GB of parquet, ~20 M rows). ``read_table`` is never
 used. No Python values are converted to Arrow here (that would import pandas, ~35 MB).
+
+A hostile file of a few KB can declare far more than it holds. Before a row is read, its footer
+must declare at most ``max_rows`` rows, and its footer and page headers (what Arrow allocates,
+sources/parquet_pages.py) at most ``max_row_group_bytes`` uncompressed bytes per row group.
+Text is read dictionary-encoded, so a value a dictionary repeats on every row is measured
+once, per batch, against its column's ``max_length`` before it is copied onto each row. A NUL
+byte in text (PostgreSQL cannot store it), text that is not UTF-8, and any other Arrow error
+become a located ``BadSourceFile`` that no target loads. INT96 timestamps are read in
+microseconds after a pass that refuses what lies outside years 1-9999 (Arrow would wrap such a
+value silently).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -24,14 +35,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from include.taxi.contract import FLOAT, INT, TEXT, TIMESTAMP, Column, Contract
+from include.taxi import settings
+from include.taxi.contract import (
+    FLOAT,
+    INT,
+    MAX_VALUE_BYTES,
+    TEXT,
+    TIMESTAMP,
+    Column,
+    Contract,
+    Layout,
+)
 from include.taxi.errors import BadSourceFile
+from include.taxi.redact import shown
 from include.taxi.sources.batches import (
     CONTRACT_HINT,
     ContractBatches,
     date_scalar,
     reader_memory_pool,
 )
+from include.taxi.sources.csv import NUL
+from include.taxi.sources.parquet_pages import PageHeaderError, row_group_pages
 
 MAGIC = b"PAR1"
 BATCH_ROWS = 32 * 1024
@@ -49,6 +73,16 @@ reader's 16 batches are ~10k rows each; 16 fhvhv batches held ~100 MB more)."""
 DAMAGED_HINT = "A truncated or corrupt download; nothing was loaded. Run the month again"
 PANDAS_INDEX = "__index_level_"
 """Columns pandas writes for a DataFrame index: not data, skipped."""
+HOSTILE_HINT = (
+    "A hostile or broken file; nothing was loaded. If a real month is this large, raise the "
+    "Variable {variable}"
+)
+INT96_UNIT = "us"
+"""The unit INT96 timestamps are read in: the contract's (Arrow's default is ns, which wraps
+for years past 2262)."""
+INT96_RANGE = (-62_135_596_800, 253_402_300_800)
+"""Seconds since 1970 of 0001-01-01 and 10000-01-01: an INT96 time outside is refused (every
+target holds these years; Arrow would wrap a far larger one in microseconds)."""
 
 
 def _strings(values: list[str]) -> pa.Array:
@@ -68,6 +102,9 @@ def _ints(values: list[int]) -> pa.Array:
 
 
 YES_NO = _strings(["Y", "N"])
+ONE = _ints([1])[0]
+BLANK = _strings([""])[0]
+"""Scalars built from bytes: a Python value in a compute call would import pandas."""
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -84,8 +121,12 @@ def _open(path: Path) -> pq.ParquetFile:
             hint="A wrong URL often returns an HTML page: check the Variables taxi_source and "
             "taxi_tlc_url (the TLC serves {base}/trip-data/{service}_tripdata_{YYYY-MM}.parquet)",
         )
+    return _parquet_file(path)
+
+
+def _parquet_file(path: Path, **options: object) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path, buffer_size=READ_BUFFER, pre_buffer=False)
+        return pq.ParquetFile(path, buffer_size=READ_BUFFER, pre_buffer=False, **options)
     except (pa.ArrowException, OSError) as exc:
         raise BadSourceFile(
             path.name,
@@ -94,17 +135,135 @@ def _open(path: Path) -> pq.ParquetFile:
         ) from None
 
 
+def _check_declared(
+    path: Path, meta: pq.FileMetaData, max_rows: int, max_row_group_bytes: int
+) -> None:
+    """Refuse a file whose footer or page headers declare more rows or bytes than allowed."""
+    file = path.name
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    rows = max(meta.num_rows, sum(g.num_rows for g in groups))
+    if rows > max_rows:
+        raise BadSourceFile(
+            file,
+            f"the footer declares {rows:,} rows, more than the limit of {max_rows:,}",
+            hint=HOSTILE_HINT.format(variable=settings.VAR_MAX_PARQUET_ROWS),
+        )
+    for index, group in enumerate(groups):
+        chunks = [group.column(i) for i in range(group.num_columns)]
+        declared = max(group.total_byte_size, sum(c.total_uncompressed_size for c in chunks))
+        if declared > max_row_group_bytes:
+            biggest = max(chunks, key=lambda c: c.total_uncompressed_size)
+            raise BadSourceFile(
+                file,
+                f"the row group declares {declared:,} bytes uncompressed (this column "
+                f"{biggest.total_uncompressed_size:,}), more than the limit of "
+                f"{max_row_group_bytes:,}",
+                row_group=index,
+                column=biggest.path_in_schema,
+                hint=HOSTILE_HINT.format(variable=settings.VAR_MAX_ROW_GROUP_BYTES),
+            )
+    with path.open("rb") as f:
+        for index, group in enumerate(groups):
+            _check_pages(f.fileno(), group, index, file, max_row_group_bytes)
+
+
+def _check_pages(fd: int, group: pq.RowGroupMetaData, index: int, file: str, limit: int) -> None:
+    """The row group's pages as their own headers declare them (what Arrow allocates)."""
+    declared = 0
+    try:
+        for column, size in row_group_pages(fd, group):
+            declared += size
+            if declared > limit:
+                raise BadSourceFile(
+                    file,
+                    f"its page headers declare more than {limit:,} bytes uncompressed (the "
+                    f"limit; this column's page {size:,})",
+                    row_group=index,
+                    column=column,
+                    hint=HOSTILE_HINT.format(variable=settings.VAR_MAX_ROW_GROUP_BYTES),
+                )
+    except (PageHeaderError, OSError) as exc:
+        raise BadSourceFile(
+            file,
+            f"a page header cannot be read, the file is truncated or damaged ({exc})",
+            row_group=index,
+            hint=DAMAGED_HINT,
+        ) from None
+
+
+def _is_bytes(type_: pa.DataType) -> bool:
+    """Text or binary, the types whose values have a length of their own."""
+    return (
+        pa.types.is_string(type_)
+        or pa.types.is_large_string(type_)
+        or pa.types.is_binary(type_)
+        or pa.types.is_large_binary(type_)
+    )
+
+
+def _int96_columns(parquet: pq.ParquetFile) -> list[str]:
+    schema = parquet.schema
+    return [
+        schema.column(i).name
+        for i in range(len(schema))
+        if schema.column(i).physical_type == "INT96" and schema.column(i).max_repetition_level == 0
+    ]
+
+
+def _check_int96(path: Path, parquet: pq.ParquetFile, columns: list[str], batch_rows: int) -> None:
+    """Refuse an INT96 time outside years 1-9999 before anything is loaded.
+
+    Read in seconds, an INT96 value cannot wrap (at most 2**32 days); in microseconds, as the
+    load reads it, a value beyond ~292,000 years would wrap silently. A pass over these columns
+    only, which real files rarely have (Spark and Hive wrote them)."""
+    seconds = _parquet_file(path, metadata=parquet.metadata, coerce_int96_timestamp_unit="s")
+    low, high = (_ints([bound])[0] for bound in INT96_RANGE)
+    before = 0
+    for group in range(seconds.num_row_groups):
+        try:
+            for batch in seconds.iter_batches(
+                batch_size=batch_rows, row_groups=[group], columns=columns, use_threads=False
+            ):
+                for name in columns:
+                    values = batch.column(name).cast(pa.int64())
+                    outside = pc.or_(pc.less(values, low), pc.greater_equal(values, high))
+                    if pc.any(outside).as_py():
+                        index = pc.index(outside, True).as_py()
+                        raise BadSourceFile(
+                            path.name,
+                            f"INT96 timestamp {values[index].as_py():,} s since 1970 is outside "
+                            "years 1-9999, which no target can hold",
+                            row_group=group,
+                            row=before + index + 1,
+                            column=name,
+                            hint=CONTRACT_HINT,
+                        )
+                before += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise BadSourceFile(
+                path.name,
+                f"cannot read the row group ({exc})",
+                row_group=group,
+                hint=DAMAGED_HINT,
+            ) from None
+
+
 def _plan(
     schema: pa.Schema, contract: Contract, month: date | None, file: str
-) -> dict[str, tuple[str, pa.DataType]]:
-    """contract column → (the file's column name, its type); refuses what cannot be mapped."""
+) -> tuple[dict[str, tuple[str, pa.DataType]], tuple[Layout, str] | None]:
+    """contract column → (the file's column name, its type), and the older layout the file
+    has with its marker column's name, if any; refuses what cannot be mapped."""
     found: dict[str, tuple[str, pa.DataType]] = {}
     unknown = []
+    older: tuple[Layout, str] | None = None
     for field in schema:
         if field.name.startswith(PANDAS_INDEX):
             continue
         col = contract.match(field.name)
-        if col is None:
+        layout = contract.layout(field.name) if col is None else None
+        if layout is not None:
+            older = (layout, field.name)
+        elif col is None:
             unknown.append(field.name)
         elif col.name in found:
             raise BadSourceFile(
@@ -122,7 +281,19 @@ def _plan(
             "declare them (nor as an older era's name)",
             hint=CONTRACT_HINT,
         )
-    missing = [name for name in contract.required_in(month) if name not in found]
+    required = contract.required_in(month)
+    if older is not None:
+        layout, marker = older
+        both = [found[flag][0] for flag in layout.flags if flag in found]
+        if both:
+            raise BadSourceFile(
+                file,
+                f"column {marker!r} (an older layout's) and {', '.join(both)} both hold "
+                "the shared-ride flags",
+                hint=CONTRACT_HINT,
+            )
+        required = list(layout.required)
+    missing = [name for name in required if name not in found]
     if missing:
         era = f" for a {month:%Y-%m} file" if month else ""
         raise BadSourceFile(
@@ -131,7 +302,7 @@ def _plan(
             f"{', '.join(schema.names)})",
             hint=CONTRACT_HINT,
         )
-    return found
+    return found, older
 
 
 class ParquetContractReader(ContractBatches):
@@ -149,10 +320,14 @@ class ParquetContractReader(ContractBatches):
         batch_rows: int = BATCH_ROWS,
         memory_pool: pa.MemoryPool | None = None,
         decode_threads: bool = False,
+        max_rows: int = settings.DEFAULT_MAX_PARQUET_ROWS,
+        max_row_group_bytes: int = settings.DEFAULT_MAX_ROW_GROUP_BYTES,
     ) -> None:
         """``decode_threads``: Arrow decodes the columns in parallel. Off for the Postgres load
         (~35 MB more peak RSS, jemalloc arenas per thread, and the COPY needs the other core);
-        on for the lake, where the decoder would otherwise be the bottleneck."""
+        on for the lake, where the decoder would otherwise be the bottleneck.
+        ``max_rows``/``max_row_group_bytes``: what the footer and the page headers may
+        declare (settings.py)."""
         if contract.monthly and month is None:
             raise ValueError(f"{contract.name} rows need the month of their source file")
         self.path = path
@@ -165,8 +340,18 @@ class ParquetContractReader(ContractBatches):
         self.pool = memory_pool or reader_memory_pool()
         self.rows = 0
         self.error: BadSourceFile | None = None
-        self._parquet = _open(path)
-        self._columns = _plan(self._parquet.schema_arrow, contract, month, self.file)
+        footer = _open(path)
+        _check_declared(path, footer.metadata, max_rows, max_row_group_bytes)
+        self._columns, self._older = _plan(footer.schema_arrow, contract, month, self.file)
+        texts = [field.name for field in footer.schema_arrow if _is_bytes(field.type)]
+        self._parquet = _parquet_file(
+            path,
+            metadata=footer.metadata,
+            read_dictionary=texts,
+            coerce_int96_timestamp_unit=INT96_UNIT,
+        )
+        if int96 := _int96_columns(footer):
+            _check_int96(path, footer, int96, batch_rows)
         self._month = date_scalar(month) if contract.monthly and month is not None else None
 
     @property
@@ -175,6 +360,8 @@ class ParquetContractReader(ContractBatches):
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         names = [source for source, _ in self._columns.values()]
+        if self._older is not None:
+            names.append(self._older[1])
         for group in range(self._parquet.num_row_groups):
             batches = self._parquet.iter_batches(
                 batch_size=self.batch_rows,
@@ -211,13 +398,18 @@ class ParquetContractReader(ContractBatches):
             if col.name not in self._columns:
                 continue
             source, _ = self._columns[col.name]
-            array = batch.column(source)
-            if isinstance(array, pa.ChunkedArray):
-                array = array.combine_chunks()
             where = _Where(self.file, group, self.rows, source, col)
-            values[col.name] = _convert(array, col, where, self.pool)
-            if col.raw and _is_text(array.type) and col.raw not in self._columns:
-                values[col.raw] = pc.cast(_plain(array), TEXT)
+            array = _bounded(batch.column(source), where)
+            with _located(where):
+                values[col.name] = _convert(array, col, where, self.pool)
+                if col.raw and _is_text(array.type) and col.raw not in self._columns:
+                    values[col.raw] = pc.cast(_plain(array), TEXT)
+        if self._older is not None:
+            layout, marker = self._older
+            where = _Where(self.file, group, self.rows, marker, MARKER)
+            array = _bounded(batch.column(marker), where)
+            with _located(where):
+                values.update(dict.fromkeys(layout.flags, _shared_ride(array, where, self.pool)))
         arrays = [
             values[col.name] if col.name in values else pa.nulls(n, col.type, self.pool)
             for col in self.contract.columns
@@ -225,6 +417,91 @@ class ParquetContractReader(ContractBatches):
         if self._month is not None:
             arrays.append(pa.repeat(self._month, n, memory_pool=self.pool))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+MARKER = Column("sr_flag", INT)
+"""How an older layout's marker column is read (``SR_Flag``: 1 or empty)."""
+
+
+def _bounded(array: pa.Array | pa.ChunkedArray, where: _Where) -> pa.Array:
+    """The column of a batch, once its longest value is within the contract's bound.
+
+    Text arrives dictionary-encoded: the dictionary is measured, so a huge value repeated on
+    every row costs its own size once, never rows × size."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    values = array.dictionary if pa.types.is_dictionary(array.type) else array
+    if not _is_bytes(values.type) or not len(values):
+        return array
+    limit = where.col.max_length if where.col is not MARKER else MAX_VALUE_BYTES
+    longest = pc.max(pc.binary_length(values)).as_py() or 0
+    if longest > limit:
+        raise BadSourceFile(
+            where.file,
+            f"a value of {longest:,} bytes, longer than the {limit} the contract allows "
+            f"({where.col.name})",
+            row_group=where.group,
+            column=where.source,
+            hint="A hostile or broken file; nothing was loaded. If the source really changed, "
+            "declare the column's max_length in include/taxi/contract.py",
+        )
+    if _is_text(values.type):
+        _check_text(array, values, where)
+    return array
+
+
+@contextmanager
+def _located(where: _Where) -> Iterator[None]:
+    """Any Arrow error of a column's conversion as a located ``BadSourceFile``."""
+    try:
+        yield
+    except (pa.ArrowException, OverflowError) as exc:
+        raise BadSourceFile(
+            where.file,
+            f"cannot convert it to {_kind(where.col.type)} ({shown(str(exc), 200)})",
+            row_group=where.group,
+            column=where.source,
+            hint=CONTRACT_HINT,
+        ) from None
+
+
+def _check_text(array: pa.Array, values: pa.Array, where: _Where) -> None:
+    """Text every target stores alike: valid UTF-8 (the parquet reader does not check it)
+    and no NUL byte (PostgreSQL text cannot hold one; the lake and BigQuery would). Checked on
+    ``values``, the dictionary of a dictionary-encoded ``array``: each distinct value once."""
+    try:
+        values.validate(full=True)
+    except pa.ArrowInvalid:
+        raise BadSourceFile(
+            where.file,
+            "a value is not valid UTF-8 text",
+            row_group=where.group,
+            column=where.source,
+            hint=CONTRACT_HINT,
+        ) from None
+    found = pc.match_substring(values, NUL)
+    if not pc.any(found).as_py():
+        return
+    first = pc.index(pc.fill_null(found, False), True).as_py()
+    row = pc.index(array.indices, first).as_py() if values is not array else first
+    if row >= 0:  # a dictionary value no row of this batch uses is not loaded
+        problem = "holds a NUL byte, which PostgreSQL text cannot store"
+        raise where.error(row, shown(values[first].as_py()), problem)
+
+
+def _shared_ride(array: pa.Array, where: _Where, pool: pa.MemoryPool) -> pa.Array:
+    """``SR_Flag`` (1 for a shared ride, empty otherwise) as the Y/N flags of today's files;
+    stored as text, a blank value is empty too."""
+    if _is_text(array.type):
+        array = _plain(array)
+        blank = pc.equal(pc.utf8_trim_whitespace(array), BLANK)
+        array = pc.if_else(blank, pa.nulls(1, array.type)[0], array)
+    numbers = _convert(array, MARKER, where, pool)
+    other = pc.not_equal(numbers, ONE)  # NULL where empty
+    if pc.any(other).as_py():
+        index = pc.index(other, True).as_py()
+        raise where.error(index, _show(array, index), "is neither 1 nor empty")
+    return pc.if_else(pc.is_valid(numbers), YES_NO[0], YES_NO[1], memory_pool=pool)
 
 
 class _Where:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from include.taxi import settings
 from include.taxi.contract import Contract
 from include.taxi.sources.batches import SourceReader
 
@@ -33,16 +34,26 @@ def open_source(
     block_size: int | None = None,
     parallel: bool = False,
     max_csv_bytes: int | None = None,
+    max_parquet_rows: int = settings.DEFAULT_MAX_PARQUET_ROWS,
+    max_row_group_bytes: int = settings.DEFAULT_MAX_ROW_GROUP_BYTES,
 ) -> SourceReader:
     """The reader for ``path``'s format (by its name, which the pipeline chose from the source).
 
     ``block_size`` tunes the CSV reader only (parquet is read a row group at a time);
     ``parallel`` lets the parquet reader decode columns on several threads (the lake path);
-    ``max_csv_bytes`` bounds a CSV's decompressed size (a gzip bomb stops there)."""
+    ``max_csv_bytes`` bounds a CSV's decompressed size (a gzip bomb stops there);
+    ``max_parquet_rows`` and ``max_row_group_bytes`` what a parquet footer may declare."""
     if source_format(path.name) == PARQUET:
         from include.taxi.sources.parquet import ParquetContractReader
 
-        return ParquetContractReader(path, contract, month, decode_threads=parallel)
+        return ParquetContractReader(
+            path,
+            contract,
+            month,
+            decode_threads=parallel,
+            max_rows=max_parquet_rows,
+            max_row_group_bytes=max_row_group_bytes,
+        )
     from include.taxi.sources.csv import BLOCK_SIZE, ContractReader
 
     if max_csv_bytes is None:
