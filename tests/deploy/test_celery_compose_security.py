@@ -108,7 +108,8 @@ def flower_start(flower: Compose, basic_auth: str) -> subprocess.CompletedProces
     """Flower's start script as its container runs it, with ``basic_auth`` as the login; the
     image's /entrypoint does not exist here, so a script that gets that far exits 127."""
     entrypoint, command = flower.get("entrypoint"), flower.get("command") or []
-    assert entrypoint == "/bin/bash" and command[0] == "-c", (entrypoint, command)
+    assert entrypoint == "/bin/bash", entrypoint
+    assert command[0] == "-c", command
     env = {"PATH": "/usr/bin:/bin", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": basic_auth}
     return subprocess.run(
         ["bash", "-c", command[1]], env=env, capture_output=True, text=True, timeout=10
@@ -136,7 +137,7 @@ def test_flower_gets_the_broker_and_a_login_only(celery: Compose) -> None:
     assert flower_problems(celery) == []
     env = environment(celery["services"][CELERY_UI])
     assert env["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "ops:flower-secret"
-    assert [p for p in ports(celery["services"][CELERY_UI])] == [("127.0.0.1", "5555", "5555")]
+    assert ports(celery["services"][CELERY_UI]) == [("127.0.0.1", "5555", "5555")]
     assert celery["services"][CELERY_UI]["healthcheck"]["test"][-1].endswith("/healthcheck")
 
 
