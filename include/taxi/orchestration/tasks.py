@@ -211,6 +211,11 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         force=_force(context),
         run_id=context["run_id"],
     )
+    if result["status"] == "superseded":
+        raise AirflowSkipException(
+            f"{service} {month}: another run wrote a newer version of the source to "
+            f"{result['uri']} meanwhile; kept it (and its event) instead of this older download"
+        )
     source.source = lineage.source_facts(result)
     if result["status"] == "written":
         target.rows, target.bytes = result["rows"], result["bytes"]

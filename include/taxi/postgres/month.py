@@ -25,12 +25,12 @@ from typing import Any
 import pyarrow as pa
 from psycopg import sql
 
-from include.taxi import settings
+from include.taxi import redact, settings
 from include.taxi.contract import SOURCE_MONTH, ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
-from include.taxi.postgres.ingestion_log import Attempt
+from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
 from include.taxi.sources.http import SourceVersion
 from include.taxi.sources.read_ahead import read_ahead
@@ -49,11 +49,16 @@ PG_TYPES = {
 }
 
 
+SUPERSEDED = "superseded"
+"""A run's status when a newer version of its month was committed meanwhile (kept)."""
+
+
 @dataclass(frozen=True)
 class Replaced:
     table: str
     status: str
-    """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file."""
+    """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file, or
+    ``superseded`` when one had just loaded a newer version of it."""
     rows_read: int
     rows_written: int
     rows_in_target: int
@@ -221,6 +226,15 @@ def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> in
     return last.rows_in_target
 
 
+def _newer_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> LastLoad | None:
+    """A load committed while this attempt downloaded (not the one it began from) whose source
+    is newer than the attempt's (by Last-Modified): the attempt must not replace it."""
+    last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
+    if last is None or (attempt.previous_load is not None and last.id == attempt.previous_load):
+        return None
+    return last if attempt.source.older_than(last.last_modified) else None
+
+
 def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> None:
     """Take the table's ACCESS EXCLUSIVE lock for ``what`` (a swap, the load's last step, or
     a column the contract gained).
@@ -305,6 +319,18 @@ def replace_month(
                 month.isoformat()[:7],
             )
             return Replaced(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
+        if (newer := _newer_meanwhile(cur, schema, attempt)) is not None:
+            cur.rollback()
+            log.warning(
+                "%s %s: not replaced: a run committed a newer version of the source (Last-"
+                "Modified %s) while this one downloaded %s (Last-Modified %s); the newer stays",
+                parent,
+                month.isoformat()[:7],
+                newer.last_modified,
+                redact.source(attempt.source.url),
+                attempt.source.last_modified,
+            )
+            return Replaced(f"{schema}.{parent}", SUPERSEDED, 0, 0, newer.rows_in_target, 0.0)
         session.run(
             cur,
             "postgres/create_month_stage.sql",
