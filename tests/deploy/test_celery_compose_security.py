@@ -10,9 +10,15 @@ without a login, and Flower's environment is the broker and nothing else.
 from __future__ import annotations
 
 import copy
+import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
+import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -49,10 +55,10 @@ def _requirepass(redis: Compose) -> str | None:
     """The password redis-server is started with, read from its command and environment."""
     command = redis.get("command") or []
     text = " ".join(command) if isinstance(command, list) else str(command)
-    match = re.search(r"--requirepass\s+\"?\$\{?(\w+)\}?\"?", text)
+    match = re.search(r"requirepass\s+\"?\$\{?(\w+)\}?\"?", text)
     if match:
         return environment(redis).get(match[1]) or None
-    literal = re.search(r"--requirepass\s+(\S+)", text)
+    literal = re.search(r"requirepass\s+(\S+)", text)
     return literal[1] if literal else None
 
 
@@ -61,7 +67,7 @@ def broker_problems(compose: Compose) -> list[str]:
     services = compose["services"]
     redis = services.get("redis", {})
     password = _requirepass(redis)
-    problems = [] if password else ["redis: started without --requirepass"]
+    problems = [] if password else ["redis: started without requirepass"]
     if "REDISCLI_AUTH" not in environment(redis) and "-a" not in (
         redis.get("healthcheck") or {}
     ).get("test", []):
@@ -125,6 +131,58 @@ def test_redis_requires_a_password_that_every_broker_url_uses(celery: Compose) -
     assert broker_problems(celery) == []
     broker = environment(celery["services"]["airflow-worker"])["AIRFLOW__CELERY__BROKER_URL"]
     assert urlsplit(broker).password == CELERY_ENV["REDIS_PASSWORD"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (make redis)")
+def test_the_redis_command_really_requires_the_password(celery: Compose, tmp_path) -> None:
+    """The compose file's own redis command, run by a real redis-server on a free port: no
+    answer without the password, the broker URL's password works, the healthcheck passes, and
+    the password is in no process's command line."""
+    import redis as redis_client
+
+    service = celery["services"]["redis"]
+    shell, flag, script = service["command"]
+    port = _free_port()
+    local = script.replace("redis-server ", f"redis-server --port {port} --bind 127.0.0.1 ", 1)
+    assert local != script
+    env = {"PATH": os.environ["PATH"], **environment(service)}
+    server = subprocess.Popen(
+        [shell, flag, local],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        anonymous = redis_client.Redis(port=port, socket_timeout=5)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                anonymous.ping()
+            except redis_client.AuthenticationError:
+                break  # up, and refusing
+            except redis_client.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+            else:
+                pytest.fail("redis answered PING without the password")
+        worker = environment(celery["services"]["airflow-worker"])
+        broker = worker["AIRFLOW__CELERY__BROKER_URL"].replace("@redis:6379", f"@127.0.0.1:{port}")
+        assert redis_client.Redis.from_url(broker, socket_timeout=5).ping()
+        check = [*service["healthcheck"]["test"][1:2], "-p", str(port), "ping"]
+        assert subprocess.run(check, env=env, capture_output=True, text=True).stdout == "PONG\n"
+        password = CELERY_ENV["REDIS_PASSWORD"].encode()
+        assert password not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
 
 
 def test_the_celery_stack_refuses_to_start_without_a_redis_password() -> None:
