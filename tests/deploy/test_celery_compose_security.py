@@ -16,8 +16,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -139,11 +140,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (make redis)")
-def test_the_redis_command_really_requires_the_password(celery: Compose, tmp_path) -> None:
-    """The compose file's own redis command, run by a real redis-server on a free port: no
-    answer without the password, the broker URL's password works, the healthcheck passes, and
-    the password is in no process's command line."""
+NO_REDIS = shutil.which("redis-server") is None
+
+
+@pytest.fixture
+def redis_server(celery: Compose, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+    """The compose file's own redis command run by a real redis-server, on a free port of
+    127.0.0.1 (the only change to it); (port, process) once it refuses PING without login."""
     import redis as redis_client
 
     service = celery["services"]["redis"]
@@ -151,10 +154,9 @@ def test_the_redis_command_really_requires_the_password(celery: Compose, tmp_pat
     port = _free_port()
     local = script.replace("redis-server ", f"redis-server --port {port} --bind 127.0.0.1 ", 1)
     assert local != script
-    env = {"PATH": os.environ["PATH"], **environment(service)}
     server = subprocess.Popen(
         [shell, flag, local],
-        env=env,
+        env={"PATH": os.environ["PATH"], **environment(service)},
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -173,16 +175,85 @@ def test_the_redis_command_really_requires_the_password(celery: Compose, tmp_pat
                 time.sleep(0.1)
             else:
                 pytest.fail("redis answered PING without the password")
-        worker = environment(celery["services"]["airflow-worker"])
-        broker = worker["AIRFLOW__CELERY__BROKER_URL"].replace("@redis:6379", f"@127.0.0.1:{port}")
-        assert redis_client.Redis.from_url(broker, socket_timeout=5).ping()
-        check = [*service["healthcheck"]["test"][1:2], "-p", str(port), "ping"]
-        assert subprocess.run(check, env=env, capture_output=True, text=True).stdout == "PONG\n"
-        password = CELERY_ENV["REDIS_PASSWORD"].encode()
-        assert password not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        yield port, server
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=15)
+
+
+def _broker(celery: Compose, service: str, port: int) -> str:
+    url = environment(celery["services"][service])["AIRFLOW__CELERY__BROKER_URL"]
+    return url.replace("@redis:6379", f"@127.0.0.1:{port}")
+
+
+@pytest.mark.skipif(NO_REDIS, reason="no redis-server (make redis)")
+def test_the_redis_command_really_requires_the_password(celery: Compose, redis_server) -> None:
+    """No answer without the password (the fixture), the broker URL's password works, the
+    healthcheck passes, and the password is in no process's command line."""
+    import redis as redis_client
+
+    port, server = redis_server
+    service = celery["services"]["redis"]
+    assert redis_client.Redis.from_url(_broker(celery, "airflow-worker", port)).ping()
+    check = [*service["healthcheck"]["test"][1:2], "-p", str(port), "ping"]
+    env = {"PATH": os.environ["PATH"], **environment(service)}
+    assert subprocess.run(check, env=env, capture_output=True, text=True).stdout == "PONG\n"
+    password = CELERY_ENV["REDIS_PASSWORD"].encode()
+    assert password not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(NO_REDIS, reason="no redis-server (make redis)")
+def test_flower_with_its_compose_environment_asks_for_the_login(
+    celery: Compose, redis_server, tmp_path: Path
+) -> None:
+    """The compose file's Flower script and environment (the broker pointed at the local
+    redis, `airflow` for the image's /entrypoint, a free port): Celery's UI answers 401
+    without the login and 200 with it; the healthcheck path needs none."""
+    import requests
+
+    port, _ = redis_server
+    flower = celery["services"][CELERY_UI]
+    _, script = flower["command"]
+    local = script.replace("/entrypoint celery", f"{sys.executable} -m airflow celery", 1)
+    assert local != script
+    ui_port = _free_port()
+    env = {
+        **environment(flower),
+        "AIRFLOW__CELERY__BROKER_URL": _broker(celery, CELERY_UI, port),
+        "AIRFLOW__CELERY__FLOWER_PORT": str(ui_port),
+        "AIRFLOW__CELERY__FLOWER_HOST": "127.0.0.1",
+        "AIRFLOW_HOME": str(tmp_path),
+        "HOME": str(tmp_path),
+        "PATH": os.environ["PATH"],
+    }
+    ui = subprocess.Popen(
+        ["bash", "-c", local],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{ui_port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = requests.get(f"{base}/healthcheck", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert ui.poll() is None, "flower exited"
+                assert time.monotonic() < deadline, "flower did not start"
+                time.sleep(0.5)
+        assert (health.status_code, health.text) == (200, "OK")
+        assert requests.get(f"{base}/", timeout=10).status_code == 401
+        assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+        login = tuple(env["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"].split(":", 1))
+        assert requests.get(f"{base}/", auth=login, timeout=10).status_code == 200
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
 
 
 def test_the_celery_stack_refuses_to_start_without_a_redis_password() -> None:
