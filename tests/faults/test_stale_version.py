@@ -1,10 +1,11 @@
-"""A run that downloaded an older version of a month must not replace a newer one committed
-meanwhile (Postgres and the lake).
+"""A run that downloaded an older version of a month must not replace a newer one (Postgres
+and the lake): one committed meanwhile, or one of the same file (a stale copy).
 
 Two real HTTP sources serve the same month: a slow one with version A (Last-Modified a day
 earlier: a lagging mirror or CDN edge) and a fast one with version B. Run A starts first and
 is still downloading when run B commits; A then ends without replacing B and says why. On main
-A's swap replaced B.
+A's swap replaced B. A source switched on purpose (another URL, before the run began) still
+replaces the month whatever its date.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_postgres_keeps_the_newer_version_committed_meanwhile(
         ).fetchall()
     assert rows == ROWS_B
     assert log == [("loaded", ROWS_B)]
-    assert "a run committed a newer version of the source" in caplog.text
+    assert "it holds a newer version of the source" in caplog.text
 
 
 def test_postgres_takes_a_newer_version_over_an_older_one(sources, postgres_url, pg_schema):
@@ -131,4 +132,66 @@ def test_the_lake_keeps_the_newer_version_written_meanwhile(
     stored = open_lake(lake_url).stat(object_name("yellow", MONTH))
     assert stored is not None
     assert stored.metadata["taxi.rows"] == str(ROWS_B)
-    assert "replaced meanwhile from a newer version of the source" in caplog.text
+    assert "holds a newer version of the source" in caplog.text
+
+
+def _serve_a_stale_copy(fast: TricklingFileServer, slow: TricklingFileServer) -> None:
+    """The fast server's file (B, already loaded) becomes A's older bytes and date: the same
+    URL now serves a stale copy."""
+    a, b = slow.root / FILE, fast.root / FILE
+    b.write_bytes(a.read_bytes())
+    stamp = a.stat().st_mtime
+    os.utime(b, (stamp, stamp))
+
+
+def test_postgres_keeps_the_newer_version_of_the_same_file(sources, postgres_url, pg_schema):
+    """B loaded, then the same URL serves the older A (a lagging CDN edge): B stays."""
+    slow, fast = sources
+    first = month_to_postgres(
+        "yellow", "2021-03", source_base=fast.url, conninfo=postgres_url, schema=pg_schema
+    )
+    assert first["status"] == "loaded"
+    _serve_a_stale_copy(fast, slow)
+    again = month_to_postgres(
+        "yellow", "2021-03", source_base=fast.url, conninfo=postgres_url, schema=pg_schema
+    )
+    assert again["status"] == "superseded"
+    with psycopg.connect(postgres_url) as conn:
+        (rows,) = conn.execute(f'SELECT count(*) FROM "{pg_schema}".yellow_tripdata').fetchone()
+    assert rows == ROWS_B
+    forced = month_to_postgres(
+        "yellow",
+        "2021-03",
+        source_base=fast.url,
+        conninfo=postgres_url,
+        schema=pg_schema,
+        force=True,
+    )
+    assert (forced["status"], forced["rows_in_target"]) == ("loaded", ROWS_A)
+
+
+def test_postgres_takes_another_source_whatever_its_date(sources, postgres_url, pg_schema):
+    """The source switched on purpose (another URL) before the run: its older file loads."""
+    slow, fast = sources
+    slow.slow.clear()
+    for base, rows in ((fast.url, ROWS_B), (slow.url, ROWS_A)):
+        result = month_to_postgres(
+            "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+        )
+        assert result["status"] == "loaded"
+        assert result["rows_in_target"] == rows
+
+
+def test_the_lake_keeps_the_newer_version_of_the_same_file(sources, tmp_path: Path) -> None:
+    slow, fast = sources
+    lake_url = (tmp_path / "lake").as_uri()
+    first = month_to_lake("yellow", "2021-03", source_base=fast.url, lake_url=lake_url)
+    assert first["status"] == "written"
+    _serve_a_stale_copy(fast, slow)
+    again = month_to_lake("yellow", "2021-03", source_base=fast.url, lake_url=lake_url)
+    assert again["status"] == "superseded"
+    stored = open_lake(lake_url).stat(object_name("yellow", MONTH))
+    assert stored is not None
+    assert stored.metadata["taxi.rows"] == str(ROWS_B)
+    forced = month_to_lake("yellow", "2021-03", source_base=fast.url, lake_url=lake_url, force=True)
+    assert (forced["status"], forced["rows"]) == ("written", ROWS_A)

@@ -41,7 +41,8 @@ from include.taxi.workdir import month_workdir
 log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded"
-"""The status of a run whose month was replaced meanwhile from a newer source (kept)."""
+"""The status of a run whose month the lake holds from a newer version of the source (kept)."""
+SOURCE_URL_KEY = "taxi.source_url"
 
 
 def _unchanged(
@@ -60,15 +61,20 @@ def _unchanged(
     return meta if same_contract and current.same_as(*held_source(meta)) else None
 
 
-def _newer_meanwhile(
-    lake: Lake, name: str, before: LakeObject | None, version: SourceVersion
+def _newer_stored(
+    lake: Lake, name: str, before: LakeObject | None, version: SourceVersion, force: bool
 ) -> LakeObject | None:
-    """The object, if another run replaced it since ``before`` (this run's first look) with
-    a newer version of the source (by Last-Modified) than ``version``: it must stay."""
+    """The object, if it was written from a newer version of the source (by Last-Modified)
+    than ``version`` and either by another run since ``before`` (this run's first look) or
+    from the same file (a lagging mirror or CDN edge served an older copy; unless ``force``):
+    it must stay. An object of another file from before this run began (the source was
+    switched) is replaced."""
     now = lake.stat(name)
-    if now is None or (before is not None and _same_object(before, now)):
+    if now is None or not version.older_than(held_source(now.metadata)[2]):
         return None
-    return now if version.older_than(held_source(now.metadata)[2]) else None
+    meanwhile = before is None or not _same_object(before, now)
+    stale_copy = not force and version.same_file(now.metadata.get(SOURCE_URL_KEY))
+    return now if meanwhile or stale_copy else None
 
 
 def _same_object(a: LakeObject, b: LakeObject) -> bool:
@@ -149,11 +155,10 @@ def month_to_lake(
         parquet = write_parquet(
             reader, Path(tmp) / Path(name).name, metadata=metadata, profile=profile
         )
-        if newer := _newer_meanwhile(lake, name, stored, fetched.version):
+        if newer := _newer_stored(lake, name, stored, fetched.version, force):
             log.warning(
-                "%s %s: not written: %s was replaced meanwhile from a newer version of the "
-                "source (Last-Modified %s) than this run downloaded (Last-Modified %s); the "
-                "newer stays",
+                "%s %s: not written: %s holds a newer version of the source (Last-Modified "
+                "%s) than this run downloaded (Last-Modified %s); the newer stays",
                 service,
                 month,
                 newer.uri,

@@ -213,8 +213,9 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
     )
     if result["status"] == "superseded":
         raise AirflowSkipException(
-            f"{service} {month}: another run wrote a newer version of the source to "
-            f"{result['uri']} meanwhile; kept it (and its event) instead of this older download"
+            f"{service} {month}: {result['uri']} holds a newer version of the source than this "
+            "run downloaded (an older copy: a lagging mirror, or another run wrote meanwhile); "
+            "kept it"
         )
     source.source = lineage.source_facts(result)
     if result["status"] == "written":

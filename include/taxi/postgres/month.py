@@ -50,7 +50,7 @@ PG_TYPES = {
 
 
 SUPERSEDED = "superseded"
-"""A run's status when a newer version of its month was committed meanwhile (kept)."""
+"""A run's status when the month holds a newer version of its source (kept)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Replaced:
     table: str
     status: str
     """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file, or
-    ``superseded`` when one had just loaded a newer version of it."""
+    ``superseded`` when the month holds a newer version of it (kept)."""
     rows_read: int
     rows_written: int
     rows_in_target: int
@@ -226,13 +226,18 @@ def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> in
     return last.rows_in_target
 
 
-def _newer_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> LastLoad | None:
-    """A load committed while this attempt downloaded (not the one it began from) whose source
-    is newer than the attempt's (by Last-Modified): the attempt must not replace it."""
+def _newer_loaded(cur: session.Session, schema: str, attempt: Attempt) -> LastLoad | None:
+    """The month's load, if its source is newer (by Last-Modified) than the attempt's and it
+    was either committed while the attempt downloaded (not the load it began from) or read
+    from the same file (a lagging mirror or CDN edge served an older copy; unless forced): it
+    must stay. A load of another file before the attempt began (the source was switched) is
+    replaced."""
     last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
-    if last is None or (attempt.previous_load is not None and last.id == attempt.previous_load):
+    if last is None or not attempt.source.older_than(last.last_modified):
         return None
-    return last if attempt.source.older_than(last.last_modified) else None
+    meanwhile = attempt.previous_load is None or last.id != attempt.previous_load
+    stale_copy = not attempt.force and attempt.source.same_file(last.source_url)
+    return last if meanwhile or stale_copy else None
 
 
 def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> None:
@@ -319,11 +324,11 @@ def replace_month(
                 month.isoformat()[:7],
             )
             return Replaced(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
-        if (newer := _newer_meanwhile(cur, schema, attempt)) is not None:
+        if (newer := _newer_loaded(cur, schema, attempt)) is not None:
             cur.rollback()
             log.warning(
-                "%s %s: not replaced: a run committed a newer version of the source (Last-"
-                "Modified %s) while this one downloaded %s (Last-Modified %s); the newer stays",
+                "%s %s: not replaced: it holds a newer version of the source (Last-Modified %s) "
+                "than this run downloaded from %s (Last-Modified %s); the newer stays",
                 parent,
                 month.isoformat()[:7],
                 newer.last_modified,

@@ -99,6 +99,10 @@ class SourceVersion:
             return self.etag == etag
         return bool(self.last_modified and self.last_modified == last_modified)
 
+    def same_file(self, url: str | None) -> bool:
+        """``url`` names the same source file (scheme, host and path; login and query aside)."""
+        return bool(url) and redact.source(url or "") == redact.source(self.url)
+
     def older_than(self, last_modified: str | None) -> bool:
         """Published before a version whose Last-Modified is ``last_modified``: the only
         order HTTP gives (an ETag or a size says "different", never "newer"). False when
