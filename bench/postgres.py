@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -54,7 +53,11 @@ def server() -> Iterator[tuple[str, str]]:
                 ),
             )
         return
-    data = Path(tempfile.gettempdir()) / f"bench-pg-{uuid.uuid4().hex[:8]}"
+    # a fresh folder, never a name known ahead; 0755 so that, as root, the server's user
+    # reaches the cluster inside it (writable by us only)
+    work = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    work.chmod(0o755)
+    data = work / "data"
     password = secrets.token_urlsafe(16)
     url = local_postgres.start(data, local_postgres.free_port(), password=password, durable=True)
     try:
@@ -62,6 +65,7 @@ def server() -> Iterator[tuple[str, str]]:
     finally:
         local_postgres.stop(data)
         shutil.rmtree(local_postgres.data_dir_for(data), ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dev.private_file import write_private
+from dev.shared_tmp import check_owned, private_dir
 
 SERVICE_USER = "nobody"
 PASSWORD_FILE = "taxi_superuser_password"
@@ -65,25 +66,49 @@ def _bin_dir() -> Path:
         return bundled
     install = bundled.parent
     digest = hashlib.sha1(str(install).encode()).hexdigest()[:10]
-    copy = Path(tempfile.gettempdir()) / f"taxi-pginstall-{digest}"
-    if not (copy / "bin" / "postgres").exists():
-        staging = Path(tempfile.mkdtemp(prefix="taxi-pginstall-"))
+    return install_copy(install, Path(tempfile.gettempdir()) / f"taxi-pginstall-{digest}") / "bin"
+
+
+def install_copy(install: Path, copy: Path) -> Path:
+    """``install`` copied to ``copy`` once, for every later run: a ``copy`` that exists is
+    reused only if it is ours and writable by no one else (dev/shared_tmp.py)."""
+    owners = {os.geteuid()}
+    if os.path.lexists(copy):
+        return check_owned(copy, owners)
+    staging = Path(tempfile.mkdtemp(prefix="taxi-pginstall-", dir=copy.parent))
+    try:
         shutil.copytree(install, staging / "pg", symlinks=True)
-        staging.chmod(0o755)
-        if not copy.exists():
-            (staging / "pg").rename(copy)
+        (staging / "pg").chmod(0o755)
+        os.rename(staging / "pg", copy)  # fails if another run made a (non-empty) one meanwhile
+    except OSError:
+        if not os.path.lexists(copy):
+            raise
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return copy / "bin"
+    return check_owned(copy, owners)
+
+
+SHARED_DATA_ROOT = Path("/var/tmp")
+"""Where a cluster lives as root when its requested folder is out of the service user's reach."""
+
+
+def _service_owners() -> set[int]:
+    """Who may own a cluster's folder in the shared temp folder: root, or the service user."""
+    return {0, pwd.getpwnam(SERVICE_USER).pw_uid}
 
 
 def data_dir_for(requested: Path) -> Path:
-    """Where the cluster lives: as root, somewhere ``nobody`` can reach if ``requested`` is not."""
+    """Where the cluster lives: as root, somewhere ``nobody`` can reach if ``requested`` is not
+    (a fixed name in /var/tmp, used only if it is not someone else's: dev/shared_tmp.py)."""
     requested = requested.resolve()
     requested.parent.mkdir(parents=True, exist_ok=True)
     if not _as_root() or _reachable_by_others(requested.parent):
         return requested
     digest = hashlib.sha1(str(requested).encode()).hexdigest()[:10]
-    return Path("/var/tmp") / f"taxi-postgres-{digest}"
+    shared = SHARED_DATA_ROOT / f"taxi-postgres-{digest}"
+    if os.path.lexists(shared):
+        check_owned(shared, _service_owners())
+    return shared
 
 
 def _run(args: list[str], check: bool = True) -> subprocess.CompletedProcess:
@@ -211,7 +236,10 @@ def _initdb(data: Path, bin_dir: Path, password: str | None) -> str:
     """A new cluster in ``data`` whose superuser's password (generated if None) is kept beside
     it; returns the password."""
     password = password or secrets.token_urlsafe(24)
-    data.mkdir(parents=True, exist_ok=True)
+    if data.parent == SHARED_DATA_ROOT:
+        private_dir(data, _service_owners())
+    else:
+        data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o700)
     if _as_root():
         user = pwd.getpwnam(SERVICE_USER)

@@ -34,6 +34,9 @@ Compose = dict[str, Any]
 # What `.env` must provide: the variables of the compose file that have no default.
 REQUIRED_SECRETS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET")
 TEST_ENV = {name: f"test-value-of-{name.lower()}" for name in REQUIRED_SECRETS}
+CELERY_SECRETS = ("REDIS_PASSWORD",)
+"""What .env must add for docker-compose.celery.yaml."""
+CELERY_ENV = {**TEST_ENV, **{name: f"test-value-of-{name.lower()}" for name in CELERY_SECRETS}}
 
 EXPECTED_SERVICES = {
     "airflow-db": "postgres",
@@ -125,10 +128,19 @@ def environment(service: Compose) -> dict[str, str]:
     return {key: "" if value is None else str(value) for key, value in env.items()}
 
 
+CELERY_UI = "flower"
+"""Runs the Airflow image as Celery's UI only: it gets the broker and none of Airflow's
+settings (tests/deploy/test_celery_compose_security.py)."""
+
+
 def airflow_services(compose: Compose) -> dict[str, Compose]:
-    """The services running the Airflow image of x-airflow-common."""
+    """The services running the Airflow image of x-airflow-common (not Celery's UI)."""
     image = compose["x-airflow-common"]["image"]
-    return {name: s for name, s in compose["services"].items() if s.get("image") == image}
+    return {
+        name: s
+        for name, s in compose["services"].items()
+        if s.get("image") == image and name != CELERY_UI
+    }
 
 
 def depends_on(service: Compose) -> dict[str, str]:
@@ -805,9 +817,7 @@ def celery_problems(compose: Compose) -> list[str]:
     redis = services.get("redis", {})
     if not redis.get("image", "").startswith("redis:"):
         problems.append("redis: missing, or not a redis image")
-    airflow = {
-        n: s for n, s in services.items() if s.get("image") == compose["x-airflow-common"]["image"]
-    }
+    airflow = airflow_services(compose)
     brokers = set()
     for name, service in airflow.items():
         env = environment(service)
@@ -834,8 +844,9 @@ def celery_problems(compose: Compose) -> list[str]:
             problems.append(f"airflow-worker: sets {key}, so `--scale airflow-worker=3` cannot run")
     if depends_on(worker).get("redis") != "service_healthy":
         problems.append("airflow-worker: does not wait for a healthy redis")
-    flower = airflow.get("flower", {})
-    if flower.get("command") != "celery flower" or "flower" not in (flower.get("profiles") or []):
+    flower = services.get(CELERY_UI, {})
+    command = " ".join(flower.get("command") or [])
+    if "celery flower" not in command or "flower" not in (flower.get("profiles") or []):
         problems.append("flower: missing, not `airflow celery flower`, or not under profile flower")
     return problems
 
@@ -869,7 +880,7 @@ def pool_problems(compose: Compose) -> list[str]:
 
 @pytest.fixture(scope="module")
 def celery() -> Compose:
-    return celery_stack(TEST_ENV)
+    return celery_stack(CELERY_ENV)
 
 
 def test_the_celery_stack_runs_every_airflow_service_on_celery(celery: Compose) -> None:
@@ -896,8 +907,8 @@ def test_the_celery_stack_passes_the_local_stack_checks(celery: Compose) -> None
 
 def test_the_celery_stack_needs_the_same_secrets() -> None:
     with pytest.raises(MissingVariable, match=REQUIRED_SECRETS[0]):
-        celery_stack({k: v for k, v in TEST_ENV.items() if k != REQUIRED_SECRETS[0]})
-    assert celery_problems(celery_stack({**TEST_ENV, "AIRFLOW_DB_PASSWORD": "s3cret"})) == []
+        celery_stack({k: v for k, v in CELERY_ENV.items() if k != REQUIRED_SECRETS[0]})
+    assert celery_problems(celery_stack({**CELERY_ENV, "AIRFLOW_DB_PASSWORD": "s3cret"})) == []
 
 
 def test_the_api_server_listens_on_8080_whatever_env_says(compose: Compose) -> None:

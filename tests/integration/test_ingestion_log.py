@@ -90,6 +90,8 @@ def test_a_failed_load_is_logged_and_changes_nothing(
     month_to_postgres("green", "2021-03", **load)
     path = source_server[1] / "green" / "green_tripdata_2021-03.csv.gz"
     path.write_bytes(path.read_bytes()[:-40])
+    stamp = path.stat().st_mtime + 1_000  # republished (damaged): a newer Last-Modified
+    os.utime(path, (stamp, stamp))
     with pytest.raises(BadSourceFile, match="damaged"):
         month_to_postgres("green", "2021-03", **load)
     statuses = [row[0] for row in _log(postgres_url, pg_schema)]

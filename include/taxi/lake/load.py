@@ -23,15 +23,26 @@ from include.taxi.lake.ingestion_log import (
     zone_ids,
 )
 from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
-from include.taxi.lake.store import ZONES_OBJECT, LakeObject, LocalLake, object_name, open_lake
+from include.taxi.lake.store import (
+    ZONES_OBJECT,
+    Lake,
+    LakeObject,
+    LocalLake,
+    object_name,
+    open_lake,
+)
 from include.taxi.months import parse_month
 from include.taxi.quality import Profile
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, check_space
+from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, SourceVersion, check_space
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
+
+SUPERSEDED = "superseded"
+"""The status of a run whose month the lake holds from a newer version of the source (kept)."""
+SOURCE_URL_KEY = "taxi.source_url"
 
 
 def _unchanged(
@@ -48,6 +59,28 @@ def _unchanged(
     meta = stored.metadata
     same_contract = meta.get("taxi.schema") == contract.fingerprint
     return meta if same_contract and current.same_as(*held_source(meta)) else None
+
+
+def _newer_stored(
+    lake: Lake, name: str, before: LakeObject | None, version: SourceVersion, force: bool
+) -> LakeObject | None:
+    """The object, if it was written from a newer version of the source (by Last-Modified)
+    than ``version`` and either by another run since ``before`` (this run's first look) or
+    from the same file (a lagging mirror or CDN edge served an older copy; unless ``force``):
+    it must stay. An object of another file from before this run began (the source was
+    switched) is replaced."""
+    now = lake.stat(name)
+    if now is None or not version.older_than(held_source(now.metadata)[2]):
+        return None
+    meanwhile = before is None or not _same_object(before, now)
+    stale_copy = not force and version.same_file(now.metadata.get(SOURCE_URL_KEY))
+    return now if meanwhile or stale_copy else None
+
+
+def _same_object(a: LakeObject, b: LakeObject) -> bool:
+    if a.generation is not None or b.generation is not None:
+        return a.generation == b.generation
+    return a.metadata == b.metadata and a.bytes == b.bytes
 
 
 def month_to_lake(
@@ -124,6 +157,17 @@ def month_to_lake(
         parquet = write_parquet(
             reader, Path(tmp) / Path(name).name, metadata=metadata, profile=profile
         )
+        if newer := _newer_stored(lake, name, stored, fetched.version, force):
+            log.warning(
+                "%s %s: not written: %s holds a newer version of the source (Last-Modified "
+                "%s) than this run downloaded (Last-Modified %s); the newer stays",
+                service,
+                month,
+                newer.uri,
+                held_source(newer.metadata)[2],
+                fetched.version.last_modified,
+            )
+            return {**summary, "status": SUPERSEDED, "uri": newer.uri, "rows": None}
         stored = lake.put(
             parquet.path,
             name,

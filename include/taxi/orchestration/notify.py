@@ -3,12 +3,15 @@
 The destination is the Airflow connection ``taxi_alerts`` (AIRFLOW_CONN_TAXI_ALERTS or a
 secrets backend), so no webhook URL or password lives in code:
 
-* ``http``/``https`` connection: a JSON POST to ``{schema}://{host}:{port}{extra.path}``; a
+* ``http``/``https`` connection: a JSON POST to ``{schema}://{host}:{port}{extra.path}``,
+  https when the connection names no schema (plain http only if it says ``http``); a
   Slack incoming webhook (host ``hooks.slack.com``, or extra ``"format": "slack"`` for
   Slack-compatible chats) gets ``{"text": ...}``, any other endpoint the structured message;
-* ``smtp`` connection: an e-mail to ``extra.to`` (comma-separated) from ``extra.from``; with a
-  login, STARTTLS with the server's certificate verified (system CAs, or ``extra.ca_file``)
-  before the password is sent;
+* ``smtp`` connection: an e-mail to ``extra.to`` (comma-separated) from ``extra.from``, over
+  STARTTLS with the server's certificate verified (system CAs, or ``extra.ca_file``) before
+  anything is sent: the message names hosts, files and errors. Only a connection without a
+  login may turn it off (extra ``"starttls": false``, a relay that offers no TLS); a
+  password never goes in clear;
 * no connection: the same text is logged at ERROR, so nothing is silently dropped.
 
 A webhook URL's path is a credential (Slack's is): it is never logged, and a failed POST raises
@@ -66,7 +69,7 @@ def failure_message(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _url(conn: Any) -> str:
-    scheme = conn.schema or ("https" if conn.conn_type == "https" else "http")
+    scheme = conn.schema or "https"
     port = f":{conn.port}" if conn.port else ""
     path = conn.extra_dejson.get("path", "")
     return f"{scheme}://{conn.host}{port}{path}"
@@ -132,10 +135,18 @@ def _send_mail(conn: Any, message: dict[str, Any]) -> None:
     mail.set_content(json.dumps(message, indent=2, default=str))
     tls = ssl.create_default_context(cafile=conn.extra_dejson.get("ca_file"))
     with smtplib.SMTP(conn.host, conn.port or 25, timeout=30) as smtp:
-        if conn.login:
+        if conn.login or _wants_starttls(conn.extra_dejson.get("starttls", True)):
             smtp.starttls(context=tls)
+        if conn.login:
             smtp.login(conn.login, conn.password or "")
         smtp.send_message(mail)
+
+
+def _wants_starttls(value: Any) -> bool:
+    """The extra ``starttls``: on unless it says false (a JSON false, or the text)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off")
+    return bool(value)
 
 
 def deliver(message: dict[str, Any], conn: Any | None) -> str:

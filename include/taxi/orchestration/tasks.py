@@ -211,6 +211,12 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         force=_force(context),
         run_id=context["run_id"],
     )
+    if result["status"] == "superseded":
+        raise AirflowSkipException(
+            f"{service} {month}: {result['uri']} holds a newer version of the source than this "
+            "run downloaded (an older copy: a lagging mirror, or another run wrote meanwhile); "
+            "kept it"
+        )
     source.source = lineage.source_facts(result)
     if result["status"] == "written":
         target.rows, target.bytes = result["rows"], result["bytes"]

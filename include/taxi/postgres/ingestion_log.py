@@ -75,6 +75,9 @@ class Attempt:
     """``mirror`` or ``tlc`` (sources/catalogue); None for a local file."""
     source_format: str | None = None
     """``csv.gz``, ``csv`` or ``parquet``: the format of the file that was read."""
+    force: bool = False
+    """A forced reload: an older-dated copy of the loaded file replaces it (a newer version
+    committed by another run while this one downloaded still stays)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class LastLoad:
     rows_in_target: int
     finished_at: datetime
     contract_fingerprint: str | None
+    source_url: str | None = None
 
 
 def _log(schema: str) -> sql.Composable:

@@ -153,6 +153,7 @@ def month_to_postgres(
             contract_fingerprint=contract.fingerprint,
             source_kind=source.kind,
             source_format=source.format,
+            force=force,
         )
         try:
             reader = open_source(

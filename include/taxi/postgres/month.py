@@ -25,12 +25,12 @@ from typing import Any
 import pyarrow as pa
 from psycopg import sql
 
-from include.taxi import settings
+from include.taxi import redact, settings
 from include.taxi.contract import SOURCE_MONTH, ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
-from include.taxi.postgres.ingestion_log import Attempt
+from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
 from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.http import SourceVersion
@@ -50,11 +50,16 @@ PG_TYPES = {
 }
 
 
+SUPERSEDED = "superseded"
+"""A run's status when the month holds a newer version of its source (kept)."""
+
+
 @dataclass(frozen=True)
 class Replaced:
     table: str
     status: str
-    """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file."""
+    """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file, or
+    ``superseded`` when the month holds a newer version of it (kept)."""
     rows_read: int
     rows_written: int
     rows_in_target: int
@@ -222,6 +227,20 @@ def _loaded_meanwhile(cur: session.Session, schema: str, attempt: Attempt) -> in
     return last.rows_in_target
 
 
+def _newer_loaded(cur: session.Session, schema: str, attempt: Attempt) -> LastLoad | None:
+    """The month's load, if its source is newer (by Last-Modified) than the attempt's and it
+    was either committed while the attempt downloaded (not the load it began from) or read
+    from the same file (a lagging mirror or CDN edge served an older copy; unless forced): it
+    must stay. A load of another file before the attempt began (the source was switched) is
+    replaced."""
+    last = ingestion_log.last_load(cur, schema, attempt.table, attempt.month)
+    if last is None or not attempt.source.older_than(last.last_modified):
+        return None
+    meanwhile = attempt.previous_load is None or last.id != attempt.previous_load
+    stale_copy = not attempt.force and attempt.source.same_file(last.source_url)
+    return last if meanwhile or stale_copy else None
+
+
 def lock_briefly(cur: session.Session, schema: str, parent: str, what: str) -> None:
     """Take the table's ACCESS EXCLUSIVE lock for ``what`` (a swap, the load's last step, or
     a column the contract gained).
@@ -298,14 +317,9 @@ def replace_month(
     stage = f"{partition}_load"
     with session.connect(conninfo) as cur:
         session.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
-        if (rows := _loaded_meanwhile(cur, schema, attempt)) is not None:
+        if (done := _kept(cur, schema, attempt, parent, month)) is not None:
             cur.rollback()
-            log.info(
-                "%s %s: a concurrent run just loaded this same file; nothing to do",
-                parent,
-                month.isoformat()[:7],
-            )
-            return Replaced(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
+            return done
         session.run(
             cur,
             "postgres/create_month_stage.sql",
@@ -342,6 +356,32 @@ def replace_month(
         result.seconds,
     )
     return result
+
+
+def _kept(
+    cur: session.Session, schema: str, attempt: Attempt, parent: str, month: date
+) -> Replaced | None:
+    """What the month keeps, under its lock, when this run must not replace it: the same file
+    a concurrent run just loaded, or a newer version of the source (None: replace it)."""
+    if (rows := _loaded_meanwhile(cur, schema, attempt)) is not None:
+        log.info(
+            "%s %s: a concurrent run just loaded this same file; nothing to do",
+            parent,
+            month.isoformat()[:7],
+        )
+        return Replaced(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
+    if (newer := _newer_loaded(cur, schema, attempt)) is not None:
+        log.warning(
+            "%s %s: not replaced: it holds a newer version of the source (Last-Modified %s) "
+            "than this run downloaded from %s (Last-Modified %s); the newer stays",
+            parent,
+            month.isoformat()[:7],
+            newer.last_modified,
+            redact.source(attempt.source.url),
+            attempt.source.last_modified,
+        )
+        return Replaced(f"{schema}.{parent}", SUPERSEDED, 0, 0, newer.rows_in_target, 0.0)
+    return None
 
 
 def replace_zones(

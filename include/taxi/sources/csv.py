@@ -19,11 +19,15 @@ month here).
 
 When Arrow rejects a value it does not say on which line; a second, slow pass over the file
 finds the first offending line so the error names file, line, column and value. That pass only
-runs on the error path.
+runs on the error path, reads no further than the bytes the fast pass decompressed before it
+failed (so never past ``max_bytes``: a bomb whose bad value the pass misses is not scanned to
+the task's timeout), and accepts only the text Arrow accepts (Python's ``int()`` and
+``float()`` take ``1_000``, `` 1`` or Unicode digits; Arrow does not).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -31,6 +35,7 @@ import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,6 +52,9 @@ from include.taxi.sources.batches import (
     date_scalar,
     reader_memory_pool,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 BLOCK_SIZE = 256 << 10
 """Bytes of CSV per block (~2,500 yellow rows). Arrow's streaming reader decompresses up to 32
@@ -183,10 +191,21 @@ class _Capped(io.RawIOBase):
             raise OSError(f"more than {self.limit:,} bytes decompressed")
         return data
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
+
+
+@contextlib.contextmanager
+def _open_capped_text(path: Path, limit: int) -> Iterator[tuple[io.TextIOBase, _Capped]]:
+    """The file as text, decompressed through the same cap as the fast pass."""
+    opener = igzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as source:
+        capped = _Capped(source, limit)
+        buffered = io.BufferedReader(capped, BLOCK_SIZE)
+        yield io.TextIOWrapper(buffered, encoding="utf-8", newline=""), capped
 
 
 class _Unconformable(Exception):
@@ -218,6 +237,8 @@ class ContractReader(ContractBatches):
         self.month = month
         self.block_size = block_size
         self.max_bytes = max_bytes
+        self._decompressed = 0
+        """Bytes the fast pass had decompressed when it stopped (what the slow pass may read)."""
         self._dotted: set[str] = set()
         self.pool = memory_pool or reader_memory_pool()
         self.rows = 0
@@ -256,6 +277,8 @@ class ContractReader(ContractBatches):
                         yield self._conform(batch)
                         self.rows += batch.num_rows
         except (pa.ArrowInvalid, OSError, EOFError, _Unconformable) as exc:
+            if capped is not None:
+                self._decompressed = capped.total
             if capped is not None and capped.exceeded:
                 raise BadSourceFile(
                     self.file,
@@ -305,9 +328,15 @@ class ContractReader(ContractBatches):
             raise _Unconformable(f"not an integer in {column}") from None
 
     def _locate(self, exc: Exception) -> BadSourceFile:
-        """Find the first line Arrow could not read, by re-reading the file with Python."""
+        """Find the first line Arrow could not read, by re-reading the file with Python.
+
+        Arrow can only have refused bytes it had decompressed: the pass reads those (and one
+        block more, for the line they end in), never more than ``max_bytes``."""
+        budget = min(self.max_bytes, self._decompressed + self.block_size)
         try:
-            found = _first_bad_line(self.path, self.header, self.contract, self.block_size)
+            found = _first_bad_line(
+                self.path, self.header, self.contract, self.block_size, max_bytes=budget
+            )
         except (OSError, EOFError) as io_exc:
             return BadSourceFile(
                 self.file,
@@ -322,16 +351,34 @@ class ContractReader(ContractBatches):
         return BadSourceFile(self.file, problem, line=line, column=column, hint=CONTRACT_HINT)
 
 
+# What Arrow's parsers accept, ASCII only (Python's own parsers take more: ``1_000``,
+# surrounding spaces, Unicode digits, ``2021-01-01T10:00:00Z``).
+CSV_FLOAT = re.compile(
+    r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)[ \t]*",
+    re.IGNORECASE,
+)
+"""A float column, as Arrow's CSV reader parses it (it trims spaces and tabs)."""
+CAST_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""An integer column's text, as the reader's string → float64 cast parses it (no spaces)."""
+ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?"
+)
+"""A timestamp[us] as Arrow's ISO-8601 parser takes it: no zone, at most microseconds."""
+
+
 def _value_error(value: str, type_: pa.DataType) -> str | None:
     if value == "":
         return None
     try:
         if type_ == TIMESTAMP:
+            if not ISO_TIMESTAMP.fullmatch(value):
+                raise ValueError(value)
             datetime.fromisoformat(value)
         elif type_ == INT:
             return _int_error(value)
         elif pa.types.is_floating(type_):
-            float(value)
+            if not CSV_FLOAT.fullmatch(value):
+                raise ValueError(value)
         elif NUL in value:
             return f"value {shown(value)} holds a NUL byte, which PostgreSQL text cannot store"
     except ValueError:
@@ -341,32 +388,43 @@ def _value_error(value: str, type_: pa.DataType) -> str | None:
 
 INT64 = range(-(2**63), 2**63)
 DIGITS = re.compile(r"-?[0-9]+")
+HEX = re.compile(r"0[xX][0-9a-fA-F]{1,16}")
+"""Arrow's string → int64 cast also takes hexadecimal (the slow pass must not call it bad)."""
 
 
 def _int_error(value: str) -> str | None:
     """What the reader's integer cast refuses (``ContractReader._to_int``, in Python)."""
+    if HEX.fullmatch(value):
+        return None
     text = re.sub(WHOLE_FLOAT, "", value)
     if DIGITS.fullmatch(text):
         return None if int(text) in INT64 else f"value {shown(value)} does not fit in int64"
-    number = float(value)  # ValueError: "does not parse"
+    if not CAST_FLOAT.fullmatch(value):
+        raise ValueError(value)  # "does not parse"
+    number = float(value)
     if math.isfinite(number) and number.is_integer() and abs(number) < EXACT_FLOAT:
         return None
     return f"value {shown(value)} is not a whole number (declared integer)"
 
 
 def _first_bad_line(
-    path: Path, header: list[str], contract: Contract, limit: int
+    path: Path, header: list[str], contract: Contract, limit: int, *, max_bytes: int
 ) -> tuple[int, str | None, str] | None:
-    """The first line the fast path refuses, reading at most ``limit`` characters of a line."""
+    """The first line the fast path refuses, reading at most ``limit`` characters of a line
+    and ``max_bytes`` decompressed bytes of the file (None: not found within them)."""
     types = [contract.column(name).type for name in header]  # type: ignore[union-attr]
     line = 0
-    with _open_text(path) as f:
+    with _open_capped_text(path, max_bytes) as (f, capped):
         try:
             for line, text in enumerate(_lines(f, limit), start=1):
                 if line == 1 or not text.strip("\r\n"):
                     continue
                 if problem := _line_error(text, header, types):
                     return (line, *problem)
+        except OSError:
+            if capped.exceeded:
+                return None
+            raise
         except _LineTooLong as too_long:
             field, _ = _field_index(too_long.prefix)
             column = header[field] if field < len(header) else None

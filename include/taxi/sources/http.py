@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -98,6 +100,28 @@ class SourceVersion:
         if self.etag and etag:
             return self.etag == etag
         return bool(self.last_modified and self.last_modified == last_modified)
+
+    def same_file(self, url: str | None) -> bool:
+        """``url`` names the same source file (scheme, host and path; login and query aside)."""
+        return bool(url) and redact.source(url or "") == redact.source(self.url)
+
+    def older_than(self, last_modified: str | None) -> bool:
+        """Published before a version whose Last-Modified is ``last_modified``: the only
+        order HTTP gives (an ETag or a size says "different", never "newer"). False when
+        either date is missing or unreadable: then nothing can be said."""
+        mine, theirs = _http_date(self.last_modified), _http_date(last_modified)
+        return mine is not None and theirs is not None and mine < theirs
+
+
+def _http_date(text: str | None) -> datetime | None:
+    """An HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``), aware; None if absent or unreadable."""
+    if not text:
+        return None
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
