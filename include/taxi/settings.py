@@ -127,3 +127,10 @@ HEAD_DEADLINE = 60.0
 DISCOVERY_DEADLINE = 600.0
 """Seconds all HEADs for one target may take together (9 HEADs answer in ~2 s here);
 taxi_daily's tasks have an hour (execution_timeout), so two targets fit with retries."""
+
+VAR_MONTHS_PAGE_TIMEOUT = "taxi_months_page_timeout_seconds"
+DEFAULT_MONTHS_PAGE_TIMEOUT = 5.0
+"""Seconds each read of the Taxi months page may take (Postgres statement, BigQuery job, GCS
+listing request): the page runs in the api-server, whose threads also serve the Execution API,
+so a locked or slow warehouse shows as a problem on the page instead of holding a thread. The
+page's reads answer in well under a second (see months_view.postgres_records)."""
