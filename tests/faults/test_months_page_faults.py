@@ -187,7 +187,7 @@ def test_an_unreachable_server_is_named_without_its_host(postgres_url: str) -> N
     conninfo = psycopg.conninfo.conninfo_to_dict(postgres_url)
     refused = psycopg.conninfo.make_conninfo(postgres_url, port=1)
 
-    view = collect(conninfo=refused, schema="public", timeout=2.0)
+    view = collect(conninfo=refused, schema="public")
 
     problem = view.problems["postgres"]
     assert problem.startswith("OperationalError: cannot read the postgres log"), problem
