@@ -572,7 +572,7 @@ def unreadable(target: str, exc: BaseException, timeout: float | None) -> str:
     name = TARGET_NAMES[target]
     if timeout is not None and _timed_out(exc):
         return (
-            f"{name} did not answer within {timeout:g} s (a lock held by a load, or a slow or "
+            f"{name[:1].upper()}{name[1:]} did not answer within {timeout:g} s (a lock held by a load, or a slow or "
             f"unreachable server); the other targets are shown. Reload later, or raise "
             f"taxi_months_page_timeout_seconds"
         )

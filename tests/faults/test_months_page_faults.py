@@ -11,8 +11,10 @@ provider (10-30 s on a loaded 2-core machine; an api-server has them imported al
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import queue
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -193,3 +195,44 @@ def test_an_unreachable_server_is_named_without_its_host(postgres_url: str) -> N
     assert problem.startswith("OperationalError: cannot read the postgres log"), problem
     assert str(conninfo["host"]) not in problem
     assert "port" not in problem
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers: a hung
+    GCS or BigQuery endpoint, or a firewall that drops replies."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_silent_gcs_and_bigquery_answer_within_the_timeout_without_hosts(
+    silent_server: str,
+    taxi_postgres: str,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lake's listing and BigQuery's log each end after the timeout (no retries) and show
+    a host-free problem; Postgres, which answers, still shows."""
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"project": "p", "is_anonymous": True},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", silent_server)
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", silent_server)
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_LAKE_URL", "gs://silent-bucket/lake")
+    monkeypatch.setenv("AIRFLOW_VAR_TAXI_MONTHS_PAGE_TIMEOUT_SECONDS", "1")
+    collect_configured()  # imports the Google provider in the parent (see the module's note)
+
+    seconds, view = built_within(collect_configured)
+
+    assert seconds < 5.0, f"{seconds:.2f} s"
+    assert view.targets == ["postgres", "lake", "bigquery"]
+    assert "nothing was loaded" in view.problems["postgres"]  # it answered: no log yet
+    for target, name in (("lake", "The lake"), ("bigquery", "BigQuery")):
+        problem = view.problems[target]
+        assert problem.startswith(f"{name} did not answer within 1 s"), problem
+        assert "127.0.0.1" not in problem
+        assert silent_server.rsplit(":", 1)[1] not in problem
