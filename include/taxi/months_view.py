@@ -288,7 +288,7 @@ def _lake_record(service: str, name: str, obj: LakeObject) -> Record | None:
     meta = obj.metadata
     match = _LAKE_MONTH.search(name)
     named = match.group(1) if match else None
-    stored = meta.get("taxi.month")
+    stored = meta.get("taxi.month") or None
     if stored is None and named is None:
         return None
     if meta.get("taxi.service", service) != service:
@@ -572,9 +572,9 @@ def unreadable(target: str, exc: BaseException, timeout: float | None) -> str:
     name = TARGET_NAMES[target]
     if timeout is not None and _timed_out(exc):
         return (
-            f"{name[:1].upper()}{name[1:]} did not answer within {timeout:g} s (a lock held by a load, or a slow or "
-            f"unreachable server); the other targets are shown. Reload later, or raise "
-            f"taxi_months_page_timeout_seconds"
+            f"{name[:1].upper()}{name[1:]} did not answer within {timeout:g} s (a lock held by "
+            "a load, or a slow or unreachable server); the other targets are shown. Reload "
+            "later, or raise taxi_months_page_timeout_seconds"
         )
     return (
         f"{type(exc).__name__}: cannot read the {target} log (the api-server's log says why: "
