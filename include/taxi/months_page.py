@@ -186,6 +186,8 @@ def render(view: MonthsView, *, base_url: str) -> str:
         + f": {escape(r.reason)}</li>"
         for r in view.rejected
     )
+    if view.rejected_total > len(view.rejected):
+        rejected += f"<li>and {view.rejected_total - len(view.rejected):,} more</li>"
     sections = "".join(_service(base_url, view.targets, s) for s in view.services)
     if not view.services:
         sections = (

@@ -77,6 +77,8 @@ TARGET_NAMES = {"postgres": "Postgres", "lake": "the lake", "bigquery": "BigQuer
 MAX_AXIS_MONTHS = 1200
 """A hundred years: far above any real axis (2009-01 to next month), a guard against a loop."""
 SHOWN_VALUE_CHARS = 80
+MAX_REJECTED_SHOWN = 100
+"""A bucket full of foreign objects lists the first ones and a count, not a page per object."""
 
 Version = tuple[int | None, str | None, str | None]
 """Source size, ETag, Last-Modified: what a HEAD can tell (see SourceVersion.same_as)."""
@@ -170,6 +172,8 @@ class MonthsView:
     problems: dict[str, str]
     generated_at: str
     rejected: list[Rejected] = field(default_factory=list)
+    """The first MAX_REJECTED_SHOWN of them; ``rejected_total`` counts them all."""
+    rejected_total: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The page's data, for ``/taxi-months/api/months``."""
@@ -547,7 +551,8 @@ def build(logs: dict[str, TargetLog], *, now: datetime | None = None) -> MonthsV
     problems = {t: problem for t in targets if (problem := logs[t].problem)}
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     rejected = [r for t in targets for r in logs[t].rejected]
-    return MonthsView(targets, services, problems, stamp, rejected)
+    shown = rejected[:MAX_REJECTED_SHOWN]
+    return MonthsView(targets, services, problems, stamp, shown, len(rejected))
 
 
 def _timed_out(exc: BaseException) -> bool:

@@ -13,6 +13,7 @@ from include.taxi.months_page import render
 from include.taxi.months_view import (
     FAILED,
     LOADED,
+    MAX_REJECTED_SHOWN,
     MISSING,
     NOT_PUBLISHED,
     STALE,
@@ -168,3 +169,10 @@ def test_rejected_entries_are_listed_escaped() -> None:
     assert view.as_json()["rejected"] == [
         {"target": "lake", "where": odd.where, "value": odd.value, "reason": odd.reason}
     ]
+
+
+def test_a_bucket_of_odd_objects_lists_the_first_and_a_count() -> None:
+    odd = tuple(Rejected("lake", f"yellow/{i}.parquet", "'x'", "not a month") for i in range(5000))
+    view = build({"lake": TargetLog(rejected=odd)})
+    assert (len(view.rejected), view.rejected_total) == (MAX_REJECTED_SHOWN, 5000)
+    assert "and 4,900 more" in render(view, base_url="")
