@@ -4,24 +4,27 @@ An Airflow 3 plugin: a FastAPI app the api-server mounts at ``/taxi-months`` (th
 its data as JSON at ``/taxi-months/api/months``) and a navigation entry that shows the page in
 the UI. Plugin endpoints are not protected by Airflow by default, so every route here requires
 the UI's login: the same JWT (cookie ``_token`` or ``Authorization: Bearer``), checked by
-Airflow's own dependencies, and permission to read DAG runs. The data logic is
-``include/taxi/months_view.py``; the HTML is ``include/taxi/months_page.py``.
+Airflow's own dependency (``get_user``). Each target's column is shown only to a user the auth
+manager lets read the runs of the DAG that writes it (``taxi_to_postgres``, ``taxi_to_lake``,
+``lake_to_bigquery``): with a DAG-level auth manager (FAB, Keycloak, multi-team) a user who may
+read other DAGs only gets 403. Nothing the caller sends (such as ``?dag_id=``) picks the DAGs
+checked. The data logic is ``include/taxi/months_view.py``; the HTML is
+``include/taxi/months_page.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import requires_access_dag
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 URL_PREFIX = "/taxi-months"
-can_read_runs = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 
 app = FastAPI(title="Taxi months", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -41,19 +44,51 @@ async def _login_first(request: Request, exc: HTTPException) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
-@app.get("/", response_class=HTMLResponse, dependencies=[can_read_runs])
-def page() -> HTMLResponse:
+def readable_targets(user: GetUserDep) -> tuple[str, ...]:
+    """The targets whose DAG's runs ``user`` may read (the page shows runs and their rows);
+    403 if none. The DAG ids are the project's own, never taken from the request."""
+    from include.taxi.months_view import DAG_OF_TARGET
+
+    teams: dict[str, str | None] = {}
+    if conf.getboolean("core", "multi_team", fallback=False):
+        from airflow.models.dag import DagModel
+
+        teams = DagModel.get_dag_id_to_team_name_mapping(list(DAG_OF_TARGET.values()))
+    auth = get_auth_manager()
+    allowed = tuple(
+        target
+        for target, dag_id in DAG_OF_TARGET.items()
+        if auth.is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=dag_id, team_name=teams.get(dag_id)),
+            user=user,
+        )
+    )
+    if not allowed:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"Forbidden: reading the runs of {', '.join(DAG_OF_TARGET.values())} is needed",
+        )
+    return allowed
+
+
+ReadableTargets = Annotated[tuple[str, ...], Depends(readable_targets)]
+
+
+@app.get("/", response_class=HTMLResponse)
+def page(targets: ReadableTargets) -> HTMLResponse:
     from include.taxi.months_page import render
     from include.taxi.months_view import collect_configured
 
-    return HTMLResponse(render(collect_configured(), base_url=_base_url()))
+    return HTMLResponse(render(collect_configured(targets), base_url=_base_url()))
 
 
-@app.get("/api/months", dependencies=[can_read_runs])
-def months() -> dict[str, Any]:
+@app.get("/api/months")
+def months(targets: ReadableTargets) -> dict[str, Any]:
     from include.taxi.months_view import collect_configured
 
-    return collect_configured().as_json()
+    return collect_configured(targets).as_json()
 
 
 class TaxiMonthsPlugin(AirflowPlugin):

@@ -180,6 +180,14 @@ def render(view: MonthsView, *, base_url: str) -> str:
     problems = "".join(
         f"<li>{TARGET_LABELS[t]}: {escape(p)}</li>" for t, p in view.problems.items()
     )
+    rejected = "".join(
+        f'<li data-target="{r.target}">{TARGET_LABELS[r.target]}: <code>{escape(r.where)}</code>'
+        + (f" (month <code>{escape(r.value)}</code>)" if r.value else "")
+        + f": {escape(r.reason)}</li>"
+        for r in view.rejected
+    )
+    if view.rejected_total > len(view.rejected):
+        rejected += f"<li>and {view.rejected_total - len(view.rejected):,} more</li>"
     sections = "".join(_service(base_url, view.targets, s) for s in view.services)
     if not view.services:
         sections = (
@@ -197,6 +205,13 @@ def render(view: MonthsView, *, base_url: str) -> str:
         f"{STATE_LABELS[NOT_PUBLISHED]!r} when no log has seen its file.</p>"
         f'<div class="legend">{legend}</div>'
         + (f'<ul class="problems">{problems}</ul>' if problems else "")
+        + (
+            '<div class="problems rejected"><b>Left off the grid</b> (what they say about '
+            "themselves cannot be read; fix or remove them, the rest is shown):"
+            f"<ul>{rejected}</ul></div>"
+            if rejected
+            else ""
+        )
         + sections
         + f"<script>{SCRIPT}</script></body></html>"
     )

@@ -12,10 +12,18 @@ than the one the target holds.
 Reading is split from deciding: ``postgres_records`` / ``lake_records`` /
 ``bigquery_records`` turn each log into ``Record``s; ``build`` (pure, no I/O) decides the
 states, so the rules are tested without any database.
+
+The page runs in the api-server, whose threads also serve the Execution API, and what it reads
+is outside input (anyone who can write to the bucket writes lake metadata). So every month read
+is parsed strictly (``months.recorded_month``: a log row or object with a month that is not
+``YYYY-MM`` from 2009-01 to next month is listed as *rejected*, the rest still shows), the month
+axis is bounded, each read has a short timeout (``taxi_months_page_timeout_seconds``), and a
+target that cannot be read shows a problem that names no host.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import re
@@ -27,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from include.taxi.contract import SERVICES, contract_for, table_name
-from include.taxi.months import month_name
+from include.taxi.months import recorded_month
 from include.taxi.postgres import session
 from include.taxi.postgres.ingestion_log import LOG_TABLE
 from include.taxi.sql import bigquery_identifier, statements
 
 if TYPE_CHECKING:
-    from include.taxi.lake.store import Lake
+    from include.taxi.lake.store import Lake, LakeObject
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,12 @@ STATE_HELP = {
 WARNINGS_KEY = "taxi.warnings"
 RUN_ID_KEY = "taxi.run_id"
 _LAKE_MONTH = re.compile(r"_tripdata_(\d{4}-\d{2})\.parquet$")
+TARGET_NAMES = {"postgres": "Postgres", "lake": "the lake", "bigquery": "BigQuery"}
+MAX_AXIS_MONTHS = 1200
+"""A hundred years: far above any real axis (2009-01 to next month), a guard against a loop."""
+SHOWN_VALUE_CHARS = 80
+MAX_REJECTED_SHOWN = 100
+"""A bucket full of foreign objects lists the first ones and a count, not a page per object."""
 
 Version = tuple[int | None, str | None, str | None]
 """Source size, ETag, Last-Modified: what a HEAD can tell (see SourceVersion.same_as)."""
@@ -97,6 +111,18 @@ class Record:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A log row or lake object left off the grid because what it says is not readable."""
+
+    target: str
+    where: str
+    """Which object or log row, e.g. ``yellow/2021/yellow_tripdata_2021-01.parquet``."""
+    value: str
+    """The month as stored (shortened), e.g. ``'9999-12'``; empty if it has none."""
+    reason: str
+
+
+@dataclass(frozen=True)
 class TargetLog:
     """What one target's log says: per (service, month) the latest attempt and latest load."""
 
@@ -104,6 +130,7 @@ class TargetLog:
     loads: dict[tuple[str, str], Record] = field(default_factory=dict)
     problem: str | None = None
     """Why the log could not be read (shown on the page), None if it was."""
+    rejected: tuple[Rejected, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,9 @@ class MonthsView:
     services: list[ServiceView]
     problems: dict[str, str]
     generated_at: str
+    rejected: list[Rejected] = field(default_factory=list)
+    """The first MAX_REJECTED_SHOWN of them; ``rejected_total`` counts them all."""
+    rejected_total: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The page's data, for ``/taxi-months/api/months``."""
@@ -184,16 +214,27 @@ def parse_warnings(value: object) -> tuple[QualityWarning, ...]:
     return tuple(found)
 
 
-def postgres_records(conninfo: str, schema: str) -> TargetLog:
+def _cut(text: str, limit: int = 4 * SHOWN_VALUE_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _shown(value: object) -> str:
+    """A stored value as the page lists it: its repr, cut short (it may be any size)."""
+    return _cut(repr(value), SHOWN_VALUE_CHARS)
+
+
+def postgres_records(conninfo: str, schema: str, *, timeout: float | None = None) -> TargetLog:
     """The Postgres log's latest attempt and latest load per table-month.
 
     Measured (2026-12-01, a shared 2-core machine under load): a 24,480-row log (3 services ×
     204 months × 40 attempts) takes 0.5-0.8 s for the whole page, ~0.3 s of it sorting the log
-    for DISTINCT ON; rendering the 231 KiB page takes 0.03-0.05 s."""
+    for DISTINCT ON; rendering the 231 KiB page takes 0.03-0.05 s. ``timeout`` bounds the
+    connect and the query (a load or a migration holding the log's lock ends it)."""
     services = {table_name(contract_for(s)): s for s in SERVICES}
     latest: dict[tuple[str, str], Record] = {}
     loads: dict[tuple[str, str], Record] = {}
-    with session.connect(conninfo) as cur:
+    rejected: dict[str, Rejected] = {}
+    with session.connect(conninfo, timeout=timeout) as cur:
         columns = session.existing_columns(cur, schema, LOG_TABLE)
         if not columns:
             return TargetLog(problem=f"no {schema}.{LOG_TABLE} yet: nothing was loaded")
@@ -220,10 +261,16 @@ def postgres_records(conninfo: str, schema: str) -> TargetLog:
     ) in rows:
         if service not in services.values():
             continue
+        try:
+            name = recorded_month(month)
+        except ValueError as exc:
+            where = f"{schema}.{LOG_TABLE}, {service} rows of source_month {month}"
+            rejected[where] = Rejected("postgres", where, _shown(month), _cut(str(exc)))
+            continue
         record = Record(
             "postgres",
             service,
-            month_name(month),
+            name,
             status,
             rows_in_target,
             run_id,
@@ -234,51 +281,84 @@ def postgres_records(conninfo: str, schema: str) -> TargetLog:
             parse_warnings(found_warnings),
         )
         (latest if kind == "latest" else loads)[(service, record.month)] = record
-    return TargetLog(latest, loads)
+    return TargetLog(latest, loads, rejected=tuple(rejected.values()))
 
 
-def lake_records(lake: Lake) -> TargetLog:
-    """Every trip object of the lake, from one listing per service (metadata, no download)."""
+def _lake_record(service: str, name: str, obj: LakeObject) -> Record | None:
+    """The record of one lake object; None if it is no month of ``service``; a ValueError
+    naming the value if what it says about itself is unreadable."""
+    if obj.unreadable:
+        raise ValueError(obj.unreadable)
+    meta = obj.metadata
+    match = _LAKE_MONTH.search(name)
+    named = match.group(1) if match else None
+    stored = meta.get("taxi.month") or None
+    if stored is None and named is None:
+        return None
+    if meta.get("taxi.service", service) != service:
+        return None
+    month = recorded_month(stored if stored is not None else named)
+    if named is not None and month != named:
+        raise ValueError(f"taxi.month {_shown(stored)} differs from the month in its name")
+    rows = meta.get("taxi.rows")
+    size = meta.get("taxi.source_bytes")
+    for key, value in (("taxi.rows", rows), ("taxi.source_bytes", size)):
+        if value and not value.isdigit():
+            raise ValueError(f"{key} {_shown(value)} is not a whole number")
+    return Record(
+        "lake",
+        service,
+        month,
+        LOADED,
+        int(rows) if rows else None,
+        meta.get(RUN_ID_KEY) or None,
+        obj.updated,
+        None,
+        (
+            int(size) if size else None,
+            meta.get("taxi.source_etag") or None,
+            meta.get("taxi.source_last_modified") or None,
+        ),
+        meta.get("taxi.source_sha256") or None,
+        parse_warnings(meta.get(WARNINGS_KEY)),
+    )
+
+
+def lake_records(lake: Lake, *, timeout: float | None = None) -> TargetLog:
+    """Every trip object of the lake, from one listing per service (metadata, no download);
+    an object whose month, counts or footer cannot be read is rejected, the others shown."""
     found = {}
+    rejected = []
     for service in SERVICES:
-        for name, obj in lake.listing(f"{service}/").items():
-            meta = obj.metadata
-            match = _LAKE_MONTH.search(name)
-            month = meta.get("taxi.month") or (match.group(1) if match else None)
-            if not month or meta.get("taxi.service", service) != service:
+        for name, obj in lake.listing(f"{service}/", timeout=timeout).items():
+            try:
+                record = _lake_record(service, name, obj)
+            except ValueError as exc:
+                value = obj.metadata.get("taxi.month")
+                shown = _shown(value) if value is not None else ""
+                rejected.append(Rejected("lake", name, shown, _cut(str(exc))))
                 continue
-            size = meta.get("taxi.source_bytes")
-            rows = meta.get("taxi.rows")
-            found[(service, month)] = Record(
-                "lake",
-                service,
-                month,
-                LOADED,
-                int(rows) if rows else None,
-                meta.get(RUN_ID_KEY) or None,
-                obj.updated,
-                None,
-                (
-                    int(size) if size else None,
-                    meta.get("taxi.source_etag") or None,
-                    meta.get("taxi.source_last_modified") or None,
-                ),
-                meta.get("taxi.source_sha256") or None,
-                parse_warnings(meta.get(WARNINGS_KEY)),
-            )
-    return TargetLog(found, dict(found))
+            if record is not None:
+                found[(service, record.month)] = record
+    return TargetLog(found, dict(found), rejected=tuple(rejected))
 
 
-def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:
+def bigquery_records(
+    client: Any, project: str, dataset: str, *, timeout: float | None = None
+) -> TargetLog:
     """BigQuery's log (only loads are logged there): the latest load per table-month.
 
     The log is one small row per load, so it is read whole and reduced here rather than with
-    window functions the emulator may not share with BigQuery."""
+    window functions the emulator may not share with BigQuery. ``timeout`` bounds each request
+    and the query job itself (no retries: the page shows the problem instead)."""
     from google.api_core.exceptions import NotFound
+    from google.cloud import bigquery
 
+    bounded: dict[str, Any] = {"timeout": timeout, "retry": None} if timeout else {}
+    job_bounded = {**bounded, "job_retry": None} if timeout else {}
     table_id = f"{project}.{dataset}.{LOG_TABLE}"
     try:
-        columns = {f.name for f in client.get_table(table_id).schema}
+        columns = {f.name for f in client.get_table(table_id, **bounded).schema}
     except NotFound:
         return TargetLog(problem=f"no {table_id} yet: nothing was loaded into BigQuery")
     warnings = "warnings" if "warnings" in columns else "CAST(NULL AS STRING) AS warnings"
@@ -286,14 +366,23 @@ def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:
         "SELECT service, month, status, rows_in_target, run_id, finished_at, source_sha256, "
         f"{warnings} FROM {bigquery_identifier(project, dataset, LOG_TABLE)}"
     )
+    config = bigquery.QueryJobConfig(job_timeout_ms=int(timeout * 1000) if timeout else None)
+    job = client.query(query, job_config=config, **job_bounded)
     found: dict[tuple[str, str], Record] = {}
-    for row in client.query(query).result():
+    rejected: dict[str, Rejected] = {}
+    for row in job.result(**job_bounded):
         if row["service"] not in SERVICES or row["month"] is None:
+            continue
+        try:
+            month = recorded_month(row["month"])
+        except ValueError as exc:
+            where = f"{table_id}, {row['service']} rows of month {row['month']}"
+            rejected[where] = Rejected("bigquery", where, _shown(row["month"]), _cut(str(exc)))
             continue
         record = Record(
             "bigquery",
             row["service"],
-            month_name(row["month"]),
+            month,
             row["status"],
             row["rows_in_target"],
             row["run_id"] or None,
@@ -307,7 +396,7 @@ def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:
         if key not in found or _after(record.at, found[key].at):
             found[key] = record
     loads = {k: r for k, r in found.items() if r.status == LOADED}
-    return TargetLog(found, loads)
+    return TargetLog(found, loads, rejected=tuple(rejected.values()))
 
 
 def _after(a: datetime | None, b: datetime | None) -> bool:
@@ -322,12 +411,13 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _months_between(first: str, last: str) -> list[str]:
-    year, month = int(first[:4]), int(first[5:])
-    months = []
-    while f"{year:04d}-{month:02d}" <= last:
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
+    """Every month from ``first`` to ``last``; a ValueError past MAX_AXIS_MONTHS (the readers
+    only pass parsed months, so that is a bug, never a page that builds forever)."""
+    start = int(first[:4]) * 12 + int(first[5:7]) - 1
+    stop = int(last[:4]) * 12 + int(last[5:7]) - 1
+    if stop - start >= MAX_AXIS_MONTHS:
+        raise ValueError(f"a month axis {first}..{last} is longer than {MAX_AXIS_MONTHS} months")
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(start, stop + 1)]
 
 
 def _same(a: Version, b: Version) -> bool:
@@ -460,7 +550,41 @@ def build(logs: dict[str, TargetLog], *, now: datetime | None = None) -> MonthsV
         services.append(ServiceView(service, rows))
     problems = {t: problem for t in targets if (problem := logs[t].problem)}
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
-    return MonthsView(targets, services, problems, stamp)
+    rejected = [r for t in targets for r in logs[t].rejected]
+    shown = rejected[:MAX_REJECTED_SHOWN]
+    return MonthsView(targets, services, problems, stamp, shown, len(rejected))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a read ended because a timeout fired (ours or the client's), not an answer."""
+    import psycopg
+    import requests
+
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        return "timeout expired" in str(exc)
+    from google.api_core.exceptions import DeadlineExceeded, RetryError
+
+    timeouts = (TimeoutError, concurrent.futures.TimeoutError, requests.Timeout)
+    return isinstance(exc, (*timeouts, DeadlineExceeded, RetryError))
+
+
+def unreadable(target: str, exc: BaseException, timeout: float | None) -> str:
+    """What the page says about a log it could not read: the kind of failure and what to do,
+    never the exception's text (drivers put host names, ports and users in it); the
+    api-server's log has the whole error."""
+    name = TARGET_NAMES[target]
+    if timeout is not None and _timed_out(exc):
+        return (
+            f"{name[:1].upper()}{name[1:]} did not answer within {timeout:g} s (a lock held by "
+            "a load, or a slow or unreachable server); the other targets are shown. Reload "
+            "later, or raise taxi_months_page_timeout_seconds"
+        )
+    return (
+        f"{type(exc).__name__}: cannot read the {target} log (the api-server's log says why: "
+        f"check the connection and that its server is up)"
+    )
 
 
 def collect(
@@ -469,28 +593,42 @@ def collect(
     schema: str,
     lake: Lake | None = None,
     bigquery: tuple[Any, str, str] | None = None,
+    timeout: float | None = None,
 ) -> MonthsView:
     """Read every configured log and build the view; a log that cannot be read becomes a
-    problem shown on the page (the other targets still show), never an error page."""
+    problem shown on the page (the other targets still show), never an error page.
+    ``timeout`` bounds each read (seconds)."""
     logs: dict[str, TargetLog] = {}
     readers: list[tuple[str, Any]] = []
     if conninfo:
-        readers.append(("postgres", lambda: postgres_records(conninfo, schema)))
+        readers.append(("postgres", lambda: postgres_records(conninfo, schema, timeout=timeout)))
     if lake is not None:
-        readers.append(("lake", lambda: lake_records(lake)))
+        readers.append(("lake", lambda: lake_records(lake, timeout=timeout)))
     if bigquery is not None:
-        readers.append(("bigquery", lambda: bigquery_records(*bigquery)))
+        readers.append(("bigquery", lambda: bigquery_records(*bigquery, timeout=timeout)))
     for target, read in readers:
         try:
             logs[target] = read()
         except Exception as exc:  # one unreachable target must not hide the others
             log.warning("taxi months: cannot read the %s log: %s", target, exc)
-            logs[target] = TargetLog(problem=f"{type(exc).__name__}: {exc}"[:500])
+            logs[target] = TargetLog(problem=unreadable(target, exc, timeout))
     return build(logs)
 
 
-def collect_configured() -> MonthsView:
-    """The view of whatever this Airflow is configured with (read at request time).
+def _page_timeout() -> float:
+    from include.taxi import settings
+    from include.taxi.orchestration import config
+
+    try:
+        return config.months_page_timeout()
+    except Exception as exc:  # a bad Variable: the page still answers, with the default
+        log.warning("taxi months: %s; using %s s", exc, settings.DEFAULT_MONTHS_PAGE_TIMEOUT)
+        return settings.DEFAULT_MONTHS_PAGE_TIMEOUT
+
+
+def collect_configured(targets: Iterable[str] = TARGETS) -> MonthsView:
+    """The view of whatever this Airflow is configured with (read at request time), limited
+    to ``targets`` (those the user may read: the others are not even read).
 
     Postgres when the connection ``taxi_postgres`` resolves; the lake when ``taxi_lake_url`` is
     set or its default folder exists; BigQuery when the lake is in GCS (``lake_to_bigquery``
@@ -500,18 +638,20 @@ def collect_configured() -> MonthsView:
     from include.taxi.lake.store import GcsLake, open_lake
     from include.taxi.orchestration import config
 
-    try:
-        conninfo: str | None = config.postgres_conninfo()
-    except Exception as exc:  # no such connection: this deployment has no Postgres target
-        log.info("taxi months: no Postgres (%s)", exc)
-        conninfo = None
+    wanted = set(targets)
+    conninfo: str | None = None
+    if "postgres" in wanted:
+        try:
+            conninfo = config.postgres_conninfo()
+        except Exception as exc:  # no such connection: this deployment has no Postgres target
+            log.info("taxi months: no Postgres (%s)", exc)
     lake_url = config.lake_url()
     lake: Lake | None = open_lake(lake_url)
     default = lake_url == settings.DEFAULT_LAKE.as_uri()
     if default and not settings.DEFAULT_LAKE.exists():
         lake = None
     bigquery = None
-    if isinstance(lake, GcsLake):
+    if isinstance(lake, GcsLake) and "bigquery" in wanted:
         try:
             from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
@@ -520,4 +660,10 @@ def collect_configured() -> MonthsView:
             bigquery = (hook.get_client(project_id=project), project, config.bigquery_dataset())
         except Exception as exc:
             log.info("taxi months: no BigQuery (%s)", exc)
-    return collect(conninfo=conninfo, schema=config.postgres_schema(), lake=lake, bigquery=bigquery)
+    return collect(
+        conninfo=conninfo,
+        schema=config.postgres_schema(),
+        lake=lake if "lake" in wanted else None,
+        bigquery=bigquery,
+        timeout=_page_timeout(),
+    )

@@ -138,3 +138,10 @@ DEFAULT_MAX_PARQUET_ROWS = 100_000_000
 DEFAULT_MAX_ROW_GROUP_BYTES = 1 << 30
 """Uncompressed bytes one row group may declare (its pages are decoded one at a time, so this
 also bounds one page): 1 GiB, several times a real TLC row group (~1 M rows)."""
+
+VAR_MONTHS_PAGE_TIMEOUT = "taxi_months_page_timeout_seconds"
+DEFAULT_MONTHS_PAGE_TIMEOUT = 5.0
+"""Seconds each read of the Taxi months page may take (Postgres statement, BigQuery job, GCS
+listing request): the page runs in the api-server, whose threads also serve the Execution API,
+so a locked or slow warehouse shows as a problem on the page instead of holding a thread. The
+page's reads answer in well under a second (see months_view.postgres_records)."""

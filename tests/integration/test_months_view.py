@@ -193,6 +193,7 @@ def test_gcs_lake_and_bigquery_log(publish, gcs_bucket, gcp_emulators):
             schema="public",
             lake=open_lake(lake_url),
             bigquery=(client, hook.project_id, dataset),
+            timeout=10.0,  # as the page reads: bounded requests and job, no retries
         )
     finally:
         client.close()

@@ -3,17 +3,23 @@ does no I/O; tests/integration/test_months_view.py feeds it real logs)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, date, datetime
 
+import pytest
+
+from include.taxi.months import recorded_month
 from include.taxi.months_page import render
 from include.taxi.months_view import (
     FAILED,
     LOADED,
+    MAX_REJECTED_SHOWN,
     MISSING,
     NOT_PUBLISHED,
     STALE,
     QualityWarning,
     Record,
+    Rejected,
     TargetLog,
     build,
     parse_warnings,
@@ -96,3 +102,77 @@ def test_the_page_escapes_what_the_logs_say():
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'href="http://af/dags/taxi_to_postgres/runs/r%26%3C1%3E"' in html
+
+
+TODAY = date(2026, 12, 7)
+
+
+@pytest.mark.parametrize(
+    ("stored", "month"),
+    [
+        ("2021-01", "2021-01"),
+        ("2009-01", "2009-01"),
+        ("2027-01", "2027-01"),  # next month: a month in progress may be loaded already
+        (date(2021, 6, 1), "2021-06"),
+        (datetime(2021, 6, 30, 23, 0, tzinfo=UTC), "2021-06"),
+    ],
+)
+def test_a_recorded_month_is_read(stored: object, month: str) -> None:
+    assert recorded_month(stored, today=TODAY) == month
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        ("9999-12", "after 2027-01"),
+        ("2027-02", "after 2027-01"),
+        (date(9999, 12, 1), "after 2027-01"),
+        ("2008-12", "before 2009"),
+        (date(1970, 1, 1), "before 2009"),
+        ("garbage", "not a month"),
+        ("2021-13", "not a month"),
+        ("2021-1", "not a month"),
+        (" 2021-01", "not a month"),
+        ("", "not a month"),
+        (None, "not a month"),
+        (202101, "not a month"),
+    ],
+)
+def test_a_recorded_month_out_of_shape_or_range_is_refused(stored: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        recorded_month(stored, today=TODAY)
+
+
+def test_the_month_axis_is_bounded() -> None:
+    """``build`` gets parsed months only; if a far one slipped through, it refuses at once
+    instead of building ~95,000 months per service."""
+    far = _log(
+        Record("postgres", "green", "2009-01", LOADED, 5, at=_at(1)),
+        Record("postgres", "green", "9999-12", LOADED, 5, at=_at(1)),
+    )
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="longer than 1200 months"):
+        build({"postgres": far})
+    assert time.perf_counter() - started < 0.1
+
+
+def test_rejected_entries_are_listed_escaped() -> None:
+    odd = Rejected(
+        "lake", "green/<b>x</b>.parquet", "'<script>'", "month '<script>' is not a month"
+    )
+    view = build({"lake": TargetLog(rejected=(odd,))})
+    assert view.rejected == [odd]
+    html = render(view, base_url="")
+    assert "Left off the grid" in html
+    assert "<script>'" not in html
+    assert "green/&lt;b&gt;x&lt;/b&gt;.parquet" in html
+    assert view.as_json()["rejected"] == [
+        {"target": "lake", "where": odd.where, "value": odd.value, "reason": odd.reason}
+    ]
+
+
+def test_a_bucket_of_odd_objects_lists_the_first_and_a_count() -> None:
+    odd = tuple(Rejected("lake", f"yellow/{i}.parquet", "'x'", "not a month") for i in range(5000))
+    view = build({"lake": TargetLog(rejected=odd)})
+    assert (len(view.rejected), view.rejected_total) == (MAX_REJECTED_SHOWN, 5000)
+    assert "and 4,900 more" in render(view, base_url="")

@@ -59,6 +59,8 @@ class LakeObject:
     one version pin it."""
     updated: datetime | None = None
     """When the object was last written (file mtime, GCS ``updated``), where listed."""
+    unreadable: str | None = None
+    """Why a listed object's metadata could not be read (a folder file that is no parquet)."""
 
 
 class Lake(Protocol):
@@ -76,8 +78,9 @@ class Lake(Protocol):
 
     def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData: ...
 
-    def listing(self, prefix: str) -> dict[str, LakeObject]:
-        """Every parquet object under ``prefix`` (name → stat): one listing, no download."""
+    def listing(self, prefix: str, *, timeout: float | None = None) -> dict[str, LakeObject]:
+        """Every parquet object under ``prefix`` (name → stat): one listing, no download;
+        ``timeout`` bounds each request of a remote listing."""
         ...
 
 
@@ -146,16 +149,23 @@ class LocalLake:
         shutil.copyfile(self.root / name, dest)
         return dest
 
-    def listing(self, prefix: str) -> dict[str, LakeObject]:
+    def listing(self, prefix: str, *, timeout: float | None = None) -> dict[str, LakeObject]:
+        """A file whose footer cannot be read is listed with the reason, not raised: one
+        foreign file must not hide the folder's other months."""
         found = {}
         base = self.root / prefix
         for path in sorted(base.rglob("*.parquet")) if base.is_dir() else []:
             if path.name.startswith("."):  # a writer's temp file, not an object yet
                 continue
             name = path.relative_to(self.root).as_posix()
-            stat = self.stat(name)
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            try:
+                stat = self.stat(name)
+            except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+                reason = f"its parquet footer cannot be read ({type(exc).__name__})"
+                found[name] = LakeObject(self.uri(name), 0, {}, updated=mtime, unreadable=reason)
+                continue
             if stat is not None:
-                mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
                 found[name] = LakeObject(stat.uri, stat.bytes, stat.metadata, updated=mtime)
         return found
 
@@ -231,10 +241,11 @@ class GcsLake:
         self._hook().download(self.bucket, self._object(name), filename=str(dest))
         return dest
 
-    def listing(self, prefix: str) -> dict[str, LakeObject]:
+    def listing(self, prefix: str, *, timeout: float | None = None) -> dict[str, LakeObject]:
         """One paged list call: GCS returns each object's metadata with the listing."""
         root = f"{self.prefix}/" if self.prefix else ""
-        blobs = self._hook().get_conn().list_blobs(self.bucket, prefix=f"{root}{prefix}")
+        bounded = {"timeout": timeout, "retry": None} if timeout is not None else {}
+        blobs = self._hook().get_conn().list_blobs(self.bucket, prefix=f"{root}{prefix}", **bounded)
         return {
             blob.name[len(root) :]: LakeObject(
                 f"gs://{self.bucket}/{blob.name}",

@@ -129,3 +129,8 @@ def daily_targets() -> list[str]:
             f"use {', '.join(DAILY_TARGETS)}"
         )
     return targets
+
+
+def months_page_timeout() -> float:
+    """Variable ``taxi_months_page_timeout_seconds``: each read of the Taxi months page."""
+    return _number(settings.VAR_MONTHS_PAGE_TIMEOUT, settings.DEFAULT_MONTHS_PAGE_TIMEOUT)

@@ -6,6 +6,7 @@ bind values as ``$1, $2, ...`` (the server's own notation), never formatted into
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,16 +49,22 @@ _DOLLAR = re.compile(r"\$(\d+)")
 class Session:
     """One connection in manual-commit mode: nothing is kept unless ``commit()`` is called."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, timeout: float | None = None) -> None:
+        """``timeout`` (seconds), for a reader that must answer quickly (the Taxi months page):
+        bounds the connect and every statement, lock waits included, instead of the load's
+        defaults."""
         given = conninfo_to_dict(conninfo)
         options = {key: value for key, value in CONNECT_DEFAULTS.items() if key not in given}
+        if timeout is not None:
+            options["connect_timeout"] = str(max(2, math.ceil(timeout)))  # libpq's minimum: 2
         self._conn = psycopg.connect(make_conninfo(conninfo, **options), autocommit=False)
         self._cur = self._conn.cursor()
         self._rows: list[tuple] = []
+        statement_timeout = f"{int(timeout * 1000)}ms" if timeout is not None else STATEMENT_TIMEOUT
         run(
             self,
             "postgres/session_settings.sql",
-            statement_timeout=sql.Literal(STATEMENT_TIMEOUT),
+            statement_timeout=sql.Literal(statement_timeout),
             idle_timeout=sql.Literal(IDLE_IN_TRANSACTION_TIMEOUT),
         )
         self.commit()
@@ -122,8 +129,8 @@ class Session:
 
 
 @contextmanager
-def connect(conninfo: str) -> Iterator[Session]:
-    session = Session(conninfo)
+def connect(conninfo: str, *, timeout: float | None = None) -> Iterator[Session]:
+    session = Session(conninfo, timeout=timeout)
     try:
         yield session
     finally:
