@@ -238,7 +238,10 @@ def postgres_records(conninfo: str, schema: str) -> TargetLog:
 
 
 def lake_records(lake: Lake) -> TargetLog:
-    """Every trip object of the lake, from one listing per service (metadata, no download)."""
+    """Every trip object of the lake, from one listing per service (metadata, no download),
+    and the failed writes recorded beside them (lake.ingestion_log.failures)."""
+    from include.taxi.lake.ingestion_log import failures
+
     found = {}
     for service in SERVICES:
         for name, obj in lake.listing(f"{service}/").items():
@@ -266,7 +269,15 @@ def lake_records(lake: Lake) -> TargetLog:
                 meta.get("taxi.source_sha256") or None,
                 parse_warnings(meta.get(WARNINGS_KEY)),
             )
-    return TargetLog(found, dict(found))
+    latest = dict(found)
+    for failure in failures(lake):  # a failed write leaves the object; its record says so
+        key = (failure.service, failure.month)
+        held = found.get(key)
+        if failure.service in SERVICES and (held is None or _after(failure.at, held.at)):
+            latest[key] = Record(
+                "lake", *key, FAILED, None, failure.run_id or None, failure.at, failure.error
+            )
+    return TargetLog(latest, found)
 
 
 def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:

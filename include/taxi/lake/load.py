@@ -14,20 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
+from include.taxi.errors import SourceNotPublished
 from include.taxi.lake.ingestion_log import (
     ROWS_KEY,
+    clear_failure,
     held_source,
     lake_metadata,
     quality_metadata,
+    record_failure,
     trailing_rows,
     zone_ids,
 )
-from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
-from include.taxi.lake.store import ZONES_OBJECT, LakeObject, LocalLake, object_name, open_lake
+from include.taxi.lake.parquet import READ_BLOCK_SIZE, ParquetFile, write_parquet
+from include.taxi.lake.store import (
+    ZONES_OBJECT,
+    Lake,
+    LakeObject,
+    LocalLake,
+    object_name,
+    open_lake,
+)
 from include.taxi.months import parse_month
 from include.taxi.quality import Profile
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, check_space
+from include.taxi.sources.http import DEFAULT_LIMITS, Download, DownloadLimits, check_space
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
@@ -50,46 +60,19 @@ def _unchanged(
     return meta if same_contract and current.same_as(*held_source(meta)) else None
 
 
-def month_to_lake(
-    service: str,
+def _write(
+    lake: Lake,
+    source: Source,
+    contract: Contract,
     month: str,
-    *,
-    source_base: str,
-    lake_url: str,
-    force: bool = False,
-    workdir: str | None = None,
-    run_id: str = "",
-    source_kind: str = MIRROR,
-    limits: DownloadLimits = DEFAULT_LIMITS,
-) -> dict[str, Any]:
-    """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
-
-    ``status`` is ``written``, or ``unchanged`` when the lake already holds this source.
-    ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet).
-    """
-    contract = contract_for(service)
-    first_day = parse_month(month)
-    source = Source(source_kind, source_base)
-    source.check_month(service, month)
-    lake = open_lake(lake_url)
-    name = object_name(service, first_day)
-    url = source.url(service, month)
-    summary: dict[str, Any] = {"service": service, "month": month, "url": url}
-    if isinstance(lake, LocalLake):
-        lake.remove_stale_temps(name)
-    stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
-    if not force and (meta := _unchanged(stored, contract, source, month, limits)):
-        log.info(
-            "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
-            "do; trigger with force_reload to rewrite it",
-            service,
-            month,
-            lake.uri(name),
-            meta.get(ROWS_KEY),
-        )
-        return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
-    started = time.monotonic()
-    replaces = stored.generation if stored is not None else 0
+    name: str,
+    replaces: int | None,
+    workdir: str | None,
+    run_id: str,
+    limits: DownloadLimits,
+) -> tuple[Download, ParquetFile, LakeObject]:
+    """Download, convert and put the month: (what was fetched, the parquet file, the object)."""
+    service, first_day = contract.name, parse_month(month)
     with month_workdir("lake", service, month, workdir) as tmp:
         # the TLC's file has the lake object's very name: keep the download in a folder apart
         (download_dir := Path(tmp) / "source").mkdir()
@@ -132,6 +115,60 @@ def month_to_lake(
             },
             replaces=replaces,
         )
+    return fetched, parquet, stored
+
+
+def month_to_lake(
+    service: str,
+    month: str,
+    *,
+    source_base: str,
+    lake_url: str,
+    force: bool = False,
+    workdir: str | None = None,
+    run_id: str = "",
+    source_kind: str = MIRROR,
+    limits: DownloadLimits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
+
+    ``status`` is ``written``, or ``unchanged`` when the lake already holds this source.
+    ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet).
+    """
+    contract = contract_for(service)
+    first_day = parse_month(month)
+    source = Source(source_kind, source_base)
+    source.check_month(service, month)
+    lake = open_lake(lake_url)
+    name = object_name(service, first_day)
+    url = source.url(service, month)
+    summary: dict[str, Any] = {"service": service, "month": month, "url": url}
+    if isinstance(lake, LocalLake):
+        lake.remove_stale_temps(name)
+    stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
+    if not force and (meta := _unchanged(stored, contract, source, month, limits)):
+        log.info(
+            "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
+            "do; trigger with force_reload to rewrite it",
+            service,
+            month,
+            lake.uri(name),
+            meta.get(ROWS_KEY),
+        )
+        clear_failure(lake, service, month)
+        return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
+    started = time.monotonic()
+    replaces = stored.generation if stored is not None else 0
+    try:
+        fetched, parquet, stored = _write(
+            lake, source, contract, month, name, replaces, workdir, run_id, limits
+        )
+    except SourceNotPublished:
+        raise  # a skip, not a failure: nothing to record
+    except Exception as exc:  # every failed attempt is on the record, refused files too
+        record_failure(lake, service, month, error=exc, source_url=url, run_id=run_id)
+        raise
+    clear_failure(lake, service, month)
     result = {
         **summary,
         "status": "written",
