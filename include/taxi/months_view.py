@@ -281,7 +281,8 @@ def lake_records(lake: Lake) -> TargetLog:
 
 
 def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:
-    """BigQuery's log (only loads are logged there): the latest load per table-month.
+    """BigQuery's log (loads, and failed attempts with their error): the latest attempt and
+    the latest load per table-month.
 
     The log is one small row per load, so it is read whole and reduced here rather than with
     window functions the emulator may not share with BigQuery."""
@@ -292,12 +293,16 @@ def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:
         columns = {f.name for f in client.get_table(table_id).schema}
     except NotFound:
         return TargetLog(problem=f"no {table_id} yet: nothing was loaded into BigQuery")
-    warnings = "warnings" if "warnings" in columns else "CAST(NULL AS STRING) AS warnings"
+    warnings, error = (
+        name if name in columns else f"CAST(NULL AS STRING) AS {name}"
+        for name in ("warnings", "error")
+    )
     query = (
         "SELECT service, month, status, rows_in_target, run_id, finished_at, source_sha256, "
-        f"{warnings} FROM {bigquery_identifier(project, dataset, LOG_TABLE)}"
+        f"{warnings}, {error} FROM {bigquery_identifier(project, dataset, LOG_TABLE)}"
     )
     found: dict[tuple[str, str], Record] = {}
+    loads: dict[tuple[str, str], Record] = {}
     for row in client.query(query).result():
         if row["service"] not in SERVICES or row["month"] is None:
             continue
@@ -309,15 +314,15 @@ def bigquery_records(client: Any, project: str, dataset: str) -> TargetLog:
             row["rows_in_target"],
             row["run_id"] or None,
             row["finished_at"],
-            None,
+            row["error"],
             None,
             row["source_sha256"],
             parse_warnings(row["warnings"]),
         )
         key = (record.service, record.month)
-        if key not in found or _after(record.at, found[key].at):
-            found[key] = record
-    loads = {k: r for k, r in found.items() if r.status == LOADED}
+        for kept in (found, loads) if record.status == LOADED else (found,):
+            if key not in kept or _after(record.at, kept[key].at):
+                kept[key] = record
     return TargetLog(found, loads)
 
 

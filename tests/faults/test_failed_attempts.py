@@ -162,3 +162,84 @@ def test_a_refused_file_is_recorded_in_the_lake_without_touching_its_object(
     assert failures(lake) == []
     view = collect(conninfo=None, schema="public", lake=lake)
     assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 3)}
+
+
+def _bigquery_log(client, dataset: str) -> list[tuple]:
+    rows = client.query(
+        "SELECT CAST(month AS STRING) AS m, status, error, rows_in_target "
+        f"FROM `{client.project}.{dataset}.taxi_ingestion_log` ORDER BY finished_at"
+    ).result()
+    return [(r["m"][:7], r["status"], r["error"], r["rows_in_target"]) for r in rows]
+
+
+def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_record(
+    source, gcs_bucket, gcp_emulators
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+    from google.cloud import storage
+
+    from include.taxi.bigquery.load import month_to_bigquery
+    from include.taxi.contract import GREEN
+
+    base, path = source
+    lake_url, dataset = f"gs://{gcs_bucket}/lake", f"taxi_{uuid.uuid4().hex[:8]}"
+    hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
+    client = hook.get_client(project_id=hook.project_id)
+    bigquery = (client, hook.project_id, dataset)
+    write_month(path(FEB), "green", FEB, GOOD_ROWS)
+    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="manual__lake")
+    month_to_bigquery("green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__bq")
+
+    # the lake's failure record on GCS: an HTML page refused, the object kept
+    path(FEB).write_bytes(HTML)
+    with pytest.raises(AirflowFailException, match="not a gzip file"):
+        outcome(
+            lambda: month_to_lake(
+                "green", "2021-02", source_base=base, lake_url=lake_url, force=True, run_id="r1"
+            )
+        )()
+    lake = open_lake(lake_url)
+    assert [(f.month, f.run_id) for f in failures(lake)] == [("2021-02", "r1")]
+
+    # a hand-written object with a drifted column: refused before BigQuery loads anything
+    table = GREEN.arrow_schema.empty_table()
+    drifted = table.set_column(
+        table.schema.get_field_index("passenger_count"),
+        "passenger_count",
+        pa.array([], pa.float64()),
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(drifted, sink)
+    gcs = storage.Client(project=client.project, credentials=client._credentials)
+    blob = gcs.bucket(gcs_bucket).blob("lake/green/2021/green_tripdata_2021-02.parquet")
+    blob.upload_from_string(sink.getvalue().to_pybytes())
+    with pytest.raises(AirflowFailException, match="passenger_count"):
+        outcome(
+            lambda: month_to_bigquery(
+                "green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__drift"
+            )
+        )()
+
+    logged = _bigquery_log(client, dataset)
+    assert [(m, s) for m, s, _, _ in logged] == [("2021-02", "loaded"), ("2021-02", "failed")]
+    assert "LakeSchemaMismatch" in logged[1][2]
+    assert "column passenger_count is double" in logged[1][2]
+    count = client.query(
+        f"SELECT COUNT(*) AS n FROM `{client.project}.{dataset}.green_tripdata`"
+    ).result()
+    assert next(iter(count))["n"] == GOOD_ROWS  # the month as it was
+    view = collect(conninfo=None, schema="public", lake=lake, bigquery=bigquery)
+    assert _cells(view, "bigquery") == {"2021-02": (FAILED, GOOD_ROWS)}
+    (green,) = view.services
+    assert "passenger_count" in green.months[0].cells["bigquery"].detail
+
+    write_month(path(FEB), "green", FEB, GOOD_ROWS + 5, seed=3)
+    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, force=True)
+    assert failures(lake) == []
+    month_to_bigquery("green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__ok")
+    view = collect(conninfo=None, schema="public", lake=lake, bigquery=bigquery)
+    assert _cells(view, "bigquery") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
+    assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
+    client.close()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     import pyarrow.parquet as pq
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
@@ -140,16 +141,57 @@ def month_to_bigquery(
     force: bool = False,
     run_id: str = "",
 ) -> dict[str, Any]:
-    """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata``; returns what moved."""
+    """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata``; returns what moved.
+
+    Every failed attempt (a refused lake file, a failed load) gets a ``failed`` row in
+    BigQuery's ingestion log; a month not in the lake is a skip, not a failure."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
     contract = contract_for(service)
     first_day = parse_month(month)
     lake = _gcs_lake(lake_url, gcp_conn_id)
+    hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
+    try:
+        return _month_to_bigquery(hook, lake, contract, first_day, dataset, force, run_id)
+    except NotInLake:
+        raise
+    except Exception as exc:
+        name = object_name(service, first_day)
+        stored = _stat_or_none(lake, name)
+        bigquery_month.record_failure(
+            hook.get_client(project_id=hook.project_id),
+            hook.project_id,
+            dataset,
+            contract,
+            first_day,
+            source_uri=lake.uri(name),
+            source_sha256=stored.metadata.get("taxi.source_sha256", "") if stored else "",
+            run_id=run_id,
+            error=exc,
+        )
+        raise
+
+
+def _stat_or_none(lake: Lake, name: str) -> LakeObject | None:
+    try:
+        return lake.stat(name)
+    except Exception:  # the lake may be what failed: the failure is logged without it
+        return None
+
+
+def _month_to_bigquery(
+    hook: BigQueryHook,
+    lake: Lake,
+    contract: Contract,
+    first_day: date,
+    dataset: str,
+    force: bool,
+    run_id: str,
+) -> dict[str, Any]:
+    service, month = contract.name, first_day.isoformat()[:7]
     name = object_name(service, first_day)
     uri, stored, footer = _checked_object(lake, name, contract)
     sha256 = stored.metadata.get("taxi.source_sha256", "")
-    hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     project = hook.project_id
     summary = {
         "service": service,
