@@ -24,6 +24,7 @@ from include.taxi.lake.store import open_lake
 from include.taxi.months_view import FAILED, LOADED, MonthsView, collect
 from include.taxi.orchestration.tasks import outcome
 from include.taxi.postgres.load import month_to_postgres
+from include.taxi.report import lake_counts, lake_failed, postgres_counts, postgres_failed, report
 
 FEB, MAR = date(2021, 2, 1), date(2021, 3, 1)
 GOOD_ROWS = 300
@@ -110,6 +111,20 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
     assert "not a gzip file" in feb.cells["postgres"].detail
     assert f"({GOOD_ROWS} rows) is kept" in feb.cells["postgres"].detail
     assert mar.cells["postgres"].run_id == "manual__html_mar"
+    lines = report(
+        "green",
+        2021,
+        [
+            (
+                "postgres",
+                lambda: postgres_counts(postgres_url, pg_schema, "green", 2021),
+                lambda: postgres_failed(postgres_url, pg_schema, "green", 2021),
+            )
+        ],
+    )
+    assert lines[2].split() == ["2021-02", str(GOOD_ROWS), "(failed)"]  # make report
+    assert lines[3].split() == ["2021-03", "failed"]
+    assert lines[4].split() == ["2021-04", "-"]
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 7, seed=1)  # fixed at the source
     assert month_to_postgres("green", "2021-02", run_id="manual__fixed", **load)["status"] == (
@@ -156,10 +171,19 @@ def test_a_refused_file_is_recorded_in_the_lake_without_touching_its_object(
     assert _cells(view, "lake") == {"2021-02": (FAILED, GOOD_ROWS)}
     (green,) = view.services
     assert "not a gzip file" in green.months[0].cells["lake"].detail
+    sources = [
+        (
+            "lake",
+            lambda: lake_counts(lake_url, "green", 2021),
+            lambda: lake_failed(lake_url, "green", 2021),
+        )
+    ]
+    assert report("green", 2021, sources)[2].split() == ["2021-02", str(GOOD_ROWS), "(failed)"]
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 3, seed=2)
     month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="manual__ok")
     assert failures(lake) == []
+    assert report("green", 2021, sources)[2].split() == ["2021-02", str(GOOD_ROWS + 3)]
     view = collect(conninfo=None, schema="public", lake=lake)
     assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 3)}
 
@@ -182,6 +206,7 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
 
     from include.taxi.bigquery.load import month_to_bigquery
     from include.taxi.contract import GREEN
+    from include.taxi.report import bigquery_failed
 
     base, path = source
     lake_url, dataset = f"gs://{gcs_bucket}/lake", f"taxi_{uuid.uuid4().hex[:8]}"
@@ -234,6 +259,7 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     assert _cells(view, "bigquery") == {"2021-02": (FAILED, GOOD_ROWS)}
     (green,) = view.services
     assert "passenger_count" in green.months[0].cells["bigquery"].detail
+    assert bigquery_failed(dataset, "green", 2021, "google_cloud_default") == {"2021-02"}
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 5, seed=3)
     month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, force=True)
@@ -242,4 +268,5 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     view = collect(conninfo=None, schema="public", lake=lake, bigquery=bigquery)
     assert _cells(view, "bigquery") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
     assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
+    assert bigquery_failed(dataset, "green", 2021, "google_cloud_default") == set()
     client.close()
