@@ -203,8 +203,10 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     import pyarrow.parquet as pq
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.cloud import storage
+    from google.cloud.bigquery import SchemaField, Table
 
     from include.taxi.bigquery.load import month_to_bigquery
+    from include.taxi.bigquery.schema import LOG_SCHEMA
     from include.taxi.contract import GREEN
     from include.taxi.report import bigquery_failed
 
@@ -213,6 +215,14 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
     client = hook.get_client(project_id=hook.project_id)
     bigquery = (client, hook.project_id, dataset)
+    old_log = [f for f in LOG_SCHEMA if f[0] != "error"]  # a log from before the column
+    client.create_dataset(f"{client.project}.{dataset}")
+    client.create_table(
+        Table(
+            f"{client.project}.{dataset}.taxi_ingestion_log",
+            schema=[SchemaField(n, t, mode=m) for n, t, m in old_log],
+        )
+    )
     write_month(path(FEB), "green", FEB, GOOD_ROWS)
     month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="manual__lake")
     month_to_bigquery("green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__bq")
