@@ -13,6 +13,7 @@ import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from include.taxi import redact
 from include.taxi.bigquery import month as bigquery_month
 from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
@@ -156,27 +157,43 @@ def month_to_bigquery(
     except NotInLake:
         raise
     except Exception as exc:
-        name = object_name(service, first_day)
-        stored = _stat_or_none(lake, name)
-        bigquery_month.record_failure(
-            hook.get_client(project_id=hook.project_id),
-            hook.project_id,
-            dataset,
-            contract,
-            first_day,
-            source_uri=lake.uri(name),
-            source_sha256=stored.metadata.get("taxi.source_sha256", "") if stored else "",
-            run_id=run_id,
-            error=exc,
-        )
+        _record_failure(hook, lake, contract, first_day, dataset, run_id, exc)
         raise
 
 
-def _stat_or_none(lake: Lake, name: str) -> LakeObject | None:
+def _record_failure(
+    hook: BigQueryHook,
+    lake: Lake,
+    contract: Contract,
+    month: date,
+    dataset: str,
+    run_id: str,
+    error: BaseException,
+) -> None:
+    """The failed row in BigQuery's log; best effort: BigQuery or the lake may be what failed,
+    and the task's own error is the one to show."""
+    name = object_name(contract.name, month)
     try:
-        return lake.stat(name)
-    except Exception:  # the lake may be what failed: the failure is logged without it
-        return None
+        stored = lake.stat(name)
+        sha256 = stored.metadata.get("taxi.source_sha256", "") if stored else ""
+    except Exception:  # the lake may be what failed: the row is written without its checksum
+        sha256 = ""
+    try:
+        client = hook.get_client(project_id=hook.project_id)
+    except Exception as exc:
+        log.warning("could not write to BigQuery's ingestion log: %s", redact.text(str(exc)))
+        return
+    bigquery_month.record_failure(
+        client,
+        hook.project_id,
+        dataset,
+        contract,
+        month,
+        source_uri=lake.uri(name),
+        source_sha256=sha256,
+        run_id=run_id,
+        error=error,
+    )
 
 
 def _month_to_bigquery(
