@@ -20,7 +20,7 @@ class SourceNotPublished(Exception):
         if hint:
             message += f". {hint}"
         super().__init__(message)
-        self.url = url
+        self.url = redact.public_url(url)
         self.hint = hint
 
 

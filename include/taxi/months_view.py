@@ -325,8 +325,11 @@ def _lake_record(service: str, name: str, obj: LakeObject) -> Record | None:
 
 
 def lake_records(lake: Lake, *, timeout: float | None = None) -> TargetLog:
-    """Every trip object of the lake, from one listing per service (metadata, no download);
-    an object whose month, counts or footer cannot be read is rejected, the others shown."""
+    """Every trip object of the lake, from one listing per service (metadata, no download),
+    and the failed writes recorded beside them (lake.ingestion_log.failures); an object whose
+    month, counts or footer cannot be read is rejected, the others shown."""
+    from include.taxi.lake.ingestion_log import failures
+
     found = {}
     rejected = []
     for service in SERVICES:
@@ -340,13 +343,26 @@ def lake_records(lake: Lake, *, timeout: float | None = None) -> TargetLog:
                 continue
             if record is not None:
                 found[(service, record.month)] = record
-    return TargetLog(found, dict(found), rejected=tuple(rejected))
+    latest = dict(found)
+    for failure in failures(lake):  # a failed write leaves the object; its record says so
+        try:
+            key = (failure.service, recorded_month(failure.month))
+        except ValueError as exc:
+            rejected.append(Rejected("lake", "a failure record", _shown(failure.month), str(exc)))
+            continue
+        held = found.get(key)
+        if failure.service in SERVICES and (held is None or _after(failure.at, held.at)):
+            latest[key] = Record(
+                "lake", *key, FAILED, None, failure.run_id or None, failure.at, failure.error
+            )
+    return TargetLog(latest, found, rejected=tuple(rejected))
 
 
 def bigquery_records(
     client: Any, project: str, dataset: str, *, timeout: float | None = None
 ) -> TargetLog:
-    """BigQuery's log (only loads are logged there): the latest load per table-month.
+    """BigQuery's log (loads, and failed attempts with their error): the latest attempt and
+    the latest load per table-month.
 
     The log is one small row per load, so it is read whole and reduced here rather than with
     window functions the emulator may not share with BigQuery. ``timeout`` bounds each request
@@ -361,15 +377,19 @@ def bigquery_records(
         columns = {f.name for f in client.get_table(table_id, **bounded).schema}
     except NotFound:
         return TargetLog(problem=f"no {table_id} yet: nothing was loaded into BigQuery")
-    warnings = "warnings" if "warnings" in columns else "CAST(NULL AS STRING) AS warnings"
+    warnings, error = (
+        name if name in columns else f"CAST(NULL AS STRING) AS {name}"
+        for name in ("warnings", "error")
+    )
     query = (
         "SELECT service, month, status, rows_in_target, run_id, finished_at, source_sha256, "
-        f"{warnings} FROM {bigquery_identifier(project, dataset, LOG_TABLE)}"
+        f"{warnings}, {error} FROM {bigquery_identifier(project, dataset, LOG_TABLE)}"
     )
     config = bigquery.QueryJobConfig(job_timeout_ms=int(timeout * 1000) if timeout else None)
     job = client.query(query, job_config=config, **job_bounded)
     found: dict[tuple[str, str], Record] = {}
     rejected: dict[str, Rejected] = {}
+    loads: dict[tuple[str, str], Record] = {}
     for row in job.result(**job_bounded):
         if row["service"] not in SERVICES or row["month"] is None:
             continue
@@ -387,15 +407,15 @@ def bigquery_records(
             row["rows_in_target"],
             row["run_id"] or None,
             row["finished_at"],
-            None,
+            row["error"],
             None,
             row["source_sha256"],
             parse_warnings(row["warnings"]),
         )
         key = (record.service, record.month)
-        if key not in found or _after(record.at, found[key].at):
-            found[key] = record
-    loads = {k: r for k, r in found.items() if r.status == LOADED}
+        for kept in (found, loads) if record.status == LOADED else (found,):
+            if key not in kept or _after(record.at, kept[key].at):
+                kept[key] = record
     return TargetLog(found, loads, rejected=tuple(rejected.values()))
 
 

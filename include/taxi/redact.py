@@ -9,7 +9,7 @@ texts, so they pass through here first.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 HIDDEN = "…"
 URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>|]+")
@@ -42,6 +42,24 @@ def source(url: str) -> str:
     except ValueError:
         return HIDDEN
     return urlunsplit((parts.scheme, netloc, parts.path, HIDDEN if parts.query else "", ""))
+
+
+def public_url(url: str) -> str:
+    """A source URL as it may be stored and shown (logs, XCom, lineage, lake metadata): the
+    same URL without ``user:password@``; ``token=…``-like pairs of its query hidden."""
+    return split_credentials(url)[0]
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``(public URL, (user, password))`` of a URL with ``user:password@``, else ``(url,
+    None)``: the credentials travel apart (as HTTP Basic auth), never inside a stored URL."""
+    parts = urlsplit(url)
+    query = SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", parts.query)
+    if "@" not in parts.netloc:
+        return urlunsplit(parts._replace(query=query)), None
+    auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+    public = urlunsplit(parts._replace(netloc=_netloc(parts), query=query))
+    return public, auth
 
 
 def text(value: str, limit: int = 500) -> str:

@@ -42,6 +42,8 @@ class ScriptedServer:
         """``tls_dir``: serve https with a self-signed certificate written there (``.cert``)."""
         self.script: dict[str, deque[Answer]] = defaultdict(deque)
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []
+        """Each request's Authorization header (None without one), in order."""
         self.posted: list[tuple[str, bytes]] = []
         self.post_status = 200
         """What every POST is answered (a webhook that fails: 500, 403, ...)."""
@@ -64,6 +66,7 @@ class ScriptedServer:
 
             def _answer(self, body: bool) -> None:
                 server.requests.append(self.path)
+                server.authorizations.append(self.headers.get("Authorization"))
                 answers = server.script.get(self.path)
                 answer = (
                     (answers.popleft() if len(answers) > 1 else answers[0])

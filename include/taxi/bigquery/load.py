@@ -13,6 +13,7 @@ import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from include.taxi import redact
 from include.taxi.bigquery import month as bigquery_month
 from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     import pyarrow.parquet as pq
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
@@ -140,16 +142,73 @@ def month_to_bigquery(
     force: bool = False,
     run_id: str = "",
 ) -> dict[str, Any]:
-    """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata``; returns what moved."""
+    """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata``; returns what moved.
+
+    Every failed attempt (a refused lake file, a failed load) gets a ``failed`` row in
+    BigQuery's ingestion log; a month not in the lake is a skip, not a failure."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
     contract = contract_for(service)
     first_day = parse_month(month)
     lake = _gcs_lake(lake_url, gcp_conn_id)
+    hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
+    try:
+        return _month_to_bigquery(hook, lake, contract, first_day, dataset, force, run_id)
+    except NotInLake:
+        raise
+    except Exception as exc:
+        _record_failure(hook, lake, contract, first_day, dataset, run_id, exc)
+        raise
+
+
+def _record_failure(
+    hook: BigQueryHook,
+    lake: Lake,
+    contract: Contract,
+    month: date,
+    dataset: str,
+    run_id: str,
+    error: BaseException,
+) -> None:
+    """The failed row in BigQuery's log; best effort: BigQuery or the lake may be what failed,
+    and the task's own error is the one to show."""
+    name = object_name(contract.name, month)
+    try:
+        stored = lake.stat(name)
+        sha256 = stored.metadata.get("taxi.source_sha256", "") if stored else ""
+    except Exception:  # the lake may be what failed: the row is written without its checksum
+        sha256 = ""
+    try:
+        client = hook.get_client(project_id=hook.project_id)
+    except Exception as exc:
+        log.warning("could not write to BigQuery's ingestion log: %s", redact.text(str(exc)))
+        return
+    bigquery_month.record_failure(
+        client,
+        hook.project_id,
+        dataset,
+        contract,
+        month,
+        source_uri=lake.uri(name),
+        source_sha256=sha256,
+        run_id=run_id,
+        error=error,
+    )
+
+
+def _month_to_bigquery(
+    hook: BigQueryHook,
+    lake: Lake,
+    contract: Contract,
+    first_day: date,
+    dataset: str,
+    force: bool,
+    run_id: str,
+) -> dict[str, Any]:
+    service, month = contract.name, first_day.isoformat()[:7]
     name = object_name(service, first_day)
     uri, stored, footer = _checked_object(lake, name, contract)
     sha256 = stored.metadata.get("taxi.source_sha256", "")
-    hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     project = hook.project_id
     summary = {
         "service": service,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from include.taxi import redact
 from include.taxi.bigquery.schema import (
     CLUSTERING,
     LOG_SCHEMA,
@@ -107,6 +108,14 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, contract:
         existing.schema = [*existing.schema, *missing]
         client.update_table(existing, ["schema"])
         log.info("added column(s) %s to %s", [f.name for f in missing], existing.full_table_id)
+    ensure_log(client, project, dataset)
+
+
+def ensure_log(client: bigquery.Client, project: str, dataset: str) -> None:
+    """The ingestion log table, created once; a log from an older version gains the columns
+    added since (idempotent: only missing columns are added)."""
+    from google.cloud import bigquery
+
     log_fields = [bigquery.SchemaField(n, t, mode=m) for n, t, m in LOG_SCHEMA]
     log_table = client.create_table(
         bigquery.Table(f"{project}.{dataset}.{LOG_TABLE}", schema=log_fields), exists_ok=True
@@ -115,6 +124,42 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, contract:
     if missing_log := [f for f in log_fields if f.name not in logged]:  # a log from before
         log_table.schema = [*log_table.schema, *missing_log]
         client.update_table(log_table, ["schema"])
+
+
+def record_failure(
+    client: bigquery.Client,
+    project: str,
+    dataset: str,
+    contract: Contract,
+    month: date,
+    *,
+    source_uri: str,
+    source_sha256: str,
+    run_id: str,
+    error: BaseException,
+) -> None:
+    """Log a failed attempt at the month (error redacted); best effort, never raises: BigQuery
+    may be what failed, and the task's own error is the one to show."""
+    try:
+        ensure_dataset(client, project, dataset)
+        ensure_log(client, project, dataset)
+        script = bigquery_script(
+            "bigquery/insert_failed.sql", log=bigquery_identifier(project, dataset, LOG_TABLE)
+        )
+        _query(
+            client,
+            script,
+            target_table=table_name(contract),
+            service=contract.name,
+            month=month,
+            source_uri=source_uri,
+            source_sha256=source_sha256,
+            run_id=run_id,
+            contract_fingerprint=contract.fingerprint,
+            error=redact.text(f"{type(error).__name__}: {error}", 2000),
+        )
+    except Exception as exc:
+        log.warning("could not write to BigQuery's ingestion log: %s", redact.text(str(exc)))
 
 
 def _same_type(name: str) -> str:

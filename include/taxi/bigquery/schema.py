@@ -51,6 +51,8 @@ LOG_SCHEMA = [
     ("source_format", "STRING", "NULLABLE"),
     ("quality", "STRING", "NULLABLE"),
     ("warnings", "STRING", "NULLABLE"),
+    # a failed attempt's error (redacted), on its 'failed' row
+    ("error", "STRING", "NULLABLE"),
 ]
 """A column added here later is added to an existing log table by ``ensure_tables``.
 ``quality`` and ``warnings`` are JSON text: the profile the lake writer computed in-stream and

@@ -3,12 +3,18 @@
 A parquet footer (and, on GCS, the object's metadata) records the source version it was
 written from, the contract's fingerprint and the row count, so a later run can tell without
 downloading that the lake already holds this exact source under this contract.
+
+A failed write leaves the month's object as it was, so the object cannot say it failed: the
+attempt is recorded in a small JSON object of its own under ``_failed/`` (readers of the lake
+skip names starting with ``_``), removed by the month's next successful write.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from include.taxi import redact
 from include.taxi.contract import Contract
 from include.taxi.lake.parquet import ROWS_KEY
 from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name
@@ -23,13 +30,18 @@ from include.taxi.quality import QUALITY_KEY, TRAILING_MONTHS, WARNINGS_KEY, to_
 from include.taxi.sources.http import SourceVersion
 
 __all__ = [
+    "FAILED_PREFIX",
     "QUALITY_KEY",
     "ROWS_KEY",
     "WARNINGS_KEY",
+    "Failure",
+    "clear_failure",
+    "failures",
     "held_source",
     "lake_metadata",
     "profile_summary",
     "quality_metadata",
+    "record_failure",
     "stored_quality",
     "trailing_rows",
     "zone_ids",
@@ -117,3 +129,77 @@ def profile_summary(meta: dict[str, str]) -> dict[str, Any]:
         "quality": json.loads(quality) if quality else None,
         "warnings": json.loads(warnings) if warnings else [],
     }
+
+
+log = logging.getLogger(__name__)
+
+FAILED_PREFIX = "_failed/"
+
+
+def failure_name(service: str, month: str) -> str:
+    """``_failed/yellow/yellow_tripdata_2021-02.json``: one record per service-month."""
+    return f"{FAILED_PREFIX}{service}/{service}_tripdata_{month}.json"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The latest failed write of a service-month, as recorded in the lake."""
+
+    service: str
+    month: str
+    error: str
+    source_url: str
+    run_id: str
+    at: datetime | None
+
+
+def record_failure(
+    lake: Lake, service: str, month: str, *, error: BaseException, source_url: str, run_id: str
+) -> None:
+    """Record a failed write of the month (error redacted); best effort, never raises: the
+    lake may be what failed, and the task's own error is the one to show."""
+    note = {
+        "service": service,
+        "month": month,
+        "status": "failed",
+        "error": redact.text(f"{type(error).__name__}: {error}", 2000),
+        "source_url": redact.public_url(source_url),
+        "run_id": run_id,
+        "failed_at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        lake.put_note(failure_name(service, month), json.dumps(note))
+    except Exception as exc:
+        log.warning("could not record the failed attempt in the lake: %s", redact.text(str(exc)))
+
+
+def clear_failure(lake: Lake, service: str, month: str) -> None:
+    """Forget the month's failed attempt once a write succeeded; best effort."""
+    try:
+        lake.remove(failure_name(service, month))
+    except Exception as exc:
+        log.warning("could not clear a failed attempt in the lake: %s", redact.text(str(exc)))
+
+
+def failures(lake: Lake) -> list[Failure]:
+    """Every recorded failed write; a record that cannot be read is skipped (and logged)."""
+    found = []
+    for name, (text, updated) in lake.notes(FAILED_PREFIX).items():
+        try:
+            note = json.loads(text)
+            month = str(note["month"])
+            date.fromisoformat(f"{month}-01")
+            at = datetime.fromisoformat(note["failed_at"]) if note.get("failed_at") else updated
+            found.append(
+                Failure(
+                    str(note["service"]),
+                    month,
+                    str(note.get("error", ""))[:2000],
+                    str(note.get("source_url", "")),
+                    str(note.get("run_id", "")),
+                    at,
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("lake: unreadable failure record %s: %s", name, exc)
+    return found

@@ -8,21 +8,25 @@ run can tell without downloading that the lake already holds this exact source.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
+from include.taxi.errors import SourceNotPublished
 from include.taxi.lake.ingestion_log import (
     ROWS_KEY,
+    clear_failure,
     held_source,
     lake_metadata,
     quality_metadata,
+    record_failure,
     trailing_rows,
     zone_ids,
 )
-from include.taxi.lake.parquet import READ_BLOCK_SIZE, write_parquet
+from include.taxi.lake.parquet import READ_BLOCK_SIZE, ParquetFile, write_parquet
 from include.taxi.lake.store import (
     ZONES_OBJECT,
     Lake,
@@ -34,7 +38,13 @@ from include.taxi.lake.store import (
 from include.taxi.months import parse_month
 from include.taxi.quality import Profile
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, SourceVersion, check_space
+from include.taxi.sources.http import (
+    DEFAULT_LIMITS,
+    Download,
+    DownloadLimits,
+    SourceVersion,
+    check_space,
+)
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
@@ -83,6 +93,75 @@ def _same_object(a: LakeObject, b: LakeObject) -> bool:
     return a.metadata == b.metadata and a.bytes == b.bytes
 
 
+@dataclasses.dataclass(frozen=True)
+class _Written:
+    """What one write did: the download, the parquet file, and the object the month now has,
+    ``kept_newer`` when that is a newer version than this run's, left in place."""
+
+    fetched: Download
+    parquet: ParquetFile
+    stored: LakeObject
+    kept_newer: bool = False
+
+
+def _write(
+    lake: Lake,
+    source: Source,
+    contract: Contract,
+    month: str,
+    name: str,
+    before: LakeObject | None,
+    force: bool,
+    workdir: str | None,
+    run_id: str,
+    limits: DownloadLimits,
+) -> _Written:
+    """Download, convert and put the month, unless the object became (or was) a newer version
+    of the source meanwhile; ``before`` is the object this write replaces."""
+    service, first_day = contract.name, parse_month(month)
+    with month_workdir("lake", service, month, workdir) as tmp:
+        # the TLC's file has the lake object's very name: keep the download in a folder apart
+        (download_dir := Path(tmp) / "source").mkdir()
+        fetched = source.download(service, month, download_dir, limits=limits)
+        reader = open_source(
+            fetched.path,
+            contract,
+            first_day,
+            block_size=READ_BLOCK_SIZE,
+            parallel=True,
+            max_csv_bytes=limits.max_csv_bytes,
+            max_parquet_rows=limits.max_parquet_rows,
+            max_row_group_bytes=limits.max_row_group_bytes,
+        )
+        metadata = lake_metadata(
+            contract,
+            month,
+            fetched.version,
+            run_id,
+            source_kind=source.kind,
+            source_format=source.format,
+        )
+        profile = Profile(
+            contract,
+            first_day,
+            zone_ids=zone_ids(lake, Path(tmp)),
+            trailing_rows=trailing_rows(lake, service, first_day),
+            zone_source=lake.url,
+        )
+        # the parquet file comes out about the size of the csv.gz (21.7 vs 21-25 MB a month)
+        check_space(Path(tmp), fetched.bytes + limits.min_free_bytes, f"writing {name}")
+        parquet = write_parquet(
+            reader, Path(tmp) / Path(name).name, metadata=metadata, profile=profile
+        )
+        if newer := _newer_stored(lake, name, before, fetched.version, force):
+            return _Written(fetched, parquet, newer, kept_newer=True)
+        metadata |= {ROWS_KEY: str(parquet.rows)} | quality_metadata(
+            parquet.quality, parquet.warnings
+        )
+        replaces = before.generation if before is not None else 0
+        return _Written(fetched, parquet, lake.put(parquet.path, name, metadata, replaces=replaces))
+
+
 def month_to_lake(
     service: str,
     month: str,
@@ -120,64 +199,31 @@ def month_to_lake(
             lake.uri(name),
             meta.get(ROWS_KEY),
         )
+        clear_failure(lake, service, month)
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
-    replaces = stored.generation if stored is not None else 0
-    with month_workdir("lake", service, month, workdir) as tmp:
-        # the TLC's file has the lake object's very name: keep the download in a folder apart
-        (download_dir := Path(tmp) / "source").mkdir()
-        fetched = source.download(service, month, download_dir, limits=limits)
-        reader = open_source(
-            fetched.path,
-            contract,
-            first_day,
-            block_size=READ_BLOCK_SIZE,
-            parallel=True,
-            max_csv_bytes=limits.max_csv_bytes,
-            max_parquet_rows=limits.max_parquet_rows,
-            max_row_group_bytes=limits.max_row_group_bytes,
+    try:
+        written = _write(
+            lake, source, contract, month, name, stored, force, workdir, run_id, limits
         )
-        metadata = lake_metadata(
-            contract,
+    except SourceNotPublished:
+        raise  # a skip, not a failure: nothing to record
+    except Exception as exc:  # every failed attempt is on the record, refused files too
+        record_failure(lake, service, month, error=exc, source_url=url, run_id=run_id)
+        raise
+    clear_failure(lake, service, month)
+    fetched, parquet, stored = written.fetched, written.parquet, written.stored
+    if written.kept_newer:
+        log.warning(
+            "%s %s: not written: %s holds a newer version of the source (Last-Modified "
+            "%s) than this run downloaded (Last-Modified %s); the newer stays",
+            service,
             month,
-            fetched.version,
-            run_id,
-            source_kind=source.kind,
-            source_format=source.format,
+            stored.uri,
+            held_source(stored.metadata)[2],
+            fetched.version.last_modified,
         )
-        profile = Profile(
-            contract,
-            first_day,
-            zone_ids=zone_ids(lake, Path(tmp)),
-            trailing_rows=trailing_rows(lake, service, first_day),
-            zone_source=lake.url,
-        )
-        # the parquet file comes out about the size of the csv.gz (21.7 vs 21-25 MB a month)
-        check_space(Path(tmp), fetched.bytes + limits.min_free_bytes, f"writing {name}")
-        parquet = write_parquet(
-            reader, Path(tmp) / Path(name).name, metadata=metadata, profile=profile
-        )
-        if newer := _newer_stored(lake, name, stored, fetched.version, force):
-            log.warning(
-                "%s %s: not written: %s holds a newer version of the source (Last-Modified "
-                "%s) than this run downloaded (Last-Modified %s); the newer stays",
-                service,
-                month,
-                newer.uri,
-                held_source(newer.metadata)[2],
-                fetched.version.last_modified,
-            )
-            return {**summary, "status": SUPERSEDED, "uri": newer.uri, "rows": None}
-        stored = lake.put(
-            parquet.path,
-            name,
-            {
-                **metadata,
-                ROWS_KEY: str(parquet.rows),
-                **quality_metadata(parquet.quality, parquet.warnings),
-            },
-            replaces=replaces,
-        )
+        return {**summary, "status": SUPERSEDED, "uri": stored.uri, "rows": None}
     result = {
         **summary,
         "status": "written",

@@ -11,6 +11,7 @@ the old object or the new one, never half of one, and a rerun overwrites only it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -81,6 +82,18 @@ class Lake(Protocol):
     def listing(self, prefix: str, *, timeout: float | None = None) -> dict[str, LakeObject]:
         """Every parquet object under ``prefix`` (name → stat): one listing, no download;
         ``timeout`` bounds each request of a remote listing."""
+        ...
+
+    def put_note(self, name: str, text: str) -> None:
+        """Write a small text object (a failed attempt's record), replacing it whole."""
+        ...
+
+    def notes(self, prefix: str) -> dict[str, tuple[str, datetime | None]]:
+        """Every text object under ``prefix``: name → (text, when written)."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Delete an object if it exists."""
         ...
 
 
@@ -172,6 +185,29 @@ class LocalLake:
     def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData:
         return pq.read_metadata(self.root / name)
 
+    def put_note(self, name: str, text: str) -> None:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
+        try:
+            temp.write_text(text, encoding="utf-8")
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def notes(self, prefix: str) -> dict[str, tuple[str, datetime | None]]:
+        base = self.root / prefix
+        found: dict[str, tuple[str, datetime | None]] = {}
+        for path in sorted(base.rglob("*.json")) if base.is_dir() else []:
+            if path.name.startswith("."):
+                continue
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            found[path.relative_to(self.root).as_posix()] = (path.read_text("utf-8"), mtime)
+        return found
+
+    def remove(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
     def remove_stale_temps(self, name: str) -> list[Path]:
         """Temp files a killed put of ``name`` left beside it: those of a process that is gone
         (the pid is in the name; see ``workdir.is_stale``)."""
@@ -257,6 +293,25 @@ class GcsLake:
             for blob in blobs
             if blob.name.endswith(".parquet")
         }
+
+    def put_note(self, name: str, text: str) -> None:
+        blob = self._hook().get_conn().bucket(self.bucket).blob(self._object(name))
+        blob.upload_from_string(text, content_type="application/json")
+
+    def notes(self, prefix: str) -> dict[str, tuple[str, datetime | None]]:
+        root = f"{self.prefix}/" if self.prefix else ""
+        blobs = self._hook().get_conn().list_blobs(self.bucket, prefix=f"{root}{prefix}")
+        return {
+            blob.name[len(root) :]: (blob.download_as_text(), blob.updated)
+            for blob in blobs
+            if blob.name.endswith(".json")
+        }
+
+    def remove(self, name: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self._hook().get_conn().bucket(self.bucket).blob(self._object(name)).delete()
 
     def parquet_footer(self, name: str, generation: int | None = None) -> pq.FileMetaData:
         """Schema and row count from two ranged reads, not a download of the month; with

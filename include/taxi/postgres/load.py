@@ -10,7 +10,7 @@ transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for, table_name
-from include.taxi.errors import InsufficientSpace
+from include.taxi.errors import InsufficientSpace, SourceNotPublished
 from include.taxi.months import parse_month
 from include.taxi.postgres import ingestion_log
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
@@ -30,7 +30,7 @@ from include.taxi.postgres.month import (
 )
 from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits
+from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, SourceVersion
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
@@ -140,22 +140,23 @@ def month_to_postgres(
         )
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
+    attempt = Attempt(
+        table_name(contract),
+        service,
+        first_day,
+        SourceVersion(url, None, None, None),  # until the download says more
+        started,
+        run_id,
+        previous_load=last.id if last else 0,
+        contract_fingerprint=contract.fingerprint,
+        source_kind=source.kind,
+        source_format=source.format,
+        force=force,
+    )
     with month_workdir("pg", service, month, workdir) as tmp:
-        fetched = source.download(service, month, Path(tmp), limits=limits)
-        attempt = Attempt(
-            table_name(contract),
-            service,
-            first_day,
-            fetched.version,
-            started,
-            run_id,
-            previous_load=last.id if last else 0,
-            contract_fingerprint=contract.fingerprint,
-            source_kind=source.kind,
-            source_format=source.format,
-            force=force,
-        )
         try:
+            fetched = source.download(service, month, Path(tmp), limits=limits)
+            attempt = replace(attempt, source=fetched.version)
             reader = open_source(
                 fetched.path,
                 contract,
@@ -165,7 +166,9 @@ def month_to_postgres(
                 max_row_group_bytes=limits.max_row_group_bytes,
             )
             result = _replace_month(conninfo, schema, reader, attempt)
-        except Exception as exc:
+        except SourceNotPublished:
+            raise  # a skip, not a failure: nothing to record
+        except Exception as exc:  # every failed attempt is on the record, refused files too
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
             raise
     version = fetched.version

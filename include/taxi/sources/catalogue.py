@@ -14,11 +14,12 @@ skipped with a message naming the other source, never failed: the user picked th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from include.taxi import redact
 from include.taxi.contract import ZONES, contract_for
 from include.taxi.errors import SourceNotPublished
 from include.taxi.months import month_name, parse_month
@@ -54,10 +55,15 @@ def _span(first: date, last: date) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """One source of trip files: its kind (``mirror`` or ``tlc``) and base URL."""
+    """One source of trip files: its kind (``mirror`` or ``tlc``) and base URL.
+
+    A base URL may hold ``user:password@`` (requests sends it as Basic auth): ``base`` and
+    ``url()`` are the public form (redact.public_url), the only one stored or shown; the
+    credentials stay in a private copy that only ``download`` and ``probe`` use."""
 
     kind: str
     base: str
+    _fetch_base: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -65,6 +71,8 @@ class Source:
                 f"Variable {VAR_SOURCE} is {self.kind!r}: use {MIRROR} (the course's csv.gz "
                 f"mirror) or {TLC} (the TLC's own parquet files)"
             )
+        object.__setattr__(self, "_fetch_base", self.base)
+        object.__setattr__(self, "base", redact.public_url(self.base))
 
     @property
     def format(self) -> str:
@@ -77,7 +85,11 @@ class Source:
         return f"{service}_tripdata_{month}.{self.format}"
 
     def url(self, service: str, month: str) -> str:
-        base = self.base.rstrip("/")
+        """The file's URL as it may be stored and shown (no credentials)."""
+        return self._url(self.base, service, month)
+
+    def _url(self, base: str, service: str, month: str) -> str:
+        base = base.rstrip("/")
         if service == ZONES:
             return f"{base}/misc/{self.file_name(ZONES, '')}"
         folder = "trip-data" if self.kind == TLC else service
@@ -130,7 +142,7 @@ class Source:
     ) -> http.SourceVersion | None:
         self.check_month(service, month)
         return http.probe(
-            self.url(service, month),
+            self._url(self._fetch_base, service, month),
             limits=limits,
             deadline=deadline,
             **self._options(service, month),
@@ -147,7 +159,10 @@ class Source:
         self.check_month(service, month)
         dest = folder / self.file_name(service, month)
         return http.download(
-            self.url(service, month), dest, limits=limits, **self._options(service, month)
+            self._url(self._fetch_base, service, month),
+            dest,
+            limits=limits,
+            **self._options(service, month),
         )
 
     def _options(self, service: str, month: str) -> dict[str, Any]:

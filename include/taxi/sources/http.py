@@ -85,7 +85,8 @@ def source_url(base: str, service: str, month: str) -> str:
 
 @dataclass(frozen=True)
 class SourceVersion:
-    """What identifies one published version of a source file."""
+    """What identifies one published version of a source file; ``url`` without credentials
+    (redact.public_url): it is stored in every target's log."""
 
     url: str
     bytes: int | None
@@ -270,7 +271,7 @@ def download(
             if expected is not None and int(expected) != size:
                 raise IncompleteDownload(f"{shown}: got {size} of {expected} bytes")
             version = SourceVersion(
-                url=url,
+                url=redact.public_url(url),
                 bytes=size,
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
@@ -352,7 +353,7 @@ def probe(
     if not resp.ok or length is None:
         return None
     return SourceVersion(
-        url=url,
+        url=redact.public_url(url),
         bytes=int(length),
         etag=resp.headers.get("ETag"),
         last_modified=resp.headers.get("Last-Modified"),
