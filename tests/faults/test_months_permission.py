@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from dev.airflow_env import postgres_connection
 from dev.synthetic import write_month
 from include.taxi.postgres.load import month_to_postgres
 from tests.helpers import dag_auth_manager
-from tests.helpers.dag_runs import postgres_connection
 
 PG_ROWS, LAKE_ROWS = 120, 7_321
 ENDPOINTS = ("/taxi-months/api/months", "/taxi-months/")
