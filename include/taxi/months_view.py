@@ -459,6 +459,26 @@ def _newest_source(records: Iterable[Record]) -> Record | None:
     return newest
 
 
+def _stale(
+    target: str, held: Record, newest: Record | None, lake_load: Record | None
+) -> str | None:
+    """Why the month a target holds is out of date (None: it is not): BigQuery against the
+    lake's file, the others against the newest source version any log saw."""
+    if target == "bigquery":
+        if lake_load and lake_load.sha256 and held.sha256 and lake_load.sha256 != held.sha256:
+            return "the lake holds a newer file of this month than BigQuery loaded"
+        return None
+    if (
+        newest is not None
+        and held.version is not None
+        and not _same(held.version, newest.version or (None, None, None))
+        and _after(newest.at, held.at)
+    ):
+        seen = _utc(newest.at).isoformat(timespec="seconds") if newest.at else None
+        return f"the {newest.target} log saw a newer source version on {seen}"
+    return None
+
+
 def _cell(
     target: str,
     latest: Record | None,
@@ -485,32 +505,8 @@ def _cell(
     held = load or latest
     assert held is not None
     run_id = held.run_id
-    if target == "bigquery":
-        if lake_load and lake_load.sha256 and held.sha256 and lake_load.sha256 != held.sha256:
-            return Cell(
-                STALE,
-                held.rows,
-                run_id,
-                dag,
-                at(held),
-                "the lake holds a newer file of this month than BigQuery loaded",
-                held.warnings,
-            )
-    elif (
-        newest is not None
-        and held.version is not None
-        and not _same(held.version, newest.version or (None, None, None))
-        and _after(newest.at, held.at)
-    ):
-        return Cell(
-            STALE,
-            held.rows,
-            run_id,
-            dag,
-            at(held),
-            f"the {newest.target} log saw a newer source version on {at(newest)}",
-            held.warnings,
-        )
+    if (reason := _stale(target, held, newest, lake_load)) is not None:
+        return Cell(STALE, held.rows, run_id, dag, at(held), reason, held.warnings)
     if latest is not None and latest.status == UNCHANGED:
         return Cell(
             UNCHANGED,

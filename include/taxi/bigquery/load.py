@@ -196,6 +196,34 @@ def _record_failure(
     )
 
 
+def _present(
+    hook: BigQueryHook, dataset: str, contract: Contract, first_day: date, uri: str, sha256: str
+) -> int | None:
+    """The month's rows when this very lake object is already loaded under this contract."""
+    project = hook.project_id
+    client = hook.get_client(project_id=project)
+    present = _already_loaded(client, project, dataset, contract, first_day, uri, sha256)
+    if present is not None:
+        log.info(
+            "%s %s: %s is already loaded under this contract (%d rows present): nothing "
+            "to do; trigger with force_reload to reload anyway",
+            contract.name,
+            first_day.isoformat()[:7],
+            uri,
+            present,
+        )
+    return present
+
+
+def _quality(stored: LakeObject, footer: pq.FileMetaData, contract: Contract) -> tuple[str, str]:
+    """The month's profile and warnings (JSON text) the lake object carries; for an object
+    written before profiles, the footer's statistics stand in as its profile."""
+    quality, warnings = stored_quality(stored.metadata)
+    if quality is None:
+        quality = to_json(footer_profile(footer, contract))
+    return quality, warnings or "[]"
+
+
 def _month_to_bigquery(
     hook: BigQueryHook,
     lake: Lake,
@@ -218,23 +246,11 @@ def _month_to_bigquery(
         "source_sha256": sha256 or None,
         "project": project,
     }
-    if not force:
-        client = hook.get_client(project_id=project)
-        present = _already_loaded(client, project, dataset, contract, first_day, uri, sha256)
-        if present is not None:
-            log.info(
-                "%s %s: %s is already loaded under this contract (%d rows present): nothing "
-                "to do; trigger with force_reload to reload anyway",
-                service,
-                month,
-                uri,
-                present,
-            )
-            return {**summary, "status": "unchanged", "rows_in_target": present}
+    present = None if force else _present(hook, dataset, contract, first_day, uri, sha256)
+    if present is not None:
+        return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
-    quality, warnings = stored_quality(stored.metadata)
-    if quality is None:  # written before profiles: the footer's statistics are a profile too
-        quality = to_json(footer_profile(footer, contract))
+    quality, warnings = _quality(stored, footer, contract)
     result = bigquery_month.replace_month(
         hook,
         project=project,
@@ -249,7 +265,7 @@ def _month_to_bigquery(
         source_kind=stored.metadata.get("taxi.source_kind", ""),
         source_format=stored.metadata.get("taxi.source_format", ""),
         quality=quality,
-        warnings=warnings or "[]",
+        warnings=warnings,
     )
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",
@@ -266,7 +282,7 @@ def _month_to_bigquery(
         **summary,
         **asdict(result),
         "quality": json.loads(quality),
-        "warnings": json.loads(warnings or "[]"),
+        "warnings": json.loads(warnings),
     }
 
 

@@ -243,6 +243,26 @@ def replace_zones(
     return Replaced(f"{project}.{dataset}.{ZONES_TABLE}", "loaded", rows_expected, present, elapsed)
 
 
+def _replace_script(project: str, dataset: str, stage_name: str, contract: Contract) -> str:
+    """The script that swaps the staged month in and logs it, in one transaction."""
+    return bigquery_script(
+        "bigquery/replace_month.sql",
+        table=bigquery_identifier(project, dataset, table_name(contract)),
+        stage=bigquery_identifier(project, dataset, stage_name),
+        log=bigquery_identifier(project, dataset, LOG_TABLE),
+        columns=", ".join(f.name for f in contract.arrow_schema),
+    )
+
+
+def _expect(rows: int | None, expected: int, what: str, untouched: str) -> None:
+    """Rows BigQuery holds against the parquet footer's count: a mismatch stops the load
+    (before the swap, ``untouched`` names what was left as it was)."""
+    if rows == expected:
+        return
+    after = f"; {untouched} was not touched" if untouched else "; check for a concurrent writer"
+    raise LoadMismatch(f"{what} {rows} rows, the parquet file says {expected}{after}")
+
+
 def replace_month(
     hook: BigQueryHook,
     *,
@@ -275,24 +295,12 @@ def replace_month(
     try:
         _load_job(hook, project, dataset, stage_name, source_uri, contract, write="WRITE_APPEND")
         staged = client.get_table(stage_id).num_rows
-        if staged != rows_expected:
-            raise LoadMismatch(
-                f"{source_uri}: the parquet file says {rows_expected} rows, BigQuery staged "
-                f"{staged}; {target} {month:%Y-%m} was not touched"
-            )
+        _expect(staged, rows_expected, f"{source_uri}: staged", f"{target} {month:%Y-%m}")
         if still_same is not None:
             still_same()
-        columns = ", ".join(f.name for f in contract.arrow_schema)
-        script = bigquery_script(
-            "bigquery/replace_month.sql",
-            table=bigquery_identifier(project, dataset, target),
-            stage=bigquery_identifier(project, dataset, stage_name),
-            log=bigquery_identifier(project, dataset, LOG_TABLE),
-            columns=columns,
-        )
         _query(
             client,
-            script,
+            _replace_script(project, dataset, stage_name, contract),
             month=month,
             rows_loaded=rows_expected,
             target_table=target,
@@ -309,15 +317,6 @@ def replace_month(
     finally:
         client.delete_table(stage_id, not_found_ok=True)
     present = month_rows(client, project, dataset, contract, month)
-    if present != rows_expected:
-        raise LoadMismatch(
-            f"{project}.{dataset}.{target} holds {present} rows for {month:%Y-%m} after the "
-            f"load, the parquet file {rows_expected}; check for a concurrent writer"
-        )
-    return Replaced(
-        f"{project}.{dataset}.{target}",
-        "loaded",
-        rows_expected,
-        present,
-        round(time.monotonic() - started, 2),
-    )
+    _expect(present, rows_expected, f"{project}.{dataset}.{target} {month:%Y-%m}: holds", "")
+    seconds = round(time.monotonic() - started, 2)
+    return Replaced(f"{project}.{dataset}.{target}", "loaded", rows_expected, present, seconds)

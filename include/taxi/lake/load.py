@@ -62,13 +62,23 @@ def _unchanged(
     month: str,
     limits: DownloadLimits,
 ) -> dict[str, str] | None:
-    """The lake object's metadata if it holds the current source under the current contract."""
+    """The lake object's metadata if it holds the current source under the current contract
+    (and says so in the log)."""
     current = source.probe(contract.name, month, limits=limits)
     if current is None or stored is None:
         return None
     meta = stored.metadata
-    same_contract = meta.get("taxi.schema") == contract.fingerprint
-    return meta if same_contract and current.same_as(*held_source(meta)) else None
+    if meta.get("taxi.schema") != contract.fingerprint or not current.same_as(*held_source(meta)):
+        return None
+    log.info(
+        "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
+        "do; trigger with force_reload to rewrite it",
+        contract.name,
+        month,
+        stored.uri,
+        meta.get(ROWS_KEY),
+    )
+    return meta
 
 
 def _newer_stored(
@@ -191,14 +201,6 @@ def month_to_lake(
         lake.remove_stale_temps(name)
     stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
     if not force and (meta := _unchanged(stored, contract, source, month, limits)):
-        log.info(
-            "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
-            "do; trigger with force_reload to rewrite it",
-            service,
-            month,
-            lake.uri(name),
-            meta.get(ROWS_KEY),
-        )
         clear_failure(lake, service, month)
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
@@ -212,8 +214,8 @@ def month_to_lake(
         record_failure(lake, service, month, error=exc, source_url=url, run_id=run_id)
         raise
     clear_failure(lake, service, month)
-    fetched, parquet, stored = written.fetched, written.parquet, written.stored
     if written.kept_newer:
+        stored, fetched = written.stored, written.fetched
         log.warning(
             "%s %s: not written: %s holds a newer version of the source (Last-Modified "
             "%s) than this run downloaded (Last-Modified %s); the newer stays",
@@ -224,6 +226,13 @@ def month_to_lake(
             fetched.version.last_modified,
         )
         return {**summary, "status": SUPERSEDED, "uri": stored.uri, "rows": None}
+    return _written_result(summary, written, time.monotonic() - started)
+
+
+def _written_result(summary: dict[str, Any], written: _Written, seconds: float) -> dict[str, Any]:
+    """What a written month returns (the task's XCom) and says in the log."""
+    fetched, parquet, stored = written.fetched, written.parquet, written.stored
+    service, month, url = summary["service"], summary["month"], summary["url"]
     result = {
         **summary,
         "status": "written",
@@ -235,7 +244,7 @@ def month_to_lake(
         "rows": parquet.rows,
         "bytes": parquet.bytes,
         "row_groups": parquet.row_groups,
-        "seconds": round(time.monotonic() - started, 2),
+        "seconds": round(seconds, 2),
         "quality": parquet.quality,
         "warnings": parquet.warnings,
     }

@@ -49,6 +49,28 @@ class ParquetFile:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
+def _write_row_groups(
+    writer: pq.ParquetWriter, reader: SourceReader, profile: Profile, row_group_rows: int
+) -> None:
+    """The reader's batches, profiled on the read-ahead thread, as row groups of exactly
+    ``row_group_rows`` rows (the last one shorter)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    # a reader with bigger batches (parquet) says how many to hold ahead
+    depth = getattr(reader, "read_ahead_batches", READ_AHEAD_BATCHES)
+    for batch in read_ahead(profile.observe(reader), depth):
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= row_group_rows:
+            table = pa.Table.from_batches(pending, schema=reader.schema)
+            writer.write_table(table.slice(0, row_group_rows), row_group_rows)
+            rest = table.slice(row_group_rows)
+            pending = rest.to_batches()
+            pending_rows = rest.num_rows
+    if pending_rows:
+        writer.write_table(pa.Table.from_batches(pending, schema=reader.schema), row_group_rows)
+
+
 def write_parquet(
     reader: SourceReader,
     path: Path,
@@ -66,8 +88,6 @@ def write_parquet(
     ``taxi.warnings``)."""
     profile = profile or Profile(reader.contract, reader.month)
     findings = []
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
     with pq.ParquetWriter(
         path,
         reader.schema,
@@ -76,20 +96,7 @@ def write_parquet(
         write_statistics=True,
     ) as writer:
         try:
-            # a reader with bigger batches (parquet) says how many to hold ahead
-            depth = getattr(reader, "read_ahead_batches", READ_AHEAD_BATCHES)
-            for batch in read_ahead(profile.observe(reader), depth):
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                while pending_rows >= row_group_rows:
-                    table = pa.Table.from_batches(pending, schema=reader.schema)
-                    writer.write_table(table.slice(0, row_group_rows), row_group_rows)
-                    rest = table.slice(row_group_rows)
-                    pending = rest.to_batches()
-                    pending_rows = rest.num_rows
-            if pending_rows:
-                table = pa.Table.from_batches(pending, schema=reader.schema)
-                writer.write_table(table, row_group_rows)
+            _write_row_groups(writer, reader, profile, row_group_rows)
             findings = profile.check(reader.file)
             writer.add_key_value_metadata(
                 {**(metadata or {}), ROWS_KEY: str(reader.rows), **lake_metadata(profile, findings)}

@@ -23,6 +23,7 @@ from include.taxi.months import parse_month
 from include.taxi.postgres import ingestion_log
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.postgres.month import (
+    Replaced,
     check_schema_name,
     month_rows,
     replace_month,
@@ -30,7 +31,7 @@ from include.taxi.postgres.month import (
 )
 from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits, SourceVersion
+from include.taxi.sources.http import DEFAULT_LIMITS, Download, DownloadLimits, SourceVersion
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
@@ -47,7 +48,8 @@ def _unchanged(
     last: LastLoad | None,
     limits: DownloadLimits = DEFAULT_LIMITS,
 ) -> int | None:
-    """Rows of the month if the source and the warehouse both still match the last load."""
+    """Rows of the month if the source and the warehouse both still match the last load (and
+    it says so in the log)."""
     if last is None:
         return None
     current = source.probe(contract.name, month.isoformat()[:7], limits=limits)
@@ -86,10 +88,17 @@ def _unchanged(
         source_format=source.format,
     )
     ingestion_log.record(conninfo, schema, attempt, "unchanged", rows_in_target=present)
+    log.info(
+        "%s %s unchanged at the source since its last load (%d rows present): nothing to "
+        "do; trigger with force_reload to reload anyway",
+        contract.name,
+        month.isoformat()[:7],
+        present,
+    )
     return present
 
 
-def _replace_month(conninfo: str, schema: str, reader: SourceReader, attempt: Attempt) -> Any:
+def _replace_month(conninfo: str, schema: str, reader: SourceReader, attempt: Attempt) -> Replaced:
     """``replace_month``, with a full server disk said in words: one transaction, so nothing
     was committed, but the fix is on the server, not in the file."""
     try:
@@ -131,13 +140,6 @@ def month_to_postgres(
     if not force and (
         rows := _unchanged(conninfo, schema, contract, first_day, source, started, last, limits)
     ):
-        log.info(
-            "%s %s unchanged at the source since its last load (%d rows present): nothing to "
-            "do; trigger with force_reload to reload anyway",
-            service,
-            month,
-            rows,
-        )
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     attempt = Attempt(
@@ -153,6 +155,35 @@ def month_to_postgres(
         source_format=source.format,
         force=force,
     )
+    fetched, result = _download_and_replace(
+        conninfo, schema, source, contract, (month, first_day), attempt, workdir, limits
+    )
+    version = fetched.version
+    return {
+        **summary,
+        "bytes": fetched.bytes,
+        **asdict(result),
+        "source_bytes": fetched.bytes,
+        "source_sha256": version.sha256,
+        "source_etag": version.etag,
+        "source_last_modified": version.last_modified,
+    }
+
+
+def _download_and_replace(
+    conninfo: str,
+    schema: str,
+    source: Source,
+    contract: Contract,
+    months: tuple[str, date],
+    attempt: Attempt,
+    workdir: str | None,
+    limits: DownloadLimits,
+) -> tuple[Download, Replaced]:
+    """Download the month (``YYYY-MM`` and its first day), read it through the contract and
+    swap it in; a failure (a refused file too, not a month the source has not published) is
+    logged as a failed attempt."""
+    (month, first_day), service = months, contract.name
     with month_workdir("pg", service, month, workdir) as tmp:
         try:
             fetched = source.download(service, month, Path(tmp), limits=limits)
@@ -165,22 +196,12 @@ def month_to_postgres(
                 max_parquet_rows=limits.max_parquet_rows,
                 max_row_group_bytes=limits.max_row_group_bytes,
             )
-            result = _replace_month(conninfo, schema, reader, attempt)
+            return fetched, _replace_month(conninfo, schema, reader, attempt)
         except SourceNotPublished:
             raise  # a skip, not a failure: nothing to record
         except Exception as exc:  # every failed attempt is on the record, refused files too
             ingestion_log.record(conninfo, schema, attempt, "failed", error=exc)
             raise
-    version = fetched.version
-    return {
-        **summary,
-        "bytes": fetched.bytes,
-        **asdict(result),
-        "source_bytes": fetched.bytes,
-        "source_sha256": version.sha256,
-        "source_etag": version.etag,
-        "source_last_modified": version.last_modified,
-    }
 
 
 def zones_to_postgres(
