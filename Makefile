@@ -20,7 +20,7 @@ FROM ?=
 TO ?=
 YEAR ?=
 
-.PHONY: venv emulators dbt duckdb browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill
+.PHONY: venv emulators dbt dbt-ls duckdb browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill
 
 venv: $(VENV)/.synced
 
@@ -63,6 +63,10 @@ $(DBT_VENV)/.synced: dev/dbt/requirements.txt | $(VENV)/.synced
 	test -x $(DBT_VENV)/bin/python || $(VENV)/bin/uv venv --quiet --python $(PYTHON) $(DBT_VENV)
 	$(VENV)/bin/uv pip sync --quiet --python $(DBT_VENV)/bin/python --compile-bytecode dev/dbt/requirements.txt
 	touch $@
+
+# transform/dbt_ls.json, from which Cosmos renders taxi_models' tasks: after changing transform/
+dbt-ls: dbt
+	$(PY) -m include.taxi.transform.project
 
 # A DuckDB session over the lake's parquet (a view per service and the zones), or the results
 # of SQL="..." (e.g. make duckdb SQL="select count(*) from yellow_tripdata"). LAKE: a folder.

@@ -1,22 +1,28 @@
-{#- The source month a run builds: var month ("YYYY-MM"), or none for every month. -#}
-{% macro taxi_month() %}
-  {%- set month = var('month', '') | string | trim -%}
-  {%- if month in ('', 'None', 'none') -%}
+{#- The source months a run builds: var month, one "YYYY-MM" or several comma-separated
+    (asset events batched into one run); none for every month. Returns first days. -#}
+{% macro taxi_months() %}
+  {%- set raw = var('month', '') | string | trim -%}
+  {%- if raw in ('', 'None', 'none') -%}
     {{ return(none) }}
   {%- endif -%}
-  {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])$', month) -%}
-    {{ exceptions.raise_compiler_error("var month is " ~ month ~ ": expected YYYY-MM, e.g. 2021-01") }}
-  {%- endif -%}
-  {{ return(month ~ '-01') }}
+  {%- set days = [] -%}
+  {%- for month in raw.split(',') -%}
+    {%- set month = month | trim -%}
+    {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])$', month) -%}
+      {{ exceptions.raise_compiler_error("var month is '" ~ raw ~ "': expected YYYY-MM (or several, comma-separated), e.g. 2021-01") }}
+    {%- endif -%}
+    {%- do days.append(month ~ '-01') -%}
+  {%- endfor -%}
+  {{ return(days | unique | list | sort) }}
 {% endmacro %}
 
-{#- A predicate keeping the rows of the month being built (all rows without a month). -#}
+{#- A predicate keeping the rows of the months being built (all rows without var month). -#}
 {% macro month_filter(column='source_month') %}
-  {%- set first_day = taxi_month() -%}
-  {%- if first_day is none -%}
+  {%- set days = taxi_months() -%}
+  {%- if days is none -%}
     1 = 1
   {%- else -%}
-    {{ column }} = cast('{{ first_day }}' as date)
+    {{ column }} in ({% for day in days %}cast('{{ day }}' as date){{ ', ' if not loop.last }}{% endfor %})
   {%- endif -%}
 {% endmacro %}
 
