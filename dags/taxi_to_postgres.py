@@ -56,15 +56,13 @@ def taxi_to_postgres() -> None:
         return tasks.load_zones_to_postgres(get_current_context())
 
     @task(outlets=[POSTGRES_TRIP_MONTHS], trigger_rule="none_failed")
-    def announce(months: list[dict[str, str]]) -> str:
+    def announce() -> str:
         """The month is in Postgres: one asset event for it, which schedules taxi_models."""
         from include.taxi.transform.months import announce_postgres_month
 
-        return announce_postgres_month(months, get_current_context())
+        return announce_postgres_month(get_current_context())
 
-    planned = plan()
-    loads = [load_trips.expand_kwargs(planned), load_zones()]
-    loads >> announce(planned)
+    [load_trips.expand_kwargs(plan()), load_zones()] >> announce()
 
 
 taxi_to_postgres()

@@ -27,7 +27,7 @@ from include.taxi.transform.project import DBT_LS_FILE, TRANSFORM_DIR, dbt_execu
 
 SCHEMA_ENV = "TAXI_DBT_SCHEMA"
 """The profile's schema, read by dbt from the environment the task renders (the Variable)."""
-SCHEMA_TEMPLATE = "{{ var.value.get('%s', '%s') }}" % (VAR_POSTGRES_SCHEMA, DEFAULT_POSTGRES_SCHEMA)
+SCHEMA_TEMPLATE = f"{{{{ var.value.get('{VAR_POSTGRES_SCHEMA}', '{DEFAULT_POSTGRES_SCHEMA}') }}}}"
 
 
 def profile_config() -> ProfileConfig:
@@ -38,7 +38,7 @@ def profile_config() -> ProfileConfig:
         target_name="postgres",
         profile_mapping=PostgresUserPasswordProfileMapping(
             conn_id=POSTGRES_CONN_ID,
-            profile_args={"schema": "{{ env_var('%s') }}" % SCHEMA_ENV},
+            profile_args={"schema": f"{{{{ env_var('{SCHEMA_ENV}') }}}}"},
         ),
     )
 

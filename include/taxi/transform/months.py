@@ -46,9 +46,11 @@ def models_months(context: Mapping[str, Any]) -> str:
     return ",".join(months)
 
 
-def announce_postgres_month(plan: list[dict[str, str]], context: Mapping[str, Any]) -> str:
-    """taxi_to_postgres' last task: one event on POSTGRES_TRIP_MONTHS for the run's month with
-    the services it loaded, so taxi_models builds that month once, after every load."""
+def announce_postgres_month(context: Mapping[str, Any]) -> str:
+    """taxi_to_postgres' last task: one event on POSTGRES_TRIP_MONTHS for the run's month (from
+    its ``plan``) with the services it loaded, so taxi_models builds that month once, after
+    every load."""
+    plan: list[dict[str, str]] = context["ti"].xcom_pull(task_ids="plan") or []
     months = sorted({pair["month"] for pair in plan})
     if len(months) != 1:
         raise AirflowFailException(f"taxi_to_postgres planned months {months}: expected one")

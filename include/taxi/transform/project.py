@@ -39,7 +39,7 @@ def dbt_executable() -> Path:
 
 def month_vars(months: str) -> str:
     """``--vars`` for a build of ``months`` (comma-separated YYYY-MM; empty: every month)."""
-    return "{month: '%s'}" % months.replace("'", "")
+    return "{month: '" + months.replace("'", "") + "'}"
 
 
 def run_dbt(
