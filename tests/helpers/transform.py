@@ -12,6 +12,14 @@ from dev.synthetic import write_month
 BOROUGHS = ("Bronx", "Brooklyn", "EWR", "Manhattan", "Queens", "Staten Island")
 
 
+def served_folder(source_server: tuple[str, Path], name: str) -> tuple[str, Path]:
+    """A source of its own under the session's web server, so its zone lookup (every id) does
+    not replace the 7-zone one other tests serve from the root."""
+    base, root = source_server
+    (root / name).mkdir(exist_ok=True)
+    return f"{base}/{name}", root / name
+
+
 def write_all_zones(root: Path) -> None:
     """The zone lookup with every id 1..265 the synthetic trips use (dev.synthetic's has 7)."""
     path = root / "misc" / "taxi_zone_lookup.csv"

@@ -15,6 +15,7 @@ from include.taxi.transform.project import DBT_LS_FILE, list_nodes, month_vars, 
 from tests.helpers.transform import (
     break_zone_id,
     postgres_profile_env,
+    served_folder,
     write_all_zones,
     write_source_month,
 )
@@ -27,7 +28,7 @@ YELLOW_PICKUP_ZONE = 7
 @pytest.fixture
 def warehouse(source_server, postgres_url, pg_schema):
     """Zones and two months of yellow and green in a fresh schema; ``load(service, month)``."""
-    base, root = source_server
+    base, root = served_folder(source_server, "transform")
     write_all_zones(root)
     zones_to_postgres(source_base=base, conninfo=postgres_url, schema=pg_schema)
 

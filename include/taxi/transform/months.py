@@ -1,7 +1,7 @@
 """Which source months a taxi_models run builds, and the event that names them.
 
 ``taxi_to_postgres`` announces its month once its loads are done (one event per run, with the
-services loaded); ``taxi_models`` builds the months of the events that triggered it, several
+services it planned); ``taxi_models`` builds the months of the events that triggered it, several
 at once when the scheduler batches them, or the month Param of a manual run.
 """
 
@@ -48,7 +48,7 @@ def models_months(context: Mapping[str, Any]) -> str:
 
 def announce_postgres_month(context: Mapping[str, Any]) -> str:
     """taxi_to_postgres' last task: one event on POSTGRES_TRIP_MONTHS for the run's month (from
-    its ``plan``) with the services it loaded, so taxi_models builds that month once, after
+    its ``plan``) with the services it planned, so taxi_models builds that month once, after
     every load."""
     plan: list[dict[str, str]] = context["ti"].xcom_pull(task_ids="plan") or []
     months = sorted({pair["month"] for pair in plan})
