@@ -98,7 +98,7 @@ redis:
 		exit 1; \
 	fi
 
-run: venv
+run: venv dbt
 	$(PY) -m dev.local run
 
 test: venv browser redis emulators dbt
