@@ -6,11 +6,22 @@ subprocess with the profile Cosmos builds from the taxi_postgres connection.
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from urllib.parse import urlsplit
+
 import psycopg
 import pytest
 
+from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 from tests.helpers.dag_runs import run_month, task_states
-from tests.helpers.transform import served_folder, write_all_zones, write_source_month
+from tests.helpers.scripted_http import ScriptedServer
+from tests.helpers.transform import (
+    break_zone_id,
+    served_folder,
+    write_all_zones,
+    write_source_month,
+)
 
 
 @pytest.fixture
@@ -58,3 +69,33 @@ def _events(ti):
             source_dag_id=ti.dag_id, source_run_id=ti.run_id, source_task_id=ti.task_id
         )
         return list(rows)
+
+
+def test_a_broken_month_fails_its_test_task_and_alerts(
+    monkeypatch, dag_bag, source_server, postgres_url, taxi_postgres
+) -> None:
+    base, root = served_folder(source_server, "models_broken")
+    write_all_zones(root)
+    break_zone_id(write_source_month(root, "yellow", "2021-03", 500), column=7)
+    zones_to_postgres(source_base=base, conninfo=postgres_url, schema=taxi_postgres)
+    month_to_postgres(
+        "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=taxi_postgres
+    )
+    dag = dag_bag.dags["taxi_models"]
+    for task in dag.tasks:  # the retries stay; only their waits go
+        task.retry_delay, task.retry_exponential_backoff = timedelta(0), False
+    with ScriptedServer() as receiver:
+        hook = urlsplit(receiver.url)
+        connection = {"conn_type": "http", "host": hook.hostname, "port": hook.port}
+        connection |= {"schema": "http", "extra": {"path": "/alerts"}}
+        monkeypatch.setenv("AIRFLOW_CONN_TAXI_ALERTS", json.dumps(connection))
+        run = run_month(dag, "2021-03")
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["models.fct_trips.run[-1]"] == "success"
+    assert states["models.fct_trips.test[-1]"] == "failed"
+    assert states["models.mart_monthly_zone_revenue.run[-1]"] == "upstream_failed"
+    alerts = [json.loads(body) for _, body in receiver.posted]
+    assert [(a["dag_id"], a["task_id"]) for a in alerts] == [
+        ("taxi_models", "models.fct_trips.test")
+    ]
