@@ -7,7 +7,6 @@ subprocess with the profile Cosmos builds from the taxi_postgres connection.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 import psycopg
@@ -22,6 +21,11 @@ from tests.helpers.transform import (
     write_all_zones,
     write_source_month,
 )
+
+PICKUP_ZONE_TEST = (
+    "models.relationships_fct_trips_pickup_location_id__location_id__ref_dim_zones__test"
+)
+"""A test of two models (fct_trips, dim_zones) is a task of its own, after both."""
 
 
 @pytest.fixture
@@ -82,8 +86,6 @@ def test_a_broken_month_fails_its_test_task_and_alerts(
         "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=taxi_postgres
     )
     dag = dag_bag.dags["taxi_models"]
-    for task in dag.tasks:  # the retries stay; only their waits go
-        task.retry_delay, task.retry_exponential_backoff = timedelta(0), False
     with ScriptedServer() as receiver:
         hook = urlsplit(receiver.url)
         connection = {"conn_type": "http", "host": hook.hostname, "port": hook.port}

@@ -64,6 +64,7 @@ def models_group(months: str) -> DbtTaskGroup:
             load_method=LoadMode.DBT_LS_FILE,
             dbt_ls_path=DBT_LS_FILE,
             test_behavior=TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=True,
             emit_datasets=False,
             enable_mock_profile=True,
         ),
