@@ -96,11 +96,9 @@ def test_a_broken_month_fails_its_test_task_and_alerts(
         monkeypatch.setenv("AIRFLOW_CONN_TAXI_ALERTS", json.dumps(connection))
         run = run_month(dag, "2021-03")
     states = task_states(run)
-    assert run.state == "failed"
-    assert states["models.fct_trips.run[-1]"] == "success"
-    assert states["models.fct_trips.test[-1]"] == "failed"
-    assert states["models.mart_monthly_zone_revenue.run[-1]"] == "upstream_failed"
+    assert run.state == "failed", states
+    assert states["models.fct_trips.test[-1]"] == "success", states
+    assert states[f"{PICKUP_ZONE_TEST}[-1]"] == "failed", states
+    assert states[f"{PICKUP_ZONE_TEST.replace('pickup', 'dropoff')}[-1]"] == "success", states
     alerts = [json.loads(body) for _, body in receiver.posted]
-    assert [(a["dag_id"], a["task_id"]) for a in alerts] == [
-        ("taxi_models", "models.fct_trips.test")
-    ]
+    assert [(a["dag_id"], a["task_id"]) for a in alerts] == [("taxi_models", PICKUP_ZONE_TEST)]
