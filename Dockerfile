@@ -15,4 +15,11 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirem
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
 COPY --chown=airflow:root include/ /opt/airflow/include/
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+
+# dbt for taxi_models, in its own venv (its pins clash with Airflow's): Cosmos runs
+# /opt/airflow/.venv-dbt/bin/dbt over /opt/airflow/transform.
+COPY --chown=airflow:root dev/dbt/requirements.txt /dbt-requirements.txt
+RUN python -m venv /opt/airflow/.venv-dbt \
+    && /opt/airflow/.venv-dbt/bin/pip install --no-cache-dir -r /dbt-requirements.txt
+COPY --chown=airflow:root transform/ /opt/airflow/transform/
 ENV PYTHONPATH=/opt/airflow

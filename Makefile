@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # local-bigquery (the BigQuery emulator) needs Python >= 3.13: its own venv, see `emulators`
 BQ_VENV := .venv-bq
+# dbt (the transform layer, transform/) pins pathspec and google-cloud-storage below Airflow's
+# lock: its own venv, see `dbt`
+DBT_VENV := .venv-dbt
 PYTHON313 ?=
 UV_VERSION := 0.13.9
 export PYTHONPATH := $(CURDIR)
@@ -17,7 +20,7 @@ FROM ?=
 TO ?=
 YEAR ?=
 
-.PHONY: venv emulators browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill
+.PHONY: venv emulators dbt dbt-ls duckdb browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill
 
 venv: $(VENV)/.synced
 
@@ -51,6 +54,27 @@ $(BQ_VENV)/.synced: dev/local-bigquery/requirements.txt | $(VENV)/.synced
 	HOME=$(CURDIR)/$(BQ_VENV)/home $(BQ_VENV)/bin/python -m dev.emulators install-duckdb-extensions
 	touch $@
 
+# dbt-core, dbt-postgres, dbt-duckdb and dbt-bigquery from their own lock (dev/dbt/requirements.txt)
+# in .venv-dbt: Cosmos runs .venv-dbt/bin/dbt as a subprocess (taxi_models), so dbt's pins never
+# meet Airflow's. No dbt packages from the hub: transform/macros holds the few macros it needs.
+dbt: $(DBT_VENV)/.synced
+
+$(DBT_VENV)/.synced: dev/dbt/requirements.txt | $(VENV)/.synced
+	test -x $(DBT_VENV)/bin/python || $(VENV)/bin/uv venv --quiet --python $(PYTHON) $(DBT_VENV)
+	$(VENV)/bin/uv pip sync --quiet --python $(DBT_VENV)/bin/python --compile-bytecode dev/dbt/requirements.txt
+	touch $@
+
+# transform/dbt_ls.json, from which Cosmos renders taxi_models' tasks: after changing transform/
+dbt-ls: dbt
+	$(PY) -m include.taxi.transform.project
+
+# A DuckDB session over the lake's parquet (a view per service and the zones), or the results
+# of SQL="..." (e.g. make duckdb SQL="select count(*) from yellow_tripdata"). LAKE: a folder.
+LAKE ?=
+SQL ?=
+duckdb: venv
+	$(PY) -m dev.duckdb_lake $(if $(LAKE),--lake "$(LAKE)") $(if $(SQL),--sql "$(SQL)")
+
 # Debian's chromium for the browser test (tests/ui); Playwright never downloads one.
 browser:
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
@@ -74,10 +98,10 @@ redis:
 		exit 1; \
 	fi
 
-run: venv
+run: venv dbt
 	$(PY) -m dev.local run
 
-test: venv browser redis emulators
+test: venv browser redis emulators dbt
 	$(PY) -m pytest
 
 # The edit-test loop: unit, DAG-integrity and static tests, no database, emulator or browser
@@ -149,6 +173,7 @@ lock: venv
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
 	$(VENV)/bin/uv pip compile requirements-dev.in -c requirements.txt --python-version 3.11 -o requirements-dev.txt
 	$(VENV)/bin/uv pip compile dev/local-bigquery/requirements.in --python-version 3.13 -o dev/local-bigquery/requirements.txt
+	$(VENV)/bin/uv pip compile dev/dbt/requirements.in --python-version 3.11 -o dev/dbt/requirements.txt
 
 clean:
-	rm -rf .airflow .pytest_cache .ruff_cache $(BQ_VENV)
+	rm -rf .airflow .pytest_cache .ruff_cache $(BQ_VENV) $(DBT_VENV)

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
+from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.settings import POOL_POSTGRES_COPY
 
@@ -54,8 +55,14 @@ def taxi_to_postgres() -> None:
 
         return tasks.load_zones_to_postgres(get_current_context())
 
-    load_trips.expand_kwargs(plan())
-    load_zones()
+    @task(outlets=[POSTGRES_TRIP_MONTHS], trigger_rule="none_failed")
+    def announce() -> str:
+        """The month is in Postgres: one asset event for it, which schedules taxi_models."""
+        from include.taxi.transform.months import announce_postgres_month
+
+        return announce_postgres_month(get_current_context())
+
+    [load_trips.expand_kwargs(plan()), load_zones()] >> announce()
 
 
 taxi_to_postgres()

@@ -7,6 +7,7 @@ import time, before any test module imports airflow.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import subprocess
@@ -95,7 +96,11 @@ def dag_bag(airflow_db: Path) -> Any:
     Not once per session: ``dag.test()`` leaves state on the DAG object, and a run of one
     service made a later run of all services on the same object map a single task."""
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.file import iter_airflow_imports
 
+    for dag_file in (PROJECT / "dags").glob("*.py"):  # as the dag processor does before a parse
+        for module in iter_airflow_imports(str(dag_file)):
+            importlib.import_module(module)
     return DagBag(dag_folder=str(PROJECT / "dags"))
 
 

@@ -26,6 +26,9 @@ VAR_BQ_DATASET = "taxi_bq_dataset"
 VAR_DAILY_LOOKBACK = "taxi_daily_lookback_months"
 VAR_DAILY_TARGETS = "taxi_daily_targets"
 
+DBT_EXECUTABLE_ENV = "TAXI_DBT_EXECUTABLE"
+"""The ``dbt`` taxi_models runs (default .venv-dbt/bin/dbt, built by `make dbt`)."""
+
 DEFAULT_SOURCE = "mirror"
 """``mirror``: the course's csv.gz files at taxi_source_url; ``tlc``: the TLC's parquet files at
 taxi_tlc_url (sources/catalogue.py)."""

@@ -56,6 +56,7 @@ def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse,
     assert task_states(run) == {
         "plan[-1]": "success",
         "load_zones[-1]": "success",
+        "announce[-1]": "success",
         "load_trips[0]": "success",
         "load_trips[1]": "success",
         "load_trips[2]": "success",

@@ -1,0 +1,53 @@
+"""taxi_models: the dbt transform layer (transform/) over a month that landed in Postgres.
+
+Scheduled on taxi_to_postgres' asset event: the run builds and tests the event's month (or
+the months of several batched events, or the month Param of a manual run); every model and
+its tests are tasks rendered by Cosmos. Logic lives in include/taxi/transform.
+"""
+
+from __future__ import annotations
+
+# Cosmos's operators import this (~2 s). Named here, it is one of the airflow.* imports the
+# dag processor imports once in its parent before forking a parse (parsing_pre_import_modules),
+# so a parse of this file pays only Cosmos itself (~0.2 s).
+import airflow.providers.openlineage.extractors.base  # noqa: F401
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.taxi.orchestration import schedule
+from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
+from include.taxi.orchestration.defaults import DEFAULT_ARGS, MONTH_PATTERN
+from include.taxi.transform.cosmos_group import models_group
+
+
+@dag(
+    dag_id="taxi_models",
+    description="dbt models (staging, zones, fct_trips, monthly zone revenue) for a loaded month",
+    schedule=POSTGRES_TRIP_MONTHS,
+    start_date=schedule.start_date(),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["taxi", "postgres", "dbt"],
+    params={
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=MONTH_PATTERN,
+            title="Month (YYYY-MM)",
+            description="The source month to build. Empty: the months of the triggering events.",
+        ),
+    },
+    doc_md=__doc__,
+)
+def taxi_models() -> None:
+    @task
+    def plan() -> str:
+        """The months to build, comma-separated (dbt's var month); fails without one."""
+        from include.taxi.transform.months import models_months
+
+        return models_months(get_current_context())
+
+    plan() >> models_group("{{ ti.xcom_pull(task_ids='plan') }}")
+
+
+taxi_models()

@@ -1,0 +1,1 @@
+"""The transform layer: the dbt project in transform/, run by Cosmos (taxi_models) or by hand."""
