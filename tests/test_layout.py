@@ -54,9 +54,15 @@ def test_everything_in_the_docs_layout_exists() -> None:
     assert stale == [], f"docs/development.md's Layout section names what is not there: {stale}"
 
 
-TOP_LAYER = ("include.taxi.orchestration", "include.taxi.settings", "include.taxi.months_")
+TOP_LAYER = (
+    "include.taxi.orchestration",
+    "include.taxi.transform",
+    "include.taxi.settings",
+    "include.taxi.months_",
+)
 """What a DAG file or a plugin may import from the project: the thin Airflow layer, the
-settings (names and defaults) and the status modules (the Taxi months page)."""
+transform layer (Cosmos's task group), the settings (names and defaults) and the status
+modules (the Taxi months page)."""
 
 
 def _project_imports(path: Path) -> set[str]:
