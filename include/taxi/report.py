@@ -38,40 +38,35 @@ def _months(year: int) -> list[date]:
     return [date(year, m, 1) for m in range(1, 13)]
 
 
-def postgres_counts(conninfo: str, schema: str, service: str, year: int) -> Counts:
-    """The ``loaded`` rows of the Postgres ingestion log, latest per month."""
+def _postgres_log(
+    conninfo: str, schema: str, service: str, year: int, query: str
+) -> list[tuple[Any, ...]] | None:
+    """The rows ``query`` (an include/sql file) finds in the Postgres ingestion log for a
+    service's year; None when there is no log yet (nothing loaded)."""
     from psycopg import sql
 
-    (statement,) = statements(
-        "postgres/report_rows.sql", log=sql.Identifier(check_schema_name(schema), LOG_TABLE)
-    )
+    (statement,) = statements(query, log=sql.Identifier(check_schema_name(schema), LOG_TABLE))
     with session.connect(conninfo) as cur:
         try:
             cur.execute(
                 statement,
                 (table_name(contract_for(service)), date(year, 1, 1), date(year + 1, 1, 1)),
             )
-        except session.ProgrammingError:  # no log yet: nothing loaded
-            return {}
-        return {f"{month:%Y-%m}": int(rows) for month, rows in cur.fetchall() if rows is not None}
+        except session.ProgrammingError:
+            return None
+        return list(cur.fetchall())
+
+
+def postgres_counts(conninfo: str, schema: str, service: str, year: int) -> Counts:
+    """The ``loaded`` rows of the Postgres ingestion log, latest per month."""
+    rows = _postgres_log(conninfo, schema, service, year, "postgres/report_rows.sql") or []
+    return {f"{month:%Y-%m}": int(count) for month, count in rows if count is not None}
 
 
 def postgres_failed(conninfo: str, schema: str, service: str, year: int) -> Failed:
     """The months whose latest attempt in the Postgres ingestion log failed."""
-    from psycopg import sql
-
-    (statement,) = statements(
-        "postgres/report_failed.sql", log=sql.Identifier(check_schema_name(schema), LOG_TABLE)
-    )
-    with session.connect(conninfo) as cur:
-        try:
-            cur.execute(
-                statement,
-                (table_name(contract_for(service)), date(year, 1, 1), date(year + 1, 1, 1)),
-            )
-        except session.ProgrammingError:  # no log yet
-            return set()
-        return {f"{month:%Y-%m}" for (month,) in cur.fetchall()}
+    rows = _postgres_log(conninfo, schema, service, year, "postgres/report_failed.sql") or []
+    return {f"{month:%Y-%m}" for (month,) in rows}
 
 
 def lake_failed(lake_url: str, service: str, year: int) -> Failed:

@@ -71,6 +71,15 @@ READ_AHEAD_BATCHES = 4
 """The lake writer's read-ahead for this reader: 4 × 32k rows, one lake row group (the CSV
 reader's 16 batches are ~10k rows each; 16 fhvhv batches held ~100 MB more)."""
 DAMAGED_HINT = "A truncated or corrupt download; nothing was loaded. Run the month again"
+
+
+def _unreadable(file: str, group: int, exc: Exception, where: str = "") -> BadSourceFile:
+    """Arrow could not decode a row group: a damaged download, named with its row group."""
+    return BadSourceFile(
+        file, f"cannot read the row group{where} ({exc})", row_group=group, hint=DAMAGED_HINT
+    )
+
+
 PANDAS_INDEX = "__index_level_"
 """Columns pandas writes for a DataFrame index: not data, skipped."""
 HOSTILE_HINT = (
@@ -240,12 +249,7 @@ def _check_int96(path: Path, parquet: pq.ParquetFile, columns: list[str], batch_
                         )
                 before += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
-            raise BadSourceFile(
-                path.name,
-                f"cannot read the row group ({exc})",
-                row_group=group,
-                hint=DAMAGED_HINT,
-            ) from None
+            raise _unreadable(path.name, group, exc) from None
 
 
 def _plan(
@@ -373,12 +377,7 @@ class ParquetContractReader(ContractBatches):
                 try:
                     batch = next(batches, None)
                 except (pa.ArrowException, OSError) as exc:
-                    raise BadSourceFile(
-                        self.file,
-                        f"cannot read the row group after row {self.rows} ({exc})",
-                        row_group=group,
-                        hint=DAMAGED_HINT,
-                    ) from None
+                    raise _unreadable(self.file, group, exc, f" after row {self.rows}") from None
                 if batch is None:
                     break
                 if batch.num_rows:
