@@ -64,7 +64,7 @@ def project_load(args: argparse.Namespace) -> Result:
     from include.taxi.contract import contract_for, table_name
     from include.taxi.postgres.ingestion_log import Attempt
     from include.taxi.postgres.month import replace_month
-    from include.taxi.sources.http import SourceVersion
+    from include.taxi.source_version import SourceVersion
     from include.taxi.sources.reader import open_source
 
     def work() -> Result:

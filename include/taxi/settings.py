@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SERVICES: tuple[str, ...] = ("yellow", "green", "fhv", "fhvhv")
-"""The TLC's trip services. Declared here, not in contract.py, so that the DAG files' Params
-can list them without importing pyarrow at parse time (contract.py re-exports them)."""
+from include.taxi.services import Service
+
+SERVICES: tuple[str, ...] = tuple(service.value for service in Service)
+"""The TLC's trip services' names. Declared here, not in contract.py, so that the DAG files'
+Params can list them without importing pyarrow at parse time (contract.py re-exports them)."""
 
 POSTGRES_CONN_ID = "taxi_postgres"
 GCP_CONN_ID = "google_cloud_default"

@@ -15,8 +15,8 @@ from include.taxi.contract import FHV, YELLOW, ZONE_LOOKUP, table_name
 from include.taxi.errors import BadSourceFile
 from include.taxi.postgres.ingestion_log import Attempt
 from include.taxi.postgres.month import partition_name, replace_month, replace_zones
+from include.taxi.source_version import SourceVersion
 from include.taxi.sources.csv import ContractReader
-from include.taxi.sources.http import SourceVersion
 
 JAN, FEB = date(2021, 1, 1), date(2021, 2, 1)
 

@@ -27,7 +27,7 @@ from include.taxi.contract import Contract
 from include.taxi.lake.parquet import ROWS_KEY
 from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name
 from include.taxi.quality import QUALITY_KEY, TRAILING_MONTHS, WARNINGS_KEY, to_json
-from include.taxi.sources.http import SourceVersion
+from include.taxi.source_version import SourceVersion
 
 __all__ = [
     "FAILED_PREFIX",

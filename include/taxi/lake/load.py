@@ -37,12 +37,12 @@ from include.taxi.lake.store import (
 )
 from include.taxi.months import parse_month
 from include.taxi.quality import Profile
+from include.taxi.source_version import SourceVersion
 from include.taxi.sources.catalogue import MIRROR, Source
 from include.taxi.sources.http import (
     DEFAULT_LIMITS,
     Download,
     DownloadLimits,
-    SourceVersion,
     check_space,
 )
 from include.taxi.sources.reader import open_source

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from include.taxi import redact
 from include.taxi.postgres import session
-from include.taxi.sources.http import SourceVersion
+from include.taxi.source_version import SourceVersion
 from include.taxi.sql import statements
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,10 @@ from include.taxi.postgres.month import (
     replace_month,
     replace_zones,
 )
+from include.taxi.source_version import SourceVersion
 from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.catalogue import MIRROR, Source
-from include.taxi.sources.http import DEFAULT_LIMITS, Download, DownloadLimits, SourceVersion
+from include.taxi.sources.http import DEFAULT_LIMITS, Download, DownloadLimits
 from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 

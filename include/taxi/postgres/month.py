@@ -32,8 +32,8 @@ from include.taxi.months import partition_suffix
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
+from include.taxi.source_version import SourceVersion
 from include.taxi.sources.batches import SourceReader
-from include.taxi.sources.http import SourceVersion
 from include.taxi.sources.read_ahead import read_ahead
 from include.taxi.sources.reader import source_format
 

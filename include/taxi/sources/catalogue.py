@@ -24,6 +24,7 @@ from include.taxi.contract import ZONES, contract_for
 from include.taxi.errors import SourceNotPublished
 from include.taxi.months import month_name, parse_month
 from include.taxi.settings import VAR_SOURCE, VAR_SOURCE_URL, VAR_TLC_URL
+from include.taxi.source_version import SourceVersion
 from include.taxi.sources import http
 from include.taxi.sources.reader import CSV_GZ, PARQUET
 
@@ -139,7 +140,7 @@ class Source:
         *,
         limits: http.DownloadLimits = http.DEFAULT_LIMITS,
         deadline: float = 120.0,
-    ) -> http.SourceVersion | None:
+    ) -> SourceVersion | None:
         self.check_month(service, month)
         return http.probe(
             self._url(self._fetch_base, service, month),
