@@ -27,7 +27,7 @@ from psycopg import sql
 from bench.sources import Source
 from dev import local_postgres
 from include.taxi.contract import SOURCE_MONTH, contract_for, table_name
-from include.taxi.months import partition_suffix
+from include.taxi.months import Month
 from include.taxi.postgres.month import PG_TYPES
 from include.taxi.sources.csv import read_header
 
@@ -146,7 +146,7 @@ def reset_project(url: str) -> None:
 def project_month_rows(url: str, source: Source) -> int:
     """Rows of ``source``'s month now in the project's table (0 if it does not exist)."""
     parent = table_name(contract_for(source.service))
-    partition = f"{parent}_{partition_suffix(source.month)}"
+    partition = f"{parent}_{Month.of(source.month).suffix}"
     with psycopg.connect(url) as conn:
         exists = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL", [f"{PROJECT_SCHEMA}.{partition}"]

@@ -21,6 +21,7 @@ from airflow.sdk import AssetOrTimeSchedule, dag, get_current_context, task
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
+from include.taxi.orchestration.plan import Plan, plan_lake_loads
 from include.taxi.settings import SERVICES, bigquery_pool
 
 
@@ -42,11 +43,9 @@ from include.taxi.settings import SERVICES, bigquery_pool
 )
 def lake_to_bigquery() -> None:
     @task
-    def plan(service: str) -> list[dict[str, str]]:
+    def plan(service: str) -> Plan:
         """This service's months: the Param, else the asset events' months, else the interval's."""
-        from include.taxi.orchestration import tasks
-
-        return tasks.plan_lake_loads(get_current_context(), service)
+        return plan_lake_loads(get_current_context(), service)
 
     @task(map_index_template="{{ service_month }}")
     def load_month(service: str, month: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from airflow.sdk import dag, get_current_context, task
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
+from include.taxi.orchestration.plan import Plan, plan_months
 
 
 @dag(
@@ -38,11 +39,9 @@ from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 )
 def taxi_to_lake() -> None:
     @task
-    def plan() -> list[dict[str, str]]:
+    def plan() -> Plan:
         """Validate the Params before any I/O; one entry per (service, month) to write."""
-        from include.taxi.orchestration import tasks
-
-        return tasks.plan_months(get_current_context())
+        return plan_months(get_current_context())
 
     @task(outlets=[LAKE_TRIP_MONTHS], map_index_template="{{ service_month }}")
     def write_month(service: str, month: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from airflow.sdk import dag, get_current_context, task
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
+from include.taxi.orchestration.plan import Plan, plan_months
 from include.taxi.settings import POOL_POSTGRES_COPY
 
 
@@ -35,11 +36,9 @@ from include.taxi.settings import POOL_POSTGRES_COPY
 )
 def taxi_to_postgres() -> None:
     @task
-    def plan() -> list[dict[str, str]]:
+    def plan() -> Plan:
         """Validate the Params before any I/O; one entry per (service, month) to load."""
-        from include.taxi.orchestration import tasks
-
-        return tasks.plan_months(get_current_context())
+        return plan_months(get_current_context())
 
     @task(map_index_template="{{ service_month }}", pool=POOL_POSTGRES_COPY)
     def load_trips(service: str, month: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from include.taxi.months import parse_month
+from include.taxi.months import Month
 
 PARSE_WAIT_S = 120.0
 REPROCESS = ("none", "failed", "completed")
@@ -52,15 +52,15 @@ class BackfillRequest:
         if self.reprocess not in REPROCESS:
             raise ApiError(f"REPROCESS={self.reprocess!r}: expected one of {', '.join(REPROCESS)}")
         try:
-            first, last = parse_month(self.first), parse_month(self.last)
+            first, last = Month.parse(self.first), Month.parse(self.last)
         except ValueError as exc:
             raise ApiError(f"make backfill: {exc}") from None
         if last < first:
             raise ApiError(f"make backfill: TO={self.last} is before FROM={self.first}")
         return {
             "dag_id": self.dag_id,
-            "from_date": f"{first.isoformat()}T00:00:00Z",
-            "to_date": f"{end_of(last).isoformat()}T00:00:00Z",
+            "from_date": f"{first.first_day.isoformat()}T00:00:00Z",
+            "to_date": f"{end_of(last.first_day).isoformat()}T00:00:00Z",
             "run_backwards": self.newest_first,
             "dag_run_conf": self.conf(),
             "reprocess_behavior": self.reprocess,

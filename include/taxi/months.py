@@ -92,28 +92,3 @@ class Month:
 
 FIRST_MONTH = Month(2009, 1)
 """The first month the TLC published: no log or lake object can hold an earlier one."""
-
-
-def parse_month(value: object) -> date:
-    """Transitional: ``Month.parse(value).first_day``."""
-    return Month.parse(value).first_day
-
-
-def next_month(day: date) -> date:
-    """Transitional: ``Month.of(day).next().first_day``."""
-    return Month.of(day).next().first_day
-
-
-def recorded_month(value: object, *, today: date | None = None) -> str:
-    """Transitional: ``str(Month.recorded(value))``."""
-    return str(Month.recorded(value, today=today))
-
-
-def month_name(day: date | datetime) -> str:
-    """Transitional: ``str(Month.of(day))``."""
-    return str(Month.of(day))
-
-
-def partition_suffix(month: date) -> str:
-    """Transitional: ``Month.of(month).suffix``."""
-    return Month.of(month).suffix

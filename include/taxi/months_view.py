@@ -15,7 +15,7 @@ states, so the rules are tested without any database.
 
 The page runs in the api-server, whose threads also serve the Execution API, and what it reads
 is outside input (anyone who can write to the bucket writes lake metadata). So every month read
-is parsed strictly (``months.recorded_month``: a log row or object with a month that is not
+is parsed strictly (``Month.recorded``: a log row or object with a month that is not
 ``YYYY-MM`` from 2009-01 to next month is listed as *rejected*, the rest still shows), the month
 axis is bounded, each read has a short timeout (``taxi_months_page_timeout_seconds``), and a
 target that cannot be read shows a problem that names no host.
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from include.taxi.contract import SERVICES, contract_for, table_name
-from include.taxi.months import recorded_month
+from include.taxi.months import Month
 from include.taxi.postgres import session
 from include.taxi.postgres.ingestion_log import LOG_TABLE
 from include.taxi.sql import bigquery_identifier, statements
@@ -262,7 +262,7 @@ def postgres_records(conninfo: str, schema: str, *, timeout: float | None = None
         if service not in services.values():
             continue
         try:
-            name = recorded_month(month)
+            name = str(Month.recorded(month))
         except ValueError as exc:
             where = f"{schema}.{LOG_TABLE}, {service} rows of source_month {month}"
             rejected[where] = Rejected("postgres", where, _shown(month), _cut(str(exc)))
@@ -297,7 +297,7 @@ def _lake_record(service: str, name: str, obj: LakeObject) -> Record | None:
         return None
     if meta.get("taxi.service", service) != service:
         return None
-    month = recorded_month(stored if stored is not None else named)
+    month = str(Month.recorded(stored if stored is not None else named))
     if named is not None and month != named:
         raise ValueError(f"taxi.month {_shown(stored)} differs from the month in its name")
     rows = meta.get("taxi.rows")
@@ -346,7 +346,7 @@ def lake_records(lake: Lake, *, timeout: float | None = None) -> TargetLog:
     latest = dict(found)
     for failure in failures(lake):  # a failed write leaves the object; its record says so
         try:
-            key = (failure.service, recorded_month(failure.month))
+            key = (failure.service, str(Month.recorded(failure.month)))
         except ValueError as exc:
             rejected.append(Rejected("lake", "a failure record", _shown(failure.month), str(exc)))
             continue
@@ -394,7 +394,7 @@ def bigquery_records(
         if row["service"] not in SERVICES or row["month"] is None:
             continue
         try:
-            month = recorded_month(row["month"])
+            month = str(Month.recorded(row["month"]))
         except ValueError as exc:
             where = f"{table_id}, {row['service']} rows of month {row['month']}"
             rejected[where] = Rejected("bigquery", where, _shown(row["month"]), _cut(str(exc)))

@@ -19,9 +19,11 @@ from typing import Any
 from include.taxi.contract import contract_for, table_name
 from include.taxi.lake.ingestion_log import ROWS_KEY
 from include.taxi.lake.store import object_name, open_lake
+from include.taxi.months import Month
 from include.taxi.postgres import session
 from include.taxi.postgres.ingestion_log import LOG_TABLE
 from include.taxi.postgres.month import check_schema_name
+from include.taxi.services import Service
 from include.taxi.sql import statements
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ def lake_counts(lake_url: str, service: str, year: int) -> Counts:
     lake = open_lake(lake_url)
     counts = {}
     for month in _months(year):
-        stored = lake.stat(object_name(service, month))
+        stored = lake.stat(object_name(Service.parse(service), Month.of(month)))
         if stored is not None and (rows := stored.metadata.get(ROWS_KEY)):
             counts[f"{month:%Y-%m}"] = int(rows)
     return counts

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from include.taxi.months import Month
+
 log = logging.getLogger(__name__)
 
 STALE_SECONDS = 3600.0
@@ -42,11 +44,13 @@ def is_stale(path: Path, pid: str) -> bool:
         return False
 
 
-def _prefix(kind: str, service: str, month: str) -> str:
+def _prefix(kind: str, service: str, month: Month | None) -> str:
     return f"taxi-{kind}-{service}-{month or 'all'}-"
 
 
-def remove_stale(kind: str, service: str, month: str, parent: str | None = None) -> list[Path]:
+def remove_stale(
+    kind: str, service: str, month: Month | None, parent: str | None = None
+) -> list[Path]:
     """Temp directories of this month left by processes that are gone."""
     root = Path(parent or tempfile.gettempdir())
     prefix = _prefix(kind, service, month)
@@ -62,8 +66,11 @@ def remove_stale(kind: str, service: str, month: str, parent: str | None = None)
 
 
 @contextmanager
-def month_workdir(kind: str, service: str, month: str, parent: str | None = None) -> Iterator[str]:
-    """A private temp directory for this month's work, after removing a killed run's."""
+def month_workdir(
+    kind: str, service: str, month: Month | None, parent: str | None = None
+) -> Iterator[str]:
+    """A private temp directory for this month's work (``month`` None: a whole-table load, the
+    zones), after removing a killed run's."""
     remove_stale(kind, service, month, parent)
     prefix = f"{_prefix(kind, service, month)}{os.getpid()}-"
     with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp:

@@ -14,6 +14,7 @@ import requests
 
 from dev.airflow_stack import AirflowStack, taxi_env
 from dev.synthetic import write_month
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,7 @@ def stack(
     write_month(path, "green", date(2021, 5, 1), ROWS)
     month_to_postgres(
         "green",
-        "2021-05",
+        Month(2021, 5),
         source_base=f"{base}/plugin",
         conninfo=postgres_url,
         schema=pg_schema,

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dev import local_postgres
 from dev.synthetic import HEADERS, write_month
+from include.taxi.months import Month
 from include.taxi.orchestration import config
 from include.taxi.orchestration.tasks import outcome
 from include.taxi.postgres.load import month_to_postgres
@@ -79,7 +80,9 @@ def loaded_month(source_server, postgres_url, pg_schema):
     base, root = source_server
     path = root / "green" / FILE
     write_month(path, "green", MAY, GOOD_ROWS)
-    month_to_postgres("green", "2021-05", source_base=base, conninfo=postgres_url, schema=pg_schema)
+    month_to_postgres(
+        "green", Month(2021, 5), source_base=base, conninfo=postgres_url, schema=pg_schema
+    )
     return base, path
 
 
@@ -101,7 +104,7 @@ def test_bad_file_fails_clearly_and_keeps_the_month(
     with pytest.raises(AirflowFailException) as failure:
         outcome(
             lambda: month_to_postgres(
-                "green", "2021-05", source_base=base, conninfo=postgres_url, schema=pg_schema
+                "green", Month(2021, 5), source_base=base, conninfo=postgres_url, schema=pg_schema
             )
         )()
     message = str(failure.value)
@@ -114,7 +117,9 @@ def test_bad_file_fails_clearly_and_keeps_the_month(
 def test_year_3019_is_loaded_not_rejected(source_server, postgres_url, pg_schema) -> None:
     base, root = source_server
     write_month(root / "fhv" / "fhv_tripdata_2021-05.csv.gz", "fhv", MAY, 300, year_3019=True)
-    month_to_postgres("fhv", "2021-05", source_base=base, conninfo=postgres_url, schema=pg_schema)
+    month_to_postgres(
+        "fhv", Month(2021, 5), source_base=base, conninfo=postgres_url, schema=pg_schema
+    )
     with psycopg.connect(postgres_url) as conn:
         latest = conn.execute(
             f'SELECT max(dropoff_datetime) FROM "{pg_schema}".fhv_tripdata'
@@ -129,7 +134,7 @@ def test_unpublished_month_is_skipped_and_writes_nothing(
     with pytest.raises(AirflowSkipException, match="not published"):
         outcome(
             lambda: month_to_postgres(
-                "yellow", "2030-01", source_base=base, conninfo=postgres_url, schema=pg_schema
+                "yellow", Month(2030, 1), source_base=base, conninfo=postgres_url, schema=pg_schema
             )
         )()
     with psycopg.connect(postgres_url) as conn:
@@ -145,7 +150,7 @@ def test_hostile_schema_variable_is_rejected_before_io(schema, source_server) ->
         outcome(
             lambda: month_to_postgres(
                 "yellow",
-                "2021-01",
+                Month(2021, 1),
                 source_base=source_server[0],
                 conninfo="postgresql://nobody@127.0.0.1:1/none",
                 schema=schema,
@@ -167,7 +172,7 @@ def test_warehouse_down_then_back_is_retried_then_loaded_once(
     def load() -> dict:
         return outcome(
             lambda: month_to_postgres(
-                "green", "2021-05", source_base=base, conninfo=url, schema="public"
+                "green", Month(2021, 5), source_base=base, conninfo=url, schema="public"
             )
         )()
 
@@ -194,7 +199,7 @@ def _load(base: str, url: str, schema: str) -> dict:
     return outcome(
         lambda: month_to_postgres(
             "green",
-            "2021-05",
+            Month(2021, 5),
             source_base=base,
             conninfo=url,
             schema=schema,

@@ -19,6 +19,7 @@ import pytest
 from dev.synthetic import write_month
 from include.taxi import contract as contracts
 from include.taxi.contract import FLOAT, Column
+from include.taxi.months import Month
 
 SEPTEMBER = date(2019, 9, 1)
 
@@ -46,7 +47,11 @@ def test_a_contract_change_reloads_the_month_in_postgres(
 
     def load() -> dict:
         return month_to_postgres(
-            "green", "2019-09", source_base=green_month, conninfo=postgres_url, schema=pg_schema
+            "green",
+            Month(2019, 9),
+            source_base=green_month,
+            conninfo=postgres_url,
+            schema=pg_schema,
         )
 
     assert load()["status"] == "loaded"
@@ -75,19 +80,19 @@ def test_a_contract_change_reloads_the_month_in_the_lake_and_bigquery(
 
     lake = f"gs://{gcs_bucket}/lake"
     dataset = f"contract_{uuid.uuid4().hex[:8]}"
-    assert month_to_lake("green", "2019-09", source_base=green_month, lake_url=lake)["status"] == (
-        "written"
-    )
-    assert month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)["status"] == (
+    assert month_to_lake("green", Month(2019, 9), source_base=green_month, lake_url=lake)[
+        "status"
+    ] == ("written")
+    assert month_to_bigquery("green", Month(2019, 9), lake_url=lake, dataset=dataset)["status"] == (
         "loaded"
     )
     _add_a_column(monkeypatch)
-    assert month_to_lake("green", "2019-09", source_base=green_month, lake_url=lake)["status"] == (
-        "written"
-    )
-    result = month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)
+    assert month_to_lake("green", Month(2019, 9), source_base=green_month, lake_url=lake)[
+        "status"
+    ] == ("written")
+    result = month_to_bigquery("green", Month(2019, 9), lake_url=lake, dataset=dataset)
     assert result["status"] == "loaded", "the month was loaded under another contract"
-    again = month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)
+    again = month_to_bigquery("green", Month(2019, 9), lake_url=lake, dataset=dataset)
     assert again["status"] == "unchanged"
 
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
@@ -123,12 +128,12 @@ def test_a_bigquery_log_of_an_older_version_gains_the_fingerprint_column(green_m
     client.create_table(
         bigquery.Table(f"{hook.project_id}.{dataset}.taxi_ingestion_log", schema=old)
     )
-    month_to_lake("green", "2019-09", source_base=green_month, lake_url=lake)
+    month_to_lake("green", Month(2019, 9), source_base=green_month, lake_url=lake)
 
-    assert month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)["status"] == (
+    assert month_to_bigquery("green", Month(2019, 9), lake_url=lake, dataset=dataset)["status"] == (
         "loaded"
     )
-    assert month_to_bigquery("green", "2019-09", lake_url=lake, dataset=dataset)["status"] == (
+    assert month_to_bigquery("green", Month(2019, 9), lake_url=lake, dataset=dataset)["status"] == (
         "unchanged"
     )
     log = client.get_table(f"{hook.project_id}.{dataset}.taxi_ingestion_log")

@@ -21,6 +21,7 @@ from dev.synthetic import write_month
 from include.taxi.lake.ingestion_log import failures
 from include.taxi.lake.load import month_to_lake
 from include.taxi.lake.store import open_lake
+from include.taxi.months import Month
 from include.taxi.months_view import FAILED, LOADED, MonthsView, collect
 from include.taxi.orchestration.tasks import outcome
 from include.taxi.postgres.load import month_to_postgres
@@ -74,7 +75,7 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
     base, path = source
     load = {"source_base": base, "conninfo": postgres_url, "schema": pg_schema}
     write_month(path(FEB), "green", FEB, GOOD_ROWS)
-    month_to_postgres("green", "2021-02", run_id="manual__good", **load)
+    month_to_postgres("green", Month(2021, 2), run_id="manual__good", **load)
     path(FEB).write_bytes(HTML)  # republished as an error page
     path(MAR).parent.mkdir(parents=True, exist_ok=True)
     path(MAR).write_bytes(HTML)  # a month never loaded, refused too
@@ -83,7 +84,7 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
         with pytest.raises(AirflowFailException, match="not a gzip file"):
             outcome(
                 lambda m=month, r=run_id: month_to_postgres(
-                    "green", m, run_id=r, force=True, **load
+                    "green", Month.parse(m), run_id=r, force=True, **load
                 )
             )()
 
@@ -127,7 +128,7 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
     assert lines[4].split() == ["2021-04", "-"]
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 7, seed=1)  # fixed at the source
-    assert month_to_postgres("green", "2021-02", run_id="manual__fixed", **load)["status"] == (
+    assert month_to_postgres("green", Month(2021, 2), run_id="manual__fixed", **load)["status"] == (
         "loaded"
     )
     assert _cells(collect(conninfo=postgres_url, schema=pg_schema), "postgres")["2021-02"] == (
@@ -142,7 +143,9 @@ def test_a_refused_file_is_recorded_in_the_lake_without_touching_its_object(
     base, path = source
     lake_url = (tmp_path / "lake").as_uri()
     write_month(path(FEB), "green", FEB, GOOD_ROWS)
-    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="manual__good")
+    month_to_lake(
+        "green", Month(2021, 2), source_base=base, lake_url=lake_url, run_id="manual__good"
+    )
     lake = open_lake(lake_url)
     (name,) = lake.listing("green/")
     before = (tmp_path / "lake" / name).read_bytes()
@@ -152,7 +155,7 @@ def test_a_refused_file_is_recorded_in_the_lake_without_touching_its_object(
         outcome(
             lambda: month_to_lake(
                 "green",
-                "2021-02",
+                Month(2021, 2),
                 source_base=base,
                 lake_url=lake_url,
                 force=True,
@@ -181,7 +184,7 @@ def test_a_refused_file_is_recorded_in_the_lake_without_touching_its_object(
     assert report("green", 2021, sources)[2].split() == ["2021-02", str(GOOD_ROWS), "(failed)"]
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 3, seed=2)
-    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="manual__ok")
+    month_to_lake("green", Month(2021, 2), source_base=base, lake_url=lake_url, run_id="manual__ok")
     assert failures(lake) == []
     assert report("green", 2021, sources)[2].split() == ["2021-02", str(GOOD_ROWS + 3)]
     view = collect(conninfo=None, schema="public", lake=lake)
@@ -224,15 +227,24 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
         )
     )
     write_month(path(FEB), "green", FEB, GOOD_ROWS)
-    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="manual__lake")
-    month_to_bigquery("green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__bq")
+    month_to_lake(
+        "green", Month(2021, 2), source_base=base, lake_url=lake_url, run_id="manual__lake"
+    )
+    month_to_bigquery(
+        "green", Month(2021, 2), lake_url=lake_url, dataset=dataset, run_id="manual__bq"
+    )
 
     # the lake's failure record on GCS: an HTML page refused, the object kept
     path(FEB).write_bytes(HTML)
     with pytest.raises(AirflowFailException, match="not a gzip file"):
         outcome(
             lambda: month_to_lake(
-                "green", "2021-02", source_base=base, lake_url=lake_url, force=True, run_id="r1"
+                "green",
+                Month(2021, 2),
+                source_base=base,
+                lake_url=lake_url,
+                force=True,
+                run_id="r1",
             )
         )()
     lake = open_lake(lake_url)
@@ -253,7 +265,7 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     with pytest.raises(AirflowFailException, match="passenger_count"):
         outcome(
             lambda: month_to_bigquery(
-                "green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__drift"
+                "green", Month(2021, 2), lake_url=lake_url, dataset=dataset, run_id="manual__drift"
             )
         )()
 
@@ -272,9 +284,11 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     assert bigquery_failed(dataset, "green", 2021, "google_cloud_default") == {"2021-02"}
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 5, seed=3)
-    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, force=True)
+    month_to_lake("green", Month(2021, 2), source_base=base, lake_url=lake_url, force=True)
     assert failures(lake) == []
-    month_to_bigquery("green", "2021-02", lake_url=lake_url, dataset=dataset, run_id="manual__ok")
+    month_to_bigquery(
+        "green", Month(2021, 2), lake_url=lake_url, dataset=dataset, run_id="manual__ok"
+    )
     view = collect(conninfo=None, schema="public", lake=lake, bigquery=bigquery)
     assert _cells(view, "bigquery") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
     assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 5)}

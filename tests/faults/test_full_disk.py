@@ -21,6 +21,7 @@ import pytest
 from dev.synthetic import write_month
 from include.taxi.errors import InsufficientSpace
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 from include.taxi.orchestration.tasks import outcome
 from include.taxi.postgres.load import month_to_postgres
 from include.taxi.sources.http import DownloadLimits
@@ -81,7 +82,7 @@ def test_download_bigger_than_the_free_space_is_refused_before_writing(
     with pytest.raises(InsufficientSpace, match=rf"needs [\d,]+ bytes free in {small_disk}/"):
         month_to_postgres(
             "yellow",
-            "2021-05",
+            Month(2021, 5),
             source_base=base,
             conninfo=postgres_url,
             schema=pg_schema,
@@ -99,7 +100,7 @@ def test_lake_refuses_to_write_its_parquet_without_room(small_disk, big_green, t
     with pytest.raises(InsufficientSpace, match="writing green/"):
         month_to_lake(
             "green",
-            "2021-05",
+            Month(2021, 5),
             source_base=base,
             lake_url=(tmp_path / "lake").as_uri(),
             workdir=str(small_disk),
@@ -143,7 +144,9 @@ def _fill_the_tablespace(
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
     original = path.read_bytes()
     path.write_bytes(gzip.compress(("\n".join(lines[:301]) + "\n").encode()))
-    month_to_postgres("green", "2021-05", source_base=base, conninfo=postgres_url, schema=schema)
+    month_to_postgres(
+        "green", Month(2021, 5), source_base=base, conninfo=postgres_url, schema=schema
+    )
     path.write_bytes(original)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLESPACE {space} LOCATION '{small}'")
@@ -153,7 +156,7 @@ def _fill_the_tablespace(
         outcome(
             lambda: month_to_postgres(
                 "green",
-                "2021-05",
+                Month(2021, 5),
                 source_base=base,
                 conninfo=small_url,
                 schema=schema,

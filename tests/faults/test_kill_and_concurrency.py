@@ -19,9 +19,12 @@ from dev.synthetic import write_month
 
 LOAD = """
 import json, sys
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 base, url, schema, service, month = sys.argv[1:6]
-result = month_to_postgres(service, month, source_base=base, conninfo=url, schema=schema)
+result = month_to_postgres(
+    service, Month.parse(month), source_base=base, conninfo=url, schema=schema
+)
 print(json.dumps(result, default=str))
 """
 

@@ -25,6 +25,7 @@ from dev.airflow_env import PROJECT
 from dev.synthetic import write_month
 from include.taxi.bigquery.load import month_to_bigquery
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 
 AUGUST = date(2019, 8, 1)
 OLD_ROWS, NEW_ROWS = 2_000, 100_000
@@ -83,8 +84,11 @@ elif point == "upload":  # a resumable upload to GCS, two chunks of 256 KiB sent
     Blob.upload_from_filename, ResumableUpload.transmit_next_chunk = upload, chunk
 
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 
-month_to_lake("yellow", "2019-08", source_base=base, lake_url=lake, force=True, workdir=workdir)
+month_to_lake(
+    "yellow", Month(2019, 8), source_base=base, lake_url=lake, force=True, workdir=workdir
+)
 """
 
 
@@ -147,7 +151,7 @@ def test_a_write_killed_inside_the_put_leaves_the_old_object_whole(
     work = tmp_path / "work"
     work.mkdir()
     write_month(source, "yellow", AUGUST, OLD_ROWS, seed=1)
-    month_to_lake("yellow", "2019-08", source_base=base, lake_url=lake, force=True)
+    month_to_lake("yellow", Month(2019, 8), source_base=base, lake_url=lake, force=True)
     old = _object(lake, tmp_path)
     assert old[0] == old[2] == int(old[1]["taxi.rows"]) == OLD_ROWS
 
@@ -159,7 +163,9 @@ def test_a_write_killed_inside_the_put_leaves_the_old_object_whole(
     assert left, "the killed writer left no temp directory: was it killed inside the write?"
     assert lake_kind == "gcs" or temps, "no lake temp file: the kill missed the put"
 
-    result = month_to_lake("yellow", "2019-08", source_base=base, lake_url=lake, workdir=str(work))
+    result = month_to_lake(
+        "yellow", Month(2019, 8), source_base=base, lake_url=lake, workdir=str(work)
+    )
     assert result["status"] == "written"
     rows, meta, footer_rows = _object(lake, tmp_path)
     assert rows == footer_rows == int(meta["taxi.rows"]) == NEW_ROWS
@@ -173,8 +179,8 @@ def test_two_bigquery_loads_of_one_month_at_once_load_it_once(source_server, gcs
     write_month(root / "green" / "green_tripdata_2019-08.csv.gz", "green", AUGUST, 1_500)
     lake = f"gs://{gcs_bucket}/lake"
     dataset = f"race_{uuid.uuid4().hex[:8]}"
-    month_to_lake("green", "2019-08", source_base=base, lake_url=lake)
-    month_to_bigquery("green", "2019-08", lake_url=lake, dataset=dataset)
+    month_to_lake("green", Month(2019, 8), source_base=base, lake_url=lake)
+    month_to_bigquery("green", Month(2019, 8), lake_url=lake, dataset=dataset)
 
     outcomes: list[object] = []
     start = threading.Barrier(2)
@@ -183,7 +189,9 @@ def test_two_bigquery_loads_of_one_month_at_once_load_it_once(source_server, gcs
         start.wait()
         try:
             outcomes.append(
-                month_to_bigquery("green", "2019-08", lake_url=lake, dataset=dataset, force=True)
+                month_to_bigquery(
+                    "green", Month(2019, 8), lake_url=lake, dataset=dataset, force=True
+                )
             )
         except Exception as exc:  # a conflict is allowed: Airflow retries it
             outcomes.append(exc)

@@ -15,6 +15,7 @@ import pytest
 
 from dev.synthetic import write_month
 from include.taxi.errors import LakeObjectChanged
+from include.taxi.months import Month
 
 NOVEMBER = date(2019, 11, 1)
 NAME = "green/2019/green_tripdata_2019-11.parquet"
@@ -28,7 +29,7 @@ def green_in_lake(source_server, gcs_bucket) -> tuple[str, str, object]:
     source = root / "green" / "green_tripdata_2019-11.csv.gz"
     write_month(source, "green", NOVEMBER, 500, seed=1)
     lake = f"gs://{gcs_bucket}/lake"
-    month_to_lake("green", "2019-11", source_base=base, lake_url=lake)
+    month_to_lake("green", Month(2019, 11), source_base=base, lake_url=lake)
     return base, lake, source
 
 
@@ -40,7 +41,7 @@ def test_a_put_over_a_generation_another_writer_replaced_is_refused(green_in_lak
     lake = open_lake(lake_url)
     seen = lake.stat(NAME)  # what a slow writer saw before it started
     write_month(source, "green", NOVEMBER, 600, seed=2)
-    month_to_lake("green", "2019-11", source_base=base, lake_url=lake_url)  # a faster writer
+    month_to_lake("green", Month(2019, 11), source_base=base, lake_url=lake_url)  # a faster writer
     other = lake.stat(NAME)
     stale = tmp_path / "stale.parquet"
     stale.write_bytes(b"PAR1 not really")
@@ -58,19 +59,19 @@ def test_bigquery_does_not_replace_a_month_whose_object_changed_during_the_load(
 
     base, lake_url, source = green_in_lake
     dataset = f"gen_{uuid.uuid4().hex[:8]}"
-    assert month_to_bigquery("green", "2019-11", lake_url=lake_url, dataset=dataset)["status"] == (
-        "loaded"
-    )
+    assert month_to_bigquery("green", Month(2019, 11), lake_url=lake_url, dataset=dataset)[
+        "status"
+    ] == ("loaded")
     real_load = bigquery_month._load_job
 
     def load_then_replace(*args, **kwargs):
         real_load(*args, **kwargs)  # staged from the object as it was
         write_month(source, "green", NOVEMBER, 650, seed=3)
-        month_to_lake("green", "2019-11", source_base=base, lake_url=lake_url)
+        month_to_lake("green", Month(2019, 11), source_base=base, lake_url=lake_url)
 
     monkeypatch.setattr(bigquery_month, "_load_job", load_then_replace)
     with pytest.raises(LakeObjectChanged, match="changed while it was being loaded"):
-        month_to_bigquery("green", "2019-11", lake_url=lake_url, dataset=dataset, force=True)
+        month_to_bigquery("green", Month(2019, 11), lake_url=lake_url, dataset=dataset, force=True)
     monkeypatch.setattr(bigquery_month, "_load_job", real_load)
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
@@ -80,5 +81,5 @@ def test_bigquery_does_not_replace_a_month_whose_object_changed_during_the_load(
         f"SELECT COUNT(*) AS n FROM `{hook.project_id}.{dataset}.green_tripdata`"
     ).result()
     assert row["n"] == 500, "the month was replaced from an object that changed meanwhile"
-    retry = month_to_bigquery("green", "2019-11", lake_url=lake_url, dataset=dataset)
+    retry = month_to_bigquery("green", Month(2019, 11), lake_url=lake_url, dataset=dataset)
     assert (retry["status"], retry["rows_in_target"]) == ("loaded", 650)

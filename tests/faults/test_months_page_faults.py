@@ -30,6 +30,7 @@ import pytest
 
 from dev.synthetic import write_month
 from include.taxi.lake.store import open_lake
+from include.taxi.months import Month
 from include.taxi.months_page import render
 from include.taxi.months_view import LOADED, MonthsView, collect, collect_configured
 from include.taxi.postgres.load import month_to_postgres
@@ -177,7 +178,7 @@ def test_a_locked_log_answers_within_the_timeout_without_hosts(
     csv = source_root / folder / "green" / "green_tripdata_2021-01.csv.gz"
     write_month(csv, "green", date(2021, 1, 1), 50)
     load = {"source_base": f"{base}/{folder}", "conninfo": postgres_url, "schema": taxi_postgres}
-    month_to_postgres("green", "2021-01", **load)
+    month_to_postgres("green", Month(2021, 1), **load)
     root = tmp_path / "lake"
     lake_object(root, GOOD, good_metadata("green", "2021-03", 700))
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_LAKE_URL", root.as_uri())

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from dev.airflow_env import postgres_connection
 from dev.synthetic import write_month
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 from tests.helpers import dag_auth_manager
 
@@ -44,7 +45,7 @@ def api(
     write_month(csv, "green", date(2021, 1, 1), PG_ROWS)
     schema = f"t_{uuid.uuid4().hex[:10]}"
     month_to_postgres(
-        "green", "2021-01", source_base=f"{base}/perm", conninfo=postgres_url, schema=schema
+        "green", Month(2021, 1), source_base=f"{base}/perm", conninfo=postgres_url, schema=schema
     )
     lake = tmp_path_factory.mktemp("perm") / "lake"
     obj = lake / "green" / "2021" / "green_tripdata_2021-02.parquet"

@@ -22,6 +22,7 @@ import pytest
 
 from dev.airflow_env import PROJECT
 from dev.synthetic import write_month, write_zones
+from include.taxi.months import Month
 
 OCTOBER = date(2019, 10, 1)
 
@@ -126,7 +127,7 @@ def test_taxi_daily_has_a_lake_month_missing_from_bigquery_loaded(settings, monk
     base = os.environ["AIRFLOW_VAR_TAXI_SOURCE_URL"]
     lake = os.environ["AIRFLOW_VAR_TAXI_LAKE_URL"]
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_DAILY_TARGETS", "lake")
-    month_to_lake("green", "2019-10", source_base=base, lake_url=lake)
+    month_to_lake("green", Month(2019, 10), source_base=base, lake_url=lake)
     today = datetime(2019, 11, 15, tzinfo=UTC)
     october = {"service": "green", "month": "2019-10"}
 
@@ -138,5 +139,5 @@ def test_taxi_daily_has_a_lake_month_missing_from_bigquery_loaded(settings, monk
 
     from include.taxi.bigquery.load import month_to_bigquery
 
-    month_to_bigquery("green", "2019-10", lake_url=lake, dataset=settings)
+    month_to_bigquery("green", Month(2019, 10), lake_url=lake, dataset=settings)
     assert triggered("daily_2") == []

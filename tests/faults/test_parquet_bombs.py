@@ -27,6 +27,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from dev.tlc_parquet import ERAS
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 from include.taxi.orchestration import config
 from include.taxi.orchestration.tasks import outcome
 from include.taxi.postgres.load import month_to_postgres
@@ -114,7 +115,7 @@ def _to_postgres(base: str, url: str, schema: str) -> dict[str, Any]:
     return outcome(
         lambda: month_to_postgres(
             "fhvhv",
-            MONTH,
+            Month.parse(MONTH),
             source_base=base,
             source_kind="tlc",
             conninfo=url,
@@ -130,7 +131,7 @@ def _to_lake(base: str, lake: str) -> dict[str, Any]:
     return outcome(
         lambda: month_to_lake(
             "fhvhv",
-            MONTH,
+            Month.parse(MONTH),
             source_base=base,
             source_kind="tlc",
             lake_url=lake,

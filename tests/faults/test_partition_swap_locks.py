@@ -20,6 +20,7 @@ import pytest
 from dev.synthetic import write_month
 from include.taxi import settings
 from include.taxi.errors import LockWaitTimeout
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 
 JANUARY, FEBRUARY = date(2021, 1, 1), date(2021, 2, 1)
@@ -40,7 +41,11 @@ def two_months(source_server, postgres_url, pg_schema):
         path = root / "yellow" / f"yellow_tripdata_{month:%Y-%m}.csv.gz"
         write_month(path, "yellow", month, 2_000, seed=1)
         month_to_postgres(
-            "yellow", f"{month:%Y-%m}", source_base=base, conninfo=postgres_url, schema=pg_schema
+            "yellow",
+            Month.parse(f"{month:%Y-%m}"),
+            source_base=base,
+            conninfo=postgres_url,
+            schema=pg_schema,
         )
     write_month(
         root / "yellow" / "yellow_tripdata_2021-01.csv.gz", "yellow", JANUARY, 3_000, seed=2
@@ -55,7 +60,7 @@ def _start_reload(base: str, url: str, schema: str) -> tuple[threading.Thread, l
         try:
             outcome.append(
                 month_to_postgres(
-                    "yellow", "2021-01", source_base=base, conninfo=url, schema=schema
+                    "yellow", Month(2021, 1), source_base=base, conninfo=url, schema=schema
                 )
             )
         except Exception as exc:

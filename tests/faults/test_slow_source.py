@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from include.taxi.errors import IncompleteDownload
+from include.taxi.months import Month
 from include.taxi.orchestration.discovery import changed_months
 from tests.helpers.scripted_http import Answer, ScriptedServer
 
@@ -26,7 +27,7 @@ def _path(month: str) -> str:
 def _discover(server: ScriptedServer, deadline: float, head_deadline: float) -> list[dict]:
     return changed_months(
         ["yellow"],
-        MONTHS,
+        [Month.parse(m) for m in MONTHS],
         source_base=server.url,
         held=lambda s, m: None,
         deadline=deadline,

@@ -24,6 +24,7 @@ import pytest
 from dev.synthetic import write_month
 from include.taxi.lake.load import month_to_lake
 from include.taxi.lake.store import object_name, open_lake
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 from tests.helpers.scripted_http import TricklingFileServer
 
@@ -77,7 +78,7 @@ def test_postgres_keeps_the_newer_version_committed_meanwhile(
 
     def load(base: str) -> dict[str, Any]:
         return month_to_postgres(
-            "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+            "yellow", Month(2021, 3), source_base=base, conninfo=postgres_url, schema=pg_schema
         )
 
     with caplog.at_level(logging.WARNING):
@@ -104,7 +105,7 @@ def test_postgres_takes_a_newer_version_over_an_older_one(sources, postgres_url,
     slow.slow.clear()
     for base in (slow.url, fast.url):
         result = month_to_postgres(
-            "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+            "yellow", Month(2021, 3), source_base=base, conninfo=postgres_url, schema=pg_schema
         )
         assert result["status"] == "loaded"
     with psycopg.connect(postgres_url) as conn:
@@ -119,7 +120,7 @@ def test_the_lake_keeps_the_newer_version_written_meanwhile(
     lake_url = (tmp_path / "lake").as_uri()
 
     def write(base: str) -> dict[str, Any]:
-        return month_to_lake("yellow", "2021-03", source_base=base, lake_url=lake_url)
+        return month_to_lake("yellow", Month(2021, 3), source_base=base, lake_url=lake_url)
 
     with caplog.at_level(logging.WARNING):
         thread, a = _in_thread(lambda: write(slow.url))
@@ -129,7 +130,7 @@ def test_the_lake_keeps_the_newer_version_written_meanwhile(
     assert "error" not in a, a
     assert b["status"] == "written"
     assert a["result"]["status"] == "superseded", a
-    stored = open_lake(lake_url).stat(object_name("yellow", MONTH))
+    stored = open_lake(lake_url).stat(object_name("yellow", Month.of(MONTH)))
     assert stored is not None
     assert stored.metadata["taxi.rows"] == str(ROWS_B)
     assert "holds a newer version of the source" in caplog.text
@@ -148,12 +149,12 @@ def test_postgres_keeps_the_newer_version_of_the_same_file(sources, postgres_url
     """B loaded, then the same URL serves the older A (a lagging CDN edge): B stays."""
     slow, fast = sources
     first = month_to_postgres(
-        "yellow", "2021-03", source_base=fast.url, conninfo=postgres_url, schema=pg_schema
+        "yellow", Month(2021, 3), source_base=fast.url, conninfo=postgres_url, schema=pg_schema
     )
     assert first["status"] == "loaded"
     _serve_a_stale_copy(fast, slow)
     again = month_to_postgres(
-        "yellow", "2021-03", source_base=fast.url, conninfo=postgres_url, schema=pg_schema
+        "yellow", Month(2021, 3), source_base=fast.url, conninfo=postgres_url, schema=pg_schema
     )
     assert again["status"] == "superseded"
     with psycopg.connect(postgres_url) as conn:
@@ -161,7 +162,7 @@ def test_postgres_keeps_the_newer_version_of_the_same_file(sources, postgres_url
     assert rows == ROWS_B
     forced = month_to_postgres(
         "yellow",
-        "2021-03",
+        Month(2021, 3),
         source_base=fast.url,
         conninfo=postgres_url,
         schema=pg_schema,
@@ -176,7 +177,7 @@ def test_postgres_takes_another_source_whatever_its_date(sources, postgres_url, 
     slow.slow.clear()
     for base, rows in ((fast.url, ROWS_B), (slow.url, ROWS_A)):
         result = month_to_postgres(
-            "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+            "yellow", Month(2021, 3), source_base=base, conninfo=postgres_url, schema=pg_schema
         )
         assert result["status"] == "loaded"
         assert result["rows_in_target"] == rows
@@ -185,13 +186,15 @@ def test_postgres_takes_another_source_whatever_its_date(sources, postgres_url, 
 def test_the_lake_keeps_the_newer_version_of_the_same_file(sources, tmp_path: Path) -> None:
     slow, fast = sources
     lake_url = (tmp_path / "lake").as_uri()
-    first = month_to_lake("yellow", "2021-03", source_base=fast.url, lake_url=lake_url)
+    first = month_to_lake("yellow", Month(2021, 3), source_base=fast.url, lake_url=lake_url)
     assert first["status"] == "written"
     _serve_a_stale_copy(fast, slow)
-    again = month_to_lake("yellow", "2021-03", source_base=fast.url, lake_url=lake_url)
+    again = month_to_lake("yellow", Month(2021, 3), source_base=fast.url, lake_url=lake_url)
     assert again["status"] == "superseded"
-    stored = open_lake(lake_url).stat(object_name("yellow", MONTH))
+    stored = open_lake(lake_url).stat(object_name("yellow", Month.of(MONTH)))
     assert stored is not None
     assert stored.metadata["taxi.rows"] == str(ROWS_B)
-    forced = month_to_lake("yellow", "2021-03", source_base=fast.url, lake_url=lake_url, force=True)
+    forced = month_to_lake(
+        "yellow", Month(2021, 3), source_base=fast.url, lake_url=lake_url, force=True
+    )
     assert (forced["status"], forced["rows"]) == ("written", ROWS_A)

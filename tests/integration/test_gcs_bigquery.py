@@ -25,6 +25,7 @@ from include.taxi.bigquery.schema import schema_fields
 from include.taxi.contract import contract_for
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 
 APRIL, MAY, JUNE = date(2019, 4, 1), date(2019, 5, 1), date(2019, 6, 1)
 ROWS = {("yellow", APRIL): 1_200, ("green", APRIL): 700, ("fhv", APRIL): 500}
@@ -84,13 +85,13 @@ def test_one_month_of_each_service_travels_web_to_gcs_to_bigquery(
     base, _ = published
     lake = f"gs://{gcs_bucket}/lake"
     for service in ("yellow", "green", "fhv"):
-        written = month_to_lake(service, "2019-04", source_base=base, lake_url=lake)
+        written = month_to_lake(service, Month(2019, 4), source_base=base, lake_url=lake)
         expected = ROWS[(service, APRIL)]
         assert written["rows"] == expected
         assert written["uri"] == (
             f"gs://{gcs_bucket}/lake/{service}/2019/{service}_tripdata_2019-04.parquet"
         )
-        loaded = month_to_bigquery(service, "2019-04", lake_url=lake, dataset=dataset)
+        loaded = month_to_bigquery(service, Month(2019, 4), lake_url=lake, dataset=dataset)
         assert loaded["status"] == "loaded"
         assert loaded["rows_loaded"] == loaded["rows_in_target"] == expected
         assert _month_counts(bq, dataset, service) == {"2019-04": expected}
@@ -123,13 +124,13 @@ def test_reruns_replace_only_their_month_and_drifted_months_share_one_schema(
     base, _ = published
     lake = f"gs://{gcs_bucket}/lake"
     for month in ("2019-05", "2019-06"):
-        month_to_lake("green", month, source_base=base, lake_url=lake)
-        month_to_bigquery("green", month, lake_url=lake, dataset=dataset)
+        month_to_lake("green", Month.parse(month), source_base=base, lake_url=lake)
+        month_to_bigquery("green", Month.parse(month), lake_url=lake, dataset=dataset)
     assert _month_counts(bq, dataset, "green") == {"2019-05": 400, "2019-06": 300}
 
-    again = month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset)
+    again = month_to_bigquery("green", Month(2019, 5), lake_url=lake, dataset=dataset)
     assert again["status"] == "unchanged"
-    forced = month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset, force=True)
+    forced = month_to_bigquery("green", Month(2019, 5), lake_url=lake, dataset=dataset, force=True)
     assert forced["status"] == "loaded"
     assert _month_counts(bq, dataset, "green") == {"2019-05": 400, "2019-06": 300}
     log = list(
@@ -148,8 +149,8 @@ def test_reruns_replace_only_their_month_and_drifted_months_share_one_schema(
 def test_a_bad_source_leaves_lake_and_bigquery_month_untouched(published, gcs_bucket, dataset, bq):
     base, root = published
     lake = f"gs://{gcs_bucket}/lake"
-    month_to_lake("green", "2019-05", source_base=base, lake_url=lake)
-    month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset)
+    month_to_lake("green", Month(2019, 5), source_base=base, lake_url=lake)
+    month_to_bigquery("green", Month(2019, 5), lake_url=lake, dataset=dataset)
     from google.cloud import storage
 
     blob_name = "lake/green/2019/green_tripdata_2019-05.parquet"
@@ -160,7 +161,7 @@ def test_a_bad_source_leaves_lake_and_bigquery_month_untouched(published, gcs_bu
     header = HEADERS["green"].replace("lpep_dropoff_datetime,", "")
     path.write_bytes(gzip.compress(f"{header}\n2,2019-05-01 10:00:00,N\n".encode()))
     with pytest.raises(BadSourceFile, match="lpep_dropoff_datetime"):
-        month_to_lake("green", "2019-05", source_base=base, lake_url=lake)
+        month_to_lake("green", Month(2019, 5), source_base=base, lake_url=lake)
     assert gcs.bucket(gcs_bucket).get_blob(blob_name).md5_hash == before
     assert _month_counts(bq, dataset, "green") == {"2019-05": 400}
 
@@ -184,12 +185,16 @@ def test_a_drifted_parquet_in_the_lake_is_refused_before_loading(gcs_bucket, dat
         "lake/green/2019/green_tripdata_2019-05.parquet"
     ).upload_from_string(sink.getvalue().to_pybytes())
     with pytest.raises(LakeSchemaMismatch, match="column passenger_count is double"):
-        month_to_bigquery("green", "2019-05", lake_url=f"gs://{gcs_bucket}/lake", dataset=dataset)
+        month_to_bigquery(
+            "green", Month(2019, 5), lake_url=f"gs://{gcs_bucket}/lake", dataset=dataset
+        )
 
 
 def test_a_month_not_in_the_lake_is_reported_as_such(gcs_bucket, dataset):
     with pytest.raises(NotInLake, match=r"green_tripdata_2019-05\.parquet"):
-        month_to_bigquery("green", "2019-05", lake_url=f"gs://{gcs_bucket}/lake", dataset=dataset)
+        month_to_bigquery(
+            "green", Month(2019, 5), lake_url=f"gs://{gcs_bucket}/lake", dataset=dataset
+        )
 
 
 def test_the_zone_lookup_travels_to_the_lake_and_replaces_the_bigquery_table(
@@ -233,8 +238,8 @@ def test_yellow_months_with_and_without_airport_fee_share_one_table(
     lines = [lines[0] + ",Airport_fee"] + [line + ",0" for line in lines[1:]]
     february.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     for month in ("2019-02", "2019-03"):
-        month_to_lake("yellow", month, source_base=base, lake_url=lake)
-        month_to_bigquery("yellow", month, lake_url=lake, dataset=dataset)
+        month_to_lake("yellow", Month.parse(month), source_base=base, lake_url=lake)
+        month_to_bigquery("yellow", Month.parse(month), lake_url=lake, dataset=dataset)
     assert _month_counts(bq, dataset, "yellow") == {"2019-02": 500, "2019-03": 600}
     (row,) = bq.query(
         "SELECT COUNTIF(airport_fee IS NOT NULL) AS with_fee, COUNTIF(airport_fee IS NULL) "
@@ -262,8 +267,8 @@ def test_staging_tables_expire_and_none_is_left_after_loads(published, gcs_bucke
 
     base, _ = published
     lake = f"gs://{gcs_bucket}/lake"
-    month_to_lake("green", "2019-05", source_base=base, lake_url=lake)
-    month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset)
+    month_to_lake("green", Month(2019, 5), source_base=base, lake_url=lake)
+    month_to_bigquery("green", Month(2019, 5), lake_url=lake, dataset=dataset)
     tables = [t.table_id for t in bq.list_tables(f"{bq.project}.{dataset}")]
     assert "green_tripdata" in tables
     assert [t for t in tables if t.startswith("_stage_")] == []
@@ -280,8 +285,8 @@ def test_the_transactions_count_assertion_rolls_the_month_back(published, gcs_bu
 
     base, _ = published
     lake = f"gs://{gcs_bucket}/lake"
-    month_to_lake("green", "2019-05", source_base=base, lake_url=lake)
-    month_to_bigquery("green", "2019-05", lake_url=lake, dataset=dataset)
+    month_to_lake("green", Month(2019, 5), source_base=base, lake_url=lake)
+    month_to_bigquery("green", Month(2019, 5), lake_url=lake, dataset=dataset)
     green = contract_for("green")
     create_stage(bq, bq.project, dataset, "_stage_assert", green)
     bq.load_table_from_uri(

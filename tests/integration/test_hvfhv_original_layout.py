@@ -13,6 +13,7 @@ from datetime import date
 import psycopg
 
 from dev.tlc_parquet import ORIGINAL_FHVHV, write_era
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 
 ROWS = 1_200
@@ -37,7 +38,7 @@ def test_the_original_layout_loads_beside_todays(source_server, postgres_url, pg
         "schema": pg_schema,
     }
     for month in ("2021-01", "2024-01"):
-        result = month_to_postgres("fhvhv", month, **load)
+        result = month_to_postgres("fhvhv", Month.parse(month), **load)
         assert result["rows_read"] == result["rows_in_target"] == ROWS
     with psycopg.connect(postgres_url) as conn:
         rows = conn.execute(

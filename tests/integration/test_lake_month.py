@@ -20,6 +20,7 @@ from include.taxi.errors import BadSourceFile
 from include.taxi.lake.load import month_to_lake
 from include.taxi.lake.parquet import COMPRESSION
 from include.taxi.lake.store import object_name
+from include.taxi.months import Month
 
 SEPT, OCT = date(2019, 9, 1), date(2019, 10, 1)
 
@@ -36,12 +37,12 @@ def source(source_server):
 
 
 def _file(lake, service: str, month: date):
-    return lake / object_name(service, month)
+    return lake / object_name(service, Month.of(month))
 
 
 def test_a_month_lands_as_one_parquet_file_with_the_declared_schema(source, tmp_path):
     base, _ = source
-    result = month_to_lake("green", "2019-09", source_base=base, lake_url=tmp_path.as_uri())
+    result = month_to_lake("green", Month(2019, 9), source_base=base, lake_url=tmp_path.as_uri())
     path = _file(tmp_path, "green", SEPT)
     assert path == tmp_path / "green" / "2019" / "green_tripdata_2019-09.parquet"
     assert result["status"] == "written"
@@ -61,7 +62,7 @@ def test_a_month_lands_as_one_parquet_file_with_the_declared_schema(source, tmp_
 
 def test_the_parquet_values_equal_the_source_values(source, tmp_path):
     base, root = source
-    month_to_lake("yellow", "2019-09", source_base=base, lake_url=tmp_path.as_uri())
+    month_to_lake("yellow", Month(2019, 9), source_base=base, lake_url=tmp_path.as_uri())
     table = pq.read_table(_file(tmp_path, "yellow", SEPT))
     with gzip.open(root / "yellow" / "yellow_tripdata_2019-09.csv.gz", "rt") as f:
         header = f.readline().strip().split(",")
@@ -77,7 +78,7 @@ def test_drifted_months_get_the_same_schema(source, tmp_path):
     """October writes integers as ``1.0``: still int64, like September."""
     base, _ = source
     for month in ("2019-09", "2019-10"):
-        month_to_lake("green", month, source_base=base, lake_url=tmp_path.as_uri())
+        month_to_lake("green", Month.parse(month), source_base=base, lake_url=tmp_path.as_uri())
     sept = pq.read_schema(_file(tmp_path, "green", SEPT)).remove_metadata()
     octo = pq.read_schema(_file(tmp_path, "green", OCT)).remove_metadata()
     assert sept == octo == GREEN.arrow_schema
@@ -86,16 +87,16 @@ def test_drifted_months_get_the_same_schema(source, tmp_path):
 def test_rerun_skips_an_unchanged_source_and_force_rewrites_only_its_month(source, tmp_path):
     base, _ = source
     url = tmp_path.as_uri()
-    month_to_lake("green", "2019-09", source_base=base, lake_url=url)
-    month_to_lake("green", "2019-10", source_base=base, lake_url=url)
+    month_to_lake("green", Month(2019, 9), source_base=base, lake_url=url)
+    month_to_lake("green", Month(2019, 10), source_base=base, lake_url=url)
     october = _file(tmp_path, "green", OCT).read_bytes()
     september_mtime = _file(tmp_path, "green", SEPT).stat().st_mtime_ns
 
-    again = month_to_lake("green", "2019-09", source_base=base, lake_url=url)
+    again = month_to_lake("green", Month(2019, 9), source_base=base, lake_url=url)
     assert again["status"] == "unchanged"
     assert _file(tmp_path, "green", SEPT).stat().st_mtime_ns == september_mtime
 
-    forced = month_to_lake("green", "2019-09", source_base=base, lake_url=url, force=True)
+    forced = month_to_lake("green", Month(2019, 9), source_base=base, lake_url=url, force=True)
     assert forced["status"] == "written"
     assert forced["rows"] == 3_000
     assert _file(tmp_path, "green", SEPT).stat().st_mtime_ns != september_mtime
@@ -105,7 +106,7 @@ def test_rerun_skips_an_unchanged_source_and_force_rewrites_only_its_month(sourc
 def test_a_bad_source_fails_clearly_and_leaves_the_lake_object_as_it_was(source, tmp_path):
     base, root = source
     url = tmp_path.as_uri()
-    month_to_lake("green", "2019-09", source_base=base, lake_url=url)
+    month_to_lake("green", Month(2019, 9), source_base=base, lake_url=url)
     before = _file(tmp_path, "green", SEPT).read_bytes()
     good = root / "green" / "green_tripdata_2019-09.csv.gz"
     saved = good.read_bytes()
@@ -114,7 +115,7 @@ def test_a_bad_source_fails_clearly_and_leaves_the_lake_object_as_it_was(source,
     try:
         good.write_bytes(gzip.compress(f"{header}\n{line}\n".encode()))
         with pytest.raises(BadSourceFile) as caught:
-            month_to_lake("green", "2019-09", source_base=base, lake_url=url)
+            month_to_lake("green", Month(2019, 9), source_base=base, lake_url=url)
     finally:
         good.write_bytes(saved)
     message = str(caught.value)
@@ -133,5 +134,5 @@ def test_an_unparseable_value_names_file_line_and_column(source, tmp_path):
     bad = good.replace(",2.5,", ",two,")
     path.write_bytes(gzip.compress(f"{HEADERS['green']}\n{good}\n{bad}\n".encode()))
     with pytest.raises(BadSourceFile, match=r"line 3, column trip_distance"):
-        month_to_lake("green", "2019-11", source_base=base, lake_url=tmp_path.as_uri())
+        month_to_lake("green", Month(2019, 11), source_base=base, lake_url=tmp_path.as_uri())
     assert not (tmp_path / "green").exists() or not list((tmp_path / "green").rglob("*"))

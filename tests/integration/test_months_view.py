@@ -20,6 +20,7 @@ import pytest
 from dev.synthetic import write_month
 from include.taxi.lake.load import month_to_lake
 from include.taxi.lake.store import open_lake
+from include.taxi.months import Month
 from include.taxi.months_page import render
 from include.taxi.months_view import (
     FAILED,
@@ -89,10 +90,10 @@ def test_the_postgres_log_becomes_a_month_grid(publish, postgres_url, pg_schema)
     put("green", JAN, 500)
     put("green", MAR, 700)
     put("yellow", JAN, 300)
-    month_to_postgres("green", "2021-01", run_id="manual__jan", **load)
-    month_to_postgres("green", "2021-03", run_id="manual__mar", **load)
-    month_to_postgres("yellow", "2021-01", run_id="manual__y", **load)
-    assert month_to_postgres("yellow", "2021-01", **load)["status"] == "unchanged"
+    month_to_postgres("green", Month(2021, 1), run_id="manual__jan", **load)
+    month_to_postgres("green", Month(2021, 3), run_id="manual__mar", **load)
+    month_to_postgres("yellow", Month(2021, 1), run_id="manual__y", **load)
+    assert month_to_postgres("yellow", Month(2021, 1), **load)["status"] == "unchanged"
     _insert_failed(postgres_url, pg_schema, "green", APR, "manual__apr")
     _insert_failed(postgres_url, pg_schema, "green", MAR, "manual__mar2")
 
@@ -128,7 +129,9 @@ def test_the_postgres_log_becomes_a_month_grid(publish, postgres_url, pg_schema)
 def test_warnings_show_once_the_log_has_the_column(publish, postgres_url, pg_schema):
     base, put = publish
     put("green", FEB, 400)
-    month_to_postgres("green", "2021-02", source_base=base, conninfo=postgres_url, schema=pg_schema)
+    month_to_postgres(
+        "green", Month(2021, 2), source_base=base, conninfo=postgres_url, schema=pg_schema
+    )
     before = postgres_records(postgres_url, pg_schema)
     assert before.loads[("green", "2021-02")].warnings == ()
 
@@ -152,11 +155,11 @@ def test_the_lake_and_postgres_compared(publish, postgres_url, pg_schema, tmp_pa
     load = {"source_base": base, "conninfo": postgres_url, "schema": pg_schema}
     put("green", JAN, 500)
     put("green", FEB, 600)
-    month_to_postgres("green", "2021-01", run_id="pg_jan", **load)
-    month_to_postgres("green", "2021-02", run_id="pg_feb", **load)
-    month_to_lake("green", "2021-02", source_base=base, lake_url=lake_url, run_id="lake_feb")
+    month_to_postgres("green", Month(2021, 1), run_id="pg_jan", **load)
+    month_to_postgres("green", Month(2021, 2), run_id="pg_feb", **load)
+    month_to_lake("green", Month(2021, 2), source_base=base, lake_url=lake_url, run_id="lake_feb")
     put("green", JAN, 550, seed=3)  # republished after Postgres loaded it
-    month_to_lake("green", "2021-01", source_base=base, lake_url=lake_url)
+    month_to_lake("green", Month(2021, 1), source_base=base, lake_url=lake_url)
 
     view = collect(conninfo=postgres_url, schema=pg_schema, lake=open_lake(lake_url))
 
@@ -181,10 +184,14 @@ def test_gcs_lake_and_bigquery_log(publish, gcs_bucket, gcp_emulators):
     put("yellow", JAN, 300)
     put("yellow", MAR, 200)
     for month in ("2021-01", "2021-03"):
-        month_to_lake("yellow", month, source_base=base, lake_url=lake_url, run_id=f"l{month}")
-        month_to_bigquery("yellow", month, lake_url=lake_url, dataset=dataset, run_id=f"b{month}")
+        month_to_lake(
+            "yellow", Month.parse(month), source_base=base, lake_url=lake_url, run_id=f"l{month}"
+        )
+        month_to_bigquery(
+            "yellow", Month.parse(month), lake_url=lake_url, dataset=dataset, run_id=f"b{month}"
+        )
     put("yellow", MAR, 250, seed=5)
-    month_to_lake("yellow", "2021-03", source_base=base, lake_url=lake_url, run_id="l2")
+    month_to_lake("yellow", Month(2021, 3), source_base=base, lake_url=lake_url, run_id="l2")
     hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
     client = hook.get_client(project_id=hook.project_id)
     try:
@@ -221,7 +228,9 @@ def test_gcs_lake_and_bigquery_log(publish, gcs_bucket, gcp_emulators):
 def test_an_unreadable_target_is_a_problem_not_an_error(publish, postgres_url, pg_schema):
     base, put = publish
     put("fhv", JAN, 200)
-    month_to_postgres("fhv", "2021-01", source_base=base, conninfo=postgres_url, schema=pg_schema)
+    month_to_postgres(
+        "fhv", Month(2021, 1), source_base=base, conninfo=postgres_url, schema=pg_schema
+    )
     broken = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
 
     assert (

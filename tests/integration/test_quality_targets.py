@@ -17,6 +17,7 @@ from include.taxi.bigquery.load import month_to_bigquery
 from include.taxi.errors import BadSourceFile
 from include.taxi.lake.load import month_to_lake, zones_to_lake
 from include.taxi.lake.store import object_name
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 
 MARCH = date(2020, 3, 1)
@@ -62,7 +63,7 @@ def test_postgres_publishes_a_month_with_warnings_and_logs_its_profile(
     zones_to_postgres(source_base=base, conninfo=postgres_url, schema=pg_schema)
     _publish_troubled(root)
     result = month_to_postgres(
-        "yellow", "2020-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+        "yellow", Month(2020, 3), source_base=base, conninfo=postgres_url, schema=pg_schema
     )
     assert result["status"] == "loaded"
     assert result["rows_in_target"] == 3_000
@@ -86,13 +87,13 @@ def test_postgres_refuses_a_month_with_zero_rows_and_keeps_the_old_month(
     base, root = source
     write_month(root / "yellow" / NAME, "yellow", MARCH, 1_500)
     month_to_postgres(
-        "yellow", "2020-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+        "yellow", Month(2020, 3), source_base=base, conninfo=postgres_url, schema=pg_schema
     )
     _publish_empty(root)
     with pytest.raises(BadSourceFile, match="no_rows: the file has a header but no data rows"):
         month_to_postgres(
             "yellow",
-            "2020-03",
+            Month(2020, 3),
             source_base=base,
             conninfo=postgres_url,
             schema=pg_schema,
@@ -112,11 +113,11 @@ def test_a_month_far_below_its_trailing_median_warns(source, postgres_url, pg_sc
         name = f"yellow_tripdata_{month}.csv.gz"
         write_month(root / "yellow" / name, "yellow", date.fromisoformat(f"{month}-01"), rows)
         month_to_postgres(
-            "yellow", month, source_base=base, conninfo=postgres_url, schema=pg_schema
+            "yellow", Month.parse(month), source_base=base, conninfo=postgres_url, schema=pg_schema
         )
     write_month(root / "yellow" / NAME, "yellow", MARCH, 300)
     result = month_to_postgres(
-        "yellow", "2020-03", source_base=base, conninfo=postgres_url, schema=pg_schema
+        "yellow", Month(2020, 3), source_base=base, conninfo=postgres_url, schema=pg_schema
     )
     assert result["status"] == "loaded"
     assert "far_below_trailing_median" in {w["rule"] for w in result["warnings"]}
@@ -128,9 +129,9 @@ def test_the_lake_object_carries_its_profile_and_warnings(source, tmp_path):
     lake = tmp_path / "lake"
     zones_to_lake(source_base=base, lake_url=lake.as_uri())
     _publish_troubled(root)
-    result = month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake.as_uri())
+    result = month_to_lake("yellow", Month(2020, 3), source_base=base, lake_url=lake.as_uri())
     assert "dropoff_before_pickup" in {w["rule"] for w in result["warnings"]}
-    footer = pq.read_metadata(lake / object_name("yellow", MARCH)).metadata
+    footer = pq.read_metadata(lake / object_name("yellow", Month.of(MARCH))).metadata
     quality = json.loads(footer[b"taxi.quality"])
     warnings = json.loads(footer[b"taxi.warnings"])
     assert quality["rows"] == 3_000
@@ -142,13 +143,15 @@ def test_the_lake_refuses_a_month_with_zero_rows_and_keeps_the_old_object(source
     base, root = source
     lake = tmp_path / "lake"
     write_month(root / "yellow" / NAME, "yellow", MARCH, 800)
-    month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake.as_uri())
-    before = (lake / object_name("yellow", MARCH)).read_bytes()
+    month_to_lake("yellow", Month(2020, 3), source_base=base, lake_url=lake.as_uri())
+    before = (lake / object_name("yellow", Month.of(MARCH))).read_bytes()
     _publish_empty(root)
     with pytest.raises(BadSourceFile, match="no data rows"):
-        month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake.as_uri(), force=True)
-    assert (lake / object_name("yellow", MARCH)).read_bytes() == before
-    assert pq.read_metadata(lake / object_name("yellow", MARCH)).num_rows == 800
+        month_to_lake(
+            "yellow", Month(2020, 3), source_base=base, lake_url=lake.as_uri(), force=True
+        )
+    assert (lake / object_name("yellow", Month.of(MARCH))).read_bytes() == before
+    assert pq.read_metadata(lake / object_name("yellow", Month.of(MARCH))).num_rows == 800
 
 
 def test_bigquery_logs_the_lake_objects_profile(source, gcs_bucket, gcp_emulators):
@@ -157,9 +160,9 @@ def test_bigquery_logs_the_lake_objects_profile(source, gcs_bucket, gcp_emulator
     base, root = source
     lake = f"gs://{gcs_bucket}/lake"
     _publish_troubled(root, rows=1_000)
-    written = month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake)
+    written = month_to_lake("yellow", Month(2020, 3), source_base=base, lake_url=lake)
     dataset = f"q_{gcs_bucket.replace('-', '_')}"
-    loaded = month_to_bigquery("yellow", "2020-03", lake_url=lake, dataset=dataset)
+    loaded = month_to_bigquery("yellow", Month(2020, 3), lake_url=lake, dataset=dataset)
     assert loaded["quality"] == written["quality"]
     client = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False).get_client()
     (row,) = client.query(
@@ -178,7 +181,7 @@ def test_a_bigquery_log_from_before_profiles_gains_the_columns(source, gcs_bucke
     base, root = source
     write_month(root / "yellow" / NAME, "yellow", MARCH, 600)
     lake = f"gs://{gcs_bucket}/lake"
-    month_to_lake("yellow", "2020-03", source_base=base, lake_url=lake)
+    month_to_lake("yellow", Month(2020, 3), source_base=base, lake_url=lake)
     dataset = f"o_{gcs_bucket.replace('-', '_')}"
     client = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False).get_client()
     client.create_dataset(f"{client.project}.{dataset}")
@@ -188,7 +191,7 @@ def test_a_bigquery_log_from_before_profiles_gains_the_columns(source, gcs_bucke
         if n not in ("quality", "warnings")
     ]
     client.create_table(bigquery.Table(f"{client.project}.{dataset}.taxi_ingestion_log", old))
-    loaded = month_to_bigquery("yellow", "2020-03", lake_url=lake, dataset=dataset)
+    loaded = month_to_bigquery("yellow", Month(2020, 3), lake_url=lake, dataset=dataset)
     assert loaded["rows_in_target"] == 600
     (row,) = client.query(
         f"SELECT quality FROM `{client.project}.{dataset}.taxi_ingestion_log`"

@@ -12,6 +12,7 @@ from dev.airflow_env import PROJECT, postgres_connection
 from dev.synthetic import write_month
 from include.taxi.bigquery.load import month_to_bigquery
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 from include.taxi.report import bigquery_counts, render
 
@@ -31,13 +32,15 @@ def test_make_report_prints_one_line_per_month_per_target(
     _publish(root)
     lake = tmp_path / "lake"
     for month in ROWS:
-        month_to_postgres("green", month, source_base=base, conninfo=postgres_url, schema=pg_schema)
-    month_to_lake("green", "2020-01", source_base=base, lake_url=lake.as_uri())
+        month_to_postgres(
+            "green", Month.parse(month), source_base=base, conninfo=postgres_url, schema=pg_schema
+        )
+    month_to_lake("green", Month(2020, 1), source_base=base, lake_url=lake.as_uri())
     write_month(
         root / "green" / "green_tripdata_2020-02.csv.gz", "green", date(2020, 2, 1), 99, seed=5
     )
     month_to_postgres(
-        "green", "2020-02", source_base=base, conninfo=postgres_url, schema=pg_schema
+        "green", Month(2020, 2), source_base=base, conninfo=postgres_url, schema=pg_schema
     )  # fmt: skip  (a republished month: the last load wins)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
@@ -76,6 +79,6 @@ def test_bigquery_counts_come_from_its_log(source_server, gcs_bucket, gcp_emulat
     lake = f"gs://{gcs_bucket}/lake"
     dataset = f"r_{gcs_bucket.replace('-', '_')}"
     assert bigquery_counts(dataset, "green", 2020, "google_cloud_default") == {}
-    month_to_lake("green", "2020-01", source_base=base, lake_url=lake)
-    month_to_bigquery("green", "2020-01", lake_url=lake, dataset=dataset)
+    month_to_lake("green", Month(2020, 1), source_base=base, lake_url=lake)
+    month_to_bigquery("green", Month(2020, 1), lake_url=lake, dataset=dataset)
     assert bigquery_counts(dataset, "green", 2020, "google_cloud_default") == {"2020-01": 640}

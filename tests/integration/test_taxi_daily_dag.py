@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from dev.synthetic import write_month
+from include.taxi.months import Month
 from include.taxi.orchestration.discovery import recent_months
 from include.taxi.postgres.load import month_to_postgres
 
@@ -39,9 +40,9 @@ def test_daily_triggers_new_and_republished_months_only(
     load = {"source_base": base, "conninfo": postgres_url, "schema": taxi_postgres}
     _publish(root, "green", "2026-10", 300)  # new: never loaded
     _publish(root, "yellow", "2026-09", 200)  # unchanged: loaded, same file
-    month_to_postgres("yellow", "2026-09", **load)
+    month_to_postgres("yellow", Month(2026, 9), **load)
     _publish(root, "fhv", "2026-08", 100)  # republished after its load
-    month_to_postgres("fhv", "2026-08", **load)
+    month_to_postgres("fhv", Month(2026, 8), **load)
     _publish(root, "fhv", "2026-08", 150, seed=1)
 
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)
@@ -83,9 +84,9 @@ def test_daily_feeds_the_lake_from_the_lake_objects_metadata(
     lake = tmp_path.as_uri()
     _publish(root, "green", "2027-02", 300)  # new: not in the lake
     _publish(root, "yellow", "2027-01", 200)  # unchanged: in the lake, same file
-    month_to_lake("yellow", "2027-01", source_base=base, lake_url=lake)
+    month_to_lake("yellow", Month(2027, 1), source_base=base, lake_url=lake)
     _publish(root, "fhv", "2026-12", 100)  # republished after it was written
-    month_to_lake("fhv", "2026-12", source_base=base, lake_url=lake)
+    month_to_lake("fhv", Month(2026, 12), source_base=base, lake_url=lake)
     _publish(root, "fhv", "2026-12", 150, seed=1)
 
     monkeypatch.setenv("AIRFLOW_VAR_TAXI_SOURCE_URL", base)

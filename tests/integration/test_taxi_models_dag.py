@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 from tests.helpers.dag_runs import run_month, task_states
 from tests.helpers.scripted_http import ScriptedServer
@@ -84,7 +85,7 @@ def test_a_broken_month_fails_its_test_task_and_alerts(
     break_zone_id(write_source_month(root, "yellow", "2021-03", 500), column=7)
     zones_to_postgres(source_base=base, conninfo=postgres_url, schema=taxi_postgres)
     month_to_postgres(
-        "yellow", "2021-03", source_base=base, conninfo=postgres_url, schema=taxi_postgres
+        "yellow", Month(2021, 3), source_base=base, conninfo=postgres_url, schema=taxi_postgres
     )
     dag = dag_bag.dags["taxi_models"]
     for task in dag.tasks:  # the retries stay (the alert comes after them); their waits go

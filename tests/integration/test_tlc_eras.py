@@ -20,6 +20,7 @@ from dev.tlc_parquet import expected, write_era
 from include.taxi.contract import contract_for
 from include.taxi.errors import BadSourceFile, SourceNotPublished
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 
 ROWS = 1_500
@@ -60,7 +61,7 @@ def _query(url: str, sql: str) -> list[tuple]:
 def test_every_era_loads_into_one_postgres_table_per_service(tlc, postgres_url, pg_schema):
     load = {"source_base": tlc, "source_kind": "tlc", "conninfo": postgres_url, "schema": pg_schema}
     for era, month in ERAS.items():
-        result = month_to_postgres(era.split("-")[0], month, **load)
+        result = month_to_postgres(era.split("-")[0], Month.parse(month), **load)
         assert result["rows_read"] == result["rows_in_target"] == ROWS, era
     want = expected(ROWS)
     yellow = _query(
@@ -125,7 +126,7 @@ def test_every_era_loads_into_one_postgres_table_per_service(tlc, postgres_url, 
     )
     assert zones["url"] == f"{tlc}/misc/taxi_zone_lookup.csv"
     assert zones["rows_in_target"] == 7
-    again = month_to_postgres("fhvhv", "2024-01", **load)
+    again = month_to_postgres("fhvhv", Month(2024, 1), **load)
     assert again["status"] == "unchanged"  # HEAD: same size and validators
 
 
@@ -134,7 +135,7 @@ def test_every_era_gives_one_lake_schema_per_service(tlc, tmp_path: Path):
     for era, month in ERAS.items():
         service = era.split("-")[0]
         written = month_to_lake(
-            service, month, source_base=tlc, source_kind="tlc", lake_url=lake.as_uri()
+            service, Month.parse(month), source_base=tlc, source_kind="tlc", lake_url=lake.as_uri()
         )
         assert written["rows"] == ROWS
         path = lake / service / month[:4] / f"{service}_tripdata_{month}.parquet"
@@ -151,7 +152,7 @@ def test_a_month_the_tlc_cannot_have_is_skipped_before_any_request(tlc, postgres
     with pytest.raises(SourceNotPublished, match=r"first fhvhv month is 2019-02.*mirror"):
         month_to_postgres(
             "fhvhv",
-            "2018-12",
+            Month(2018, 12),
             source_base=tlc,
             source_kind="tlc",
             conninfo=postgres_url,
@@ -160,7 +161,7 @@ def test_a_month_the_tlc_cannot_have_is_skipped_before_any_request(tlc, postgres
     with pytest.raises(SourceNotPublished, match=r"answered 404.*two months after"):
         month_to_postgres(
             "green",
-            "2026-10",
+            Month(2026, 10),
             source_base=tlc,
             source_kind="tlc",
             conninfo=postgres_url,
@@ -196,7 +197,7 @@ def test_a_bad_parquet_file_fails_located_and_leaves_the_month_as_it_was(
         "conninfo": postgres_url,
         "schema": pg_schema,
     }
-    assert month_to_postgres("yellow", "2023-06", **load)["rows_in_target"] == 900
+    assert month_to_postgres("yellow", Month(2023, 6), **load)["rows_in_target"] == 900
     if case == "fractional":
 
         def passengers(i: np.ndarray, m: date) -> pa.Array:
@@ -213,7 +214,7 @@ def test_a_bad_parquet_file_fails_located_and_leaves_the_month_as_it_was(
         spec = [(n, f) for n, f in SPEC["yellow-2023"] if n != "tpep_dropoff_datetime"]
         write_era(target, "", month, 1_200, columns=spec)
     with pytest.raises(BadSourceFile) as caught:
-        month_to_postgres("yellow", "2023-06", **load, force=True)
+        month_to_postgres("yellow", Month(2023, 6), **load, force=True)
     for part in ["yellow_tripdata_2023-06.parquet", *BAD[case]]:
         assert part in str(caught.value), str(caught.value)
     (rows,) = _query(postgres_url, f'SELECT count(*) FROM "{pg_schema}".yellow_tripdata')
@@ -221,7 +222,7 @@ def test_a_bad_parquet_file_fails_located_and_leaves_the_month_as_it_was(
     with pytest.raises(BadSourceFile):
         month_to_lake(
             "yellow",
-            "2023-06",
+            Month(2023, 6),
             source_base=load["source_base"],
             source_kind="tlc",
             lake_url=(tmp_path / "lake").as_uri(),
@@ -251,8 +252,10 @@ def test_eras_of_a_service_travel_to_one_bigquery_table(tlc, gcs_bucket, gcp_emu
     }
     for era, month in picked.items():
         service = era.split("-")[0]
-        month_to_lake(service, month, source_base=tlc, source_kind="tlc", lake_url=lake)
-        loaded = month_to_bigquery(service, month, lake_url=lake, dataset=dataset)
+        month_to_lake(
+            service, Month.parse(month), source_base=tlc, source_kind="tlc", lake_url=lake
+        )
+        loaded = month_to_bigquery(service, Month.parse(month), lake_url=lake, dataset=dataset)
         assert loaded["rows_loaded"] == loaded["rows_in_target"] == ROWS, era
     hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
     client = hook.get_client(project_id=hook.project_id)
@@ -295,7 +298,7 @@ def test_taxi_daily_discovery_with_the_tlc_heads_only_months_it_can_have(tlc) ->
 
     found = changed_months(
         ["fhvhv", "green"],
-        ["2024-01", "2019-07", "2019-01"],
+        [Month.parse(m) for m in ["2024-01", "2019-07", "2019-01"]],
         source_base=tlc,
         source_kind="tlc",
         held=held,
@@ -323,7 +326,7 @@ def test_a_table_of_the_previous_contract_gains_the_tlc_columns(
     replace_month(postgres_url, pg_schema, open_source(mirror, YELLOW, date(2021, 1, 1)))
     month_to_postgres(
         "yellow",
-        "2009-01",
+        Month(2009, 1),
         source_base=tlc,
         source_kind="tlc",
         conninfo=postgres_url,

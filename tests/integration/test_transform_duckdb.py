@@ -10,6 +10,7 @@ import psycopg
 
 from dev import duckdb_lake
 from include.taxi.lake.load import month_to_lake, zones_to_lake
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 from include.taxi.transform.project import PROJECT_ROOT, month_vars, run_dbt
 from tests.helpers.transform import (
@@ -47,8 +48,10 @@ def test_duckdb_over_the_lake_counts_like_postgres(
     zones_to_postgres(source_base=base, conninfo=postgres_url, schema=pg_schema)
     for (service, month), rows in MONTHS.items():
         write_source_month(root, service, month, rows)
-        month_to_lake(service, month, source_base=base, lake_url=lake.as_uri())
-        month_to_postgres(service, month, source_base=base, conninfo=postgres_url, schema=pg_schema)
+        month_to_lake(service, Month.parse(month), source_base=base, lake_url=lake.as_uri())
+        month_to_postgres(
+            service, Month.parse(month), source_base=base, conninfo=postgres_url, schema=pg_schema
+        )
 
     months = month_vars("2021-01,2021-02")
     run_dbt(

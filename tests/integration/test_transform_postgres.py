@@ -10,6 +10,7 @@ from datetime import date
 import psycopg
 import pytest
 
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 from include.taxi.transform.project import DBT_LS_FILE, list_nodes, month_vars, run_dbt
 from tests.helpers.transform import (
@@ -37,7 +38,12 @@ def warehouse(source_server, postgres_url, pg_schema):
         if seed < 0:
             break_zone_id(path, YELLOW_PICKUP_ZONE)
         month_to_postgres(
-            service, month, source_base=base, conninfo=postgres_url, schema=pg_schema, force=True
+            service,
+            Month.parse(month),
+            source_base=base,
+            conninfo=postgres_url,
+            schema=pg_schema,
+            force=True,
         )
 
     return load, postgres_profile_env(postgres_url, pg_schema)

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, expect
 from dev.airflow_stack import AirflowStack, taxi_env
 from dev.synthetic import write_month
 from include.taxi.lake.load import month_to_lake
+from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
 from tests.integration.test_months_view import _add_warnings, _insert_failed
 from tests.ui.test_trigger_in_browser import OUTPUT, UI_TIMEOUT_MS, _log_in, browser  # noqa: F401
@@ -57,10 +58,14 @@ def stack(
         YELLOW_ROWS,
     )
     for month in ROWS:
-        month_to_postgres("green", month, run_id=f"scheduled__{month}-01T00:00:00+00:00", **load)
-    month_to_postgres("yellow", "2021-01", run_id="manual__yellow", **load)
+        month_to_postgres(
+            "green", Month.parse(month), run_id=f"scheduled__{month}-01T00:00:00+00:00", **load
+        )
+    month_to_postgres("yellow", Month(2021, 1), run_id="manual__yellow", **load)
     for service, month in [("green", "2021-01"), ("green", "2021-04"), ("yellow", "2021-01")]:
-        month_to_lake(service, month, source_base=source, lake_url=lake_url, run_id="lake_run")
+        month_to_lake(
+            service, Month.parse(month), source_base=source, lake_url=lake_url, run_id="lake_run"
+        )
     _insert_failed(postgres_url, pg_schema, "green", date(2021, 4, 1), "manual__retry_april")
     _add_warnings(postgres_url, pg_schema, "green", date(2021, 3, 1))
     home = tmp_path_factory.mktemp("airflow-months-ui")

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from include.taxi.months import recorded_month
+from include.taxi.months import Month
 from include.taxi.months_page import render
 from include.taxi.months_view import (
     FAILED,
@@ -118,7 +118,7 @@ TODAY = date(2026, 12, 7)
     ],
 )
 def test_a_recorded_month_is_read(stored: object, month: str) -> None:
-    assert recorded_month(stored, today=TODAY) == month
+    assert str(Month.recorded(stored, today=TODAY)) == month
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_a_recorded_month_is_read(stored: object, month: str) -> None:
 )
 def test_a_recorded_month_out_of_shape_or_range_is_refused(stored: object, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
-        recorded_month(stored, today=TODAY)
+        Month.recorded(stored, today=TODAY)
 
 
 def test_the_month_axis_is_bounded() -> None:

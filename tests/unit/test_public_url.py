@@ -6,6 +6,7 @@ import pytest
 
 from include.taxi import redact
 from include.taxi.errors import SourceNotPublished
+from include.taxi.months import Month
 from include.taxi.sources.catalogue import Source
 
 
@@ -23,13 +24,13 @@ def test_userinfo_is_split_off_and_query_secrets_hidden() -> None:
 def test_a_source_shows_only_its_public_url() -> None:
     source = Source("mirror", "https://reader:s3cret@mirror.example/releases")
     assert source.base == "https://mirror.example/releases"
-    assert source.url("green", "2021-02") == (
+    assert source.url("green", Month(2021, 2)) == (
         "https://mirror.example/releases/green/green_tripdata_2021-02.csv.gz"
     )
     assert "s3cret" not in repr(source)
-    assert "s3cret" not in str(SourceNotPublished(source.url("green", "2021-02")))
+    assert "s3cret" not in str(SourceNotPublished(source.url("green", Month(2021, 2))))
     tlc = Source("tlc", "https://reader:s3cret@tlc.example")
     with pytest.raises(SourceNotPublished) as skipped:
-        tlc.check_month("fhvhv", "2018-12")
+        tlc.check_month("fhvhv", Month(2018, 12))
     assert "s3cret" not in str(skipped.value)
     assert "s3cret" not in skipped.value.url

@@ -20,8 +20,9 @@ from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
 from include.taxi.errors import LakeObjectChanged, NotInLake
 from include.taxi.lake.ingestion_log import stored_quality
 from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
-from include.taxi.months import parse_month
+from include.taxi.months import Month
 from include.taxi.quality import footer_profile, to_json
+from include.taxi.services import Service
 from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
@@ -108,16 +109,15 @@ def _already_loaded(
 
 
 def in_bigquery(
-    service: str, month: str, *, lake_url: str, dataset: str, gcp_conn_id: str = GCP_CONN_ID
+    service: Service, month: Month, *, lake_url: str, dataset: str, gcp_conn_id: str = GCP_CONN_ID
 ) -> bool:
     """Whether BigQuery holds the lake's current object of the month, by its ingestion log:
     asked by taxi_to_lake and taxi_daily so a month in the lake is never left unloaded."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
     contract = contract_for(service)
-    first_day = parse_month(month)
     lake = _gcs_lake(lake_url, gcp_conn_id)
-    name = object_name(service, first_day)
+    name = object_name(service, month)
     stored = lake.stat(name)
     if stored is None:
         return False
@@ -126,15 +126,15 @@ def in_bigquery(
     sha256 = stored.metadata.get("taxi.source_sha256", "")
     return (
         _already_loaded(
-            client, hook.project_id, dataset, contract, first_day, lake.uri(name), sha256
+            client, hook.project_id, dataset, contract, month.first_day, lake.uri(name), sha256
         )
         is not None
     )
 
 
 def month_to_bigquery(
-    service: str,
-    month: str,
+    service: Service,
+    month: Month,
     *,
     lake_url: str,
     dataset: str,
@@ -148,31 +148,29 @@ def month_to_bigquery(
     BigQuery's ingestion log; a month not in the lake is a skip, not a failure."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
-    contract = contract_for(service)
-    first_day = parse_month(month)
     lake = _gcs_lake(lake_url, gcp_conn_id)
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     try:
-        return _month_to_bigquery(hook, lake, contract, first_day, dataset, force, run_id)
+        return _month_to_bigquery(hook, lake, service, month, dataset, force, run_id)
     except NotInLake:
         raise
     except Exception as exc:
-        _record_failure(hook, lake, contract, first_day, dataset, run_id, exc)
+        _record_failure(hook, lake, service, month, dataset, run_id, exc)
         raise
 
 
 def _record_failure(
     hook: BigQueryHook,
     lake: Lake,
-    contract: Contract,
-    month: date,
+    service: Service,
+    month: Month,
     dataset: str,
     run_id: str,
     error: BaseException,
 ) -> None:
     """The failed row in BigQuery's log; best effort: BigQuery or the lake may be what failed,
     and the task's own error is the one to show."""
-    name = object_name(contract.name, month)
+    name = object_name(service, month)
     try:
         stored = lake.stat(name)
         sha256 = stored.metadata.get("taxi.source_sha256", "") if stored else ""
@@ -187,8 +185,8 @@ def _record_failure(
         client,
         hook.project_id,
         dataset,
-        contract,
-        month,
+        contract_for(service),
+        month.first_day,
         source_uri=lake.uri(name),
         source_sha256=sha256,
         run_id=run_id,
@@ -197,18 +195,18 @@ def _record_failure(
 
 
 def _present(
-    hook: BigQueryHook, dataset: str, contract: Contract, first_day: date, uri: str, sha256: str
+    hook: BigQueryHook, dataset: str, contract: Contract, month: Month, uri: str, sha256: str
 ) -> int | None:
     """The month's rows when this very lake object is already loaded under this contract."""
     project = hook.project_id
     client = hook.get_client(project_id=project)
-    present = _already_loaded(client, project, dataset, contract, first_day, uri, sha256)
+    present = _already_loaded(client, project, dataset, contract, month.first_day, uri, sha256)
     if present is not None:
         log.info(
             "%s %s: %s is already loaded under this contract (%d rows present): nothing "
             "to do; trigger with force_reload to reload anyway",
             contract.name,
-            first_day.isoformat()[:7],
+            month,
             uri,
             present,
         )
@@ -227,26 +225,26 @@ def _quality(stored: LakeObject, footer: pq.FileMetaData, contract: Contract) ->
 def _month_to_bigquery(
     hook: BigQueryHook,
     lake: Lake,
-    contract: Contract,
-    first_day: date,
+    service: Service,
+    month: Month,
     dataset: str,
     force: bool,
     run_id: str,
 ) -> dict[str, Any]:
-    service, month = contract.name, first_day.isoformat()[:7]
-    name = object_name(service, first_day)
+    contract = contract_for(service)
+    name = object_name(service, month)
     uri, stored, footer = _checked_object(lake, name, contract)
     sha256 = stored.metadata.get("taxi.source_sha256", "")
     project = hook.project_id
     summary = {
-        "service": service,
-        "month": month,
+        "service": str(service),
+        "month": str(month),
         "uri": uri,
         "lake_bytes": stored.bytes,
         "source_sha256": sha256 or None,
         "project": project,
     }
-    present = None if force else _present(hook, dataset, contract, first_day, uri, sha256)
+    present = None if force else _present(hook, dataset, contract, month, uri, sha256)
     if present is not None:
         return {**summary, "status": "unchanged", "rows_in_target": present}
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
@@ -256,7 +254,7 @@ def _month_to_bigquery(
         project=project,
         dataset=dataset,
         contract=contract,
-        month=first_day,
+        month=month.first_day,
         source_uri=uri,
         rows_expected=footer.num_rows,
         source_sha256=sha256,

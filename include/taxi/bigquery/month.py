@@ -32,7 +32,7 @@ from include.taxi.bigquery.schema import (
 )
 from include.taxi.contract import ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LakeSchemaMismatch, LoadMismatch
-from include.taxi.months import partition_suffix
+from include.taxi.months import Month
 from include.taxi.sql import bigquery_identifier, bigquery_script
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ def replace_month(
     client = hook.get_client(project_id=project)
     ensure_tables(client, project, dataset, contract)
     target = table_name(contract)
-    stage_name = f"_stage_{target}_{partition_suffix(month)}_{uuid.uuid4().hex[:8]}"
+    stage_name = f"_stage_{target}_{Month.of(month).suffix}_{uuid.uuid4().hex[:8]}"
     stage_id = f"{project}.{dataset}.{stage_name}"
     create_stage(client, project, dataset, stage_name, contract)
     try:

@@ -26,7 +26,9 @@ from include.taxi import redact
 from include.taxi.contract import Contract
 from include.taxi.lake.parquet import ROWS_KEY
 from include.taxi.lake.store import ZONES_OBJECT, Lake, object_name
+from include.taxi.months import Month
 from include.taxi.quality import QUALITY_KEY, TRAILING_MONTHS, WARNINGS_KEY, to_json
+from include.taxi.services import Service
 from include.taxi.source_version import SourceVersion
 
 __all__ = [
@@ -50,7 +52,7 @@ __all__ = [
 
 def lake_metadata(
     contract: Contract,
-    month: str,
+    month: Month | None,
     version: SourceVersion,
     run_id: str = "",
     *,
@@ -62,7 +64,7 @@ def lake_metadata(
     (``mirror``/``tlc``) and format travel on to BigQuery's ingestion log."""
     values = {
         "service": contract.name,
-        "month": month,
+        "month": str(month or ""),
         "schema": contract.fingerprint,
         "source_url": version.url,
         "source_bytes": str(version.bytes or ""),
@@ -98,16 +100,11 @@ def stored_quality(meta: dict[str, str]) -> tuple[str | None, str | None]:
     return meta.get(QUALITY_KEY) or None, meta.get(WARNINGS_KEY) or None
 
 
-def _previous(month: date, back: int) -> date:
-    index = month.year * 12 + month.month - 1 - back
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def trailing_rows(lake: Lake, service: str, month: date) -> list[int]:
+def trailing_rows(lake: Lake, service: Service, month: Month) -> list[int]:
     """Rows of the lake's (up to 12) months before ``month``, newest first, from metadata."""
     rows = []
     for back in range(1, TRAILING_MONTHS + 1):
-        stored = lake.stat(object_name(service, _previous(month, back)))
+        stored = lake.stat(object_name(service, month.shift(-back)))
         if stored is not None and (n := stored.metadata.get(ROWS_KEY)):
             rows.append(int(n))
     return rows
@@ -136,7 +133,7 @@ log = logging.getLogger(__name__)
 FAILED_PREFIX = "_failed/"
 
 
-def failure_name(service: str, month: str) -> str:
+def failure_name(service: Service, month: Month) -> str:
     """``_failed/yellow/yellow_tripdata_2021-02.json``: one record per service-month."""
     return f"{FAILED_PREFIX}{service}/{service}_tripdata_{month}.json"
 
@@ -154,13 +151,19 @@ class Failure:
 
 
 def record_failure(
-    lake: Lake, service: str, month: str, *, error: BaseException, source_url: str, run_id: str
+    lake: Lake,
+    service: Service,
+    month: Month,
+    *,
+    error: BaseException,
+    source_url: str,
+    run_id: str,
 ) -> None:
     """Record a failed write of the month (error redacted); best effort, never raises: the
     lake may be what failed, and the task's own error is the one to show."""
     note = {
-        "service": service,
-        "month": month,
+        "service": str(service),
+        "month": str(month),
         "status": "failed",
         "error": redact.text(f"{type(error).__name__}: {error}", 2000),
         "source_url": redact.public_url(source_url),
@@ -173,7 +176,7 @@ def record_failure(
         log.warning("could not record the failed attempt in the lake: %s", redact.text(str(exc)))
 
 
-def clear_failure(lake: Lake, service: str, month: str) -> None:
+def clear_failure(lake: Lake, service: Service, month: Month) -> None:
     """Forget the month's failed attempt once a write succeeded; best effort."""
     try:
         lake.remove(failure_name(service, month))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for
+from include.taxi.contract import ZONE_LOOKUP, ZONES, contract_for
 from include.taxi.errors import SourceNotPublished
 from include.taxi.lake.ingestion_log import (
     ROWS_KEY,
@@ -35,8 +35,9 @@ from include.taxi.lake.store import (
     object_name,
     open_lake,
 )
-from include.taxi.months import parse_month
+from include.taxi.months import Month
 from include.taxi.quality import Profile
+from include.taxi.services import Service
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources.catalogue import MIRROR, Source
 from include.taxi.sources.http import (
@@ -57,14 +58,15 @@ SOURCE_URL_KEY = "taxi.source_url"
 
 def _unchanged(
     stored: LakeObject | None,
-    contract: Contract,
+    service: Service,
     source: Source,
-    month: str,
+    month: Month,
     limits: DownloadLimits,
 ) -> dict[str, str] | None:
     """The lake object's metadata if it holds the current source under the current contract
     (and says so in the log)."""
-    current = source.probe(contract.name, month, limits=limits)
+    contract = contract_for(service)
+    current = source.probe(service, month, limits=limits)
     if current is None or stored is None:
         return None
     meta = stored.metadata
@@ -117,8 +119,7 @@ class _Written:
 def _write(
     lake: Lake,
     source: Source,
-    contract: Contract,
-    month: str,
+    service_month: tuple[Service, Month],
     name: str,
     before: LakeObject | None,
     force: bool,
@@ -128,7 +129,8 @@ def _write(
 ) -> _Written:
     """Download, convert and put the month, unless the object became (or was) a newer version
     of the source meanwhile; ``before`` is the object this write replaces."""
-    service, first_day = contract.name, parse_month(month)
+    service, month = service_month
+    contract = contract_for(service)
     with month_workdir("lake", service, month, workdir) as tmp:
         # the TLC's file has the lake object's very name: keep the download in a folder apart
         (download_dir := Path(tmp) / "source").mkdir()
@@ -136,7 +138,7 @@ def _write(
         reader = open_source(
             fetched.path,
             contract,
-            first_day,
+            month.first_day,
             block_size=READ_BLOCK_SIZE,
             parallel=True,
             max_csv_bytes=limits.max_csv_bytes,
@@ -153,9 +155,9 @@ def _write(
         )
         profile = Profile(
             contract,
-            first_day,
+            month.first_day,
             zone_ids=zone_ids(lake, Path(tmp)),
-            trailing_rows=trailing_rows(lake, service, first_day),
+            trailing_rows=trailing_rows(lake, service, month),
             zone_source=lake.url,
         )
         # the parquet file comes out about the size of the csv.gz (21.7 vs 21-25 MB a month)
@@ -173,8 +175,8 @@ def _write(
 
 
 def month_to_lake(
-    service: str,
-    month: str,
+    service: Service,
+    month: Month,
     *,
     source_base: str,
     lake_url: str,
@@ -189,24 +191,22 @@ def month_to_lake(
     ``status`` is ``written``, or ``unchanged`` when the lake already holds this source.
     ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet).
     """
-    contract = contract_for(service)
-    first_day = parse_month(month)
     source = Source(source_kind, source_base)
     source.check_month(service, month)
     lake = open_lake(lake_url)
-    name = object_name(service, first_day)
+    name = object_name(service, month)
     url = source.url(service, month)
-    summary: dict[str, Any] = {"service": service, "month": month, "url": url}
+    summary: dict[str, Any] = {"service": str(service), "month": str(month), "url": url}
     if isinstance(lake, LocalLake):
         lake.remove_stale_temps(name)
     stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
-    if not force and (meta := _unchanged(stored, contract, source, month, limits)):
+    if not force and (meta := _unchanged(stored, service, source, month, limits)):
         clear_failure(lake, service, month)
         return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
     started = time.monotonic()
     try:
         written = _write(
-            lake, source, contract, month, name, stored, force, workdir, run_id, limits
+            lake, source, (service, month), name, stored, force, workdir, run_id, limits
         )
     except SourceNotPublished:
         raise  # a skip, not a failure: nothing to record
@@ -276,12 +276,12 @@ def zones_to_lake(
     """Replace the lake's zone lookup with the source's current file (small: always written)."""
     lake = open_lake(lake_url)
     source = Source(source_kind, source_base)
-    url = source.url(ZONES, "")
-    with month_workdir("lake", ZONES, "", workdir) as tmp:
-        fetched = source.download(ZONES, "", Path(tmp), limits=limits)
+    url = source.zones_url()
+    with month_workdir("lake", ZONES, None, workdir) as tmp:
+        fetched = source.download_zones(Path(tmp), limits=limits)
         reader = open_source(fetched.path, ZONE_LOOKUP, max_csv_bytes=limits.max_csv_bytes)
         metadata = lake_metadata(
-            ZONE_LOOKUP, "", fetched.version, source_kind=source.kind, source_format="csv"
+            ZONE_LOOKUP, None, fetched.version, source_kind=source.kind, source_format="csv"
         )
         parquet = write_parquet(reader, Path(tmp) / Path(ZONES_OBJECT).name, metadata=metadata)
         stored = lake.put(

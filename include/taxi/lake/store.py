@@ -17,7 +17,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.taxi import settings
-from include.taxi.contract import contract_for
 from include.taxi.errors import LakeObjectChanged, LakeSchemaMismatch
-from include.taxi.months import month_name
+from include.taxi.months import Month
+from include.taxi.services import Service
 from include.taxi.workdir import is_stale
 
 if TYPE_CHECKING:
@@ -40,10 +40,9 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
 
 
-def object_name(service: str, month: date) -> str:
-    """``yellow/2021/yellow_tripdata_2021-01.parquet``; the service comes from the allow-list."""
-    contract_for(service)
-    return f"{service}/{month.year:04d}/{service}_tripdata_{month_name(month)}.parquet"
+def object_name(service: Service, month: Month) -> str:
+    """``yellow/2021/yellow_tripdata_2021-01.parquet``."""
+    return f"{service}/{month.year:04d}/{service}_tripdata_{month}.parquet"
 
 
 ZONES_OBJECT = "misc/taxi_zone_lookup.parquet"

@@ -24,34 +24,31 @@ from include.taxi.contract import contract_for, table_name
 from include.taxi.errors import IncompleteDownload, SourceNotPublished
 from include.taxi.lake.ingestion_log import held_source
 from include.taxi.lake.store import object_name, open_lake
-from include.taxi.months import parse_month
+from include.taxi.months import Month
 from include.taxi.postgres import ingestion_log
+from include.taxi.services import Service
 from include.taxi.sources.catalogue import MIRROR, TLC, TLC_FIRST_MONTH, Source
 from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits
 
 Held = tuple[int | None, str | None, str | None]
 """Size, ETag and Last-Modified of the source version a target holds."""
-LastVersion = Callable[[str, str], Held | None]
+LastVersion = Callable[[Service, Month], Held | None]
 
 log = logging.getLogger(__name__)
 
 
-def recent_months(today: date, lookback: int) -> list[str]:
+def recent_months(today: date, lookback: int) -> list[Month]:
     """The ``lookback`` months before ``today``'s month, newest first."""
-    months, year, month = [], today.year, today.month
-    for _ in range(lookback):
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-        months.append(f"{year:04d}-{month:02d}")
-    return months
+    return [Month.of(today).shift(-back) for back in range(1, lookback + 1)]
 
 
 def postgres_versions(conninfo: str, schema: str) -> LastVersion:
     """The source version of each month's last load, from the Postgres ingestion log."""
 
-    def last(service: str, month: str) -> Held | None:
+    def last(service: Service, month: Month) -> Held | None:
         contract = contract_for(service)
         found = ingestion_log.read_last_load(
-            conninfo, schema, table_name(contract), parse_month(month)
+            conninfo, schema, table_name(contract), month.first_day
         )
         if found is None or found.contract_fingerprint != contract.fingerprint:
             return None  # never loaded, or under another contract: the month is owed a load
@@ -64,8 +61,8 @@ def lake_versions(lake_url: str) -> LastVersion:
     """The source version each lake object was written from, from its metadata."""
     lake = open_lake(lake_url)
 
-    def last(service: str, month: str) -> Held | None:
-        stored = lake.stat(object_name(service, parse_month(month)))
+    def last(service: Service, month: Month) -> Held | None:
+        stored = lake.stat(object_name(service, month))
         if (
             stored is None
             or stored.metadata.get("taxi.schema") != contract_for(service).fingerprint
@@ -76,7 +73,7 @@ def lake_versions(lake_url: str) -> LastVersion:
     return last
 
 
-def in_bigquery(service: str, month: str, *, lake_url: str, dataset: str) -> bool:
+def in_bigquery(service: Service, month: Month, *, lake_url: str, dataset: str) -> bool:
     """Whether nothing more is owed downstream of a lake month: a folder lake feeds nothing;
     a GCS month is done once BigQuery's ingestion log holds its current object under the
     current contract. If BigQuery cannot be asked, the month counts as not loaded: loading it
@@ -98,7 +95,7 @@ def in_bigquery(service: str, month: str, *, lake_url: str, dataset: str) -> boo
 
 
 def missing_in_bigquery(
-    services: list[str], months: list[str], *, lake_url: str, dataset: str
+    services: list[Service], months: list[Month], *, lake_url: str, dataset: str
 ) -> list[dict[str, str]]:
     """(service, month) of every lake month BigQuery does not hold: its write's asset event
     was lost (the task died after the put, with no retry left)."""
@@ -108,17 +105,17 @@ def missing_in_bigquery(
     found = []
     for service in services:
         for month in months:
-            if lake.stat(object_name(service, parse_month(month))) is None:
+            if lake.stat(object_name(service, month)) is None:
                 continue
             if not in_bigquery(service, month, lake_url=lake_url, dataset=dataset):
                 log.info("%s %s: in the lake but not in BigQuery", service, month)
-                found.append({"service": service, "month": month})
+                found.append({"service": str(service), "month": str(month)})
     return found
 
 
 def changed_months(
-    services: list[str],
-    months: list[str],
+    services: list[Service],
+    months: list[Month],
     *,
     source_base: str,
     held: LastVersion,
@@ -141,7 +138,7 @@ def changed_months(
         (service, month)
         for service in services
         for month in months
-        if source.kind != TLC or parse_month(month) >= TLC_FIRST_MONTH[service]
+        if source.kind != TLC or month >= TLC_FIRST_MONTH[service]
     ]
     for done, (service, month) in enumerate(pairs):
         left = deadline - (time.monotonic() - started)
@@ -168,5 +165,5 @@ def changed_months(
             log.info("%s %s: unchanged since it was loaded", service, month)
             continue
         log.info("%s %s: %s at %s", service, month, reason, url)
-        found.append({"service": service, "month": month, "reason": reason})
+        found.append({"service": str(service), "month": str(month), "reason": reason})
     return found

@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 
 from include.taxi.contract import SERVICES, Contract
+from include.taxi.months import Month
+from include.taxi.services import Service
 
 
 @dataclass
@@ -113,7 +115,7 @@ def source_facts(result: dict[str, Any]) -> dict[str, Any]:
 # --- what each load touches, from its arguments and the configuration ----------------------
 
 
-def postgres_load(service: str, month: str) -> LoadLineage:
+def postgres_load(service: Service, month: Month) -> LoadLineage:
     """taxi_to_postgres.load_trips: the source file → the service's Postgres table."""
     from include.taxi.contract import contract_for, table_name
     from include.taxi.orchestration import config
@@ -131,32 +133,30 @@ def postgres_load(service: str, month: str) -> LoadLineage:
     return LoadLineage([source], [target])
 
 
-def lake_write(service: str, month: str) -> LoadLineage:
+def lake_write(service: Service, month: Month) -> LoadLineage:
     """taxi_to_lake.write_month: the source file → the month's lake object."""
     from include.taxi.contract import contract_for
     from include.taxi.lake.store import object_name, open_lake
-    from include.taxi.months import parse_month
     from include.taxi.orchestration import config
     from include.taxi.sources.catalogue import Source
 
     source = from_uri(Source(config.source_kind(), config.source_base()).url(service, month))
-    uri = open_lake(config.lake_url()).uri(object_name(service, parse_month(month)))
+    uri = open_lake(config.lake_url()).uri(object_name(service, month))
     return LoadLineage([source], [from_uri(uri, arrow_columns(contract_for(service)))])
 
 
-def bigquery_load(service: str, month: str) -> LoadLineage:
+def bigquery_load(service: Service, month: Month) -> LoadLineage:
     """lake_to_bigquery.load_<service>: the month's lake object → the service's BigQuery table."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
     from include.taxi.bigquery.schema import BIGQUERY_TYPES
     from include.taxi.contract import contract_for, table_name
     from include.taxi.lake.store import object_name, open_lake
-    from include.taxi.months import parse_month
     from include.taxi.orchestration import config
     from include.taxi.settings import GCP_CONN_ID
 
     contract = contract_for(service)
-    uri = open_lake(config.lake_url()).uri(object_name(service, parse_month(month)))
+    uri = open_lake(config.lake_url()).uri(object_name(service, month))
     try:  # only to name the output dataset; the load itself decides what a missing one means
         project = BigQueryHook(gcp_conn_id=GCP_CONN_ID, use_legacy_sql=False).project_id
     except Exception:
@@ -181,7 +181,9 @@ PLANNED = {
 def planned(dag_id: str, task_id: str, kwargs: dict[str, Any]) -> LoadLineage | None:
     """What a load task is about to touch, from its (expanded) arguments; None for others."""
     plan = PLANNED.get((dag_id, task_id))
-    service, month = kwargs.get("service"), kwargs.get("month")
-    if plan is None or not isinstance(service, str) or not isinstance(month, str):
+    if plan is None:
         return None
-    return plan(service, month)
+    try:
+        return plan(Service.parse(kwargs.get("service")), Month.parse(kwargs.get("month")))
+    except ValueError:  # the task itself fails on these, with the message
+        return None

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from include.taxi.contract import SERVICES
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, SourceNotPublished
-from include.taxi.months import month_name, parse_month
 from include.taxi.orchestration import config, lineage
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
+from include.taxi.orchestration.plan import parse_pair
+from include.taxi.services import Service
 from include.taxi.settings import GCP_CONN_ID
 
 if TYPE_CHECKING:
@@ -30,10 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALL_SERVICES = "all"
 P = ParamSpec("P")
 T = TypeVar("T")
-Plan = list[dict[str, str]]
 
 
 def outcome(work: Callable[P, T]) -> Callable[P, T]:
@@ -69,86 +67,6 @@ def _name_map_index(context: Context, service: str, month: str) -> None:
     context["service_month"] = f"{service} {month}"  # type: ignore[typeddict-unknown-key]
 
 
-# --- planning: which (service, month) pairs a run handles --------------------------------
-
-
-def services_for(service: Any) -> list[str]:
-    """The services the ``service`` Param names, validated against the allow-list."""
-    if service in (None, "", ALL_SERVICES):
-        return list(SERVICES)
-    if service in SERVICES:
-        return [service]
-    raise AirflowFailException(
-        f"service {service!r} is not one of {ALL_SERVICES}, {', '.join(SERVICES)}"
-    )
-
-
-def run_month(
-    service: Any, month: Any, interval_start: datetime | None, run_after: datetime | None
-) -> Plan:
-    """Validate the Params and say which (service, month) pairs this run loads.
-
-    With no month given, the run loads its data-interval month; a manual run without a logical
-    date loads the last complete month before it was triggered.
-    """
-    services = services_for(service)
-    if month in (None, ""):
-        if interval_start is not None:
-            month = month_name(interval_start)
-        else:
-            reference = (run_after or datetime.now()).replace(day=1) - timedelta(days=1)
-            month = month_name(reference)
-    try:
-        parse_month(month)
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from None
-    return [{"service": s, "month": month} for s in services]
-
-
-def plan_months(context: Context) -> Plan:
-    """``plan`` of the monthly DAGs: the Params, else the data interval, else the trigger time."""
-    return run_month(
-        context["params"].get("service"),
-        context["params"].get("month"),
-        context.get("data_interval_start"),
-        context["dag_run"].run_after,
-    )
-
-
-def event_months(service: Any, events: Iterable[Any]) -> Plan:
-    """(service, month) pairs named by the lake's asset events, once each, oldest first.
-
-    Several events can reach one run (the scheduler batches them); the ``service`` Param, if
-    not "all", keeps only that service.
-    """
-    services = services_for(service)
-    pairs: set[tuple[str, str]] = set()
-    for event in events:
-        extra = getattr(event, "extra", None) or {}
-        if extra.get("service") in services:
-            month = extra.get("month")
-            try:
-                parse_month(month)
-            except ValueError:
-                continue
-            pairs.add((str(extra["service"]), str(month)))
-    return [{"service": s, "month": m} for s, m in sorted(pairs, key=lambda p: (p[1], p[0]))]
-
-
-def plan_lake_loads(context: Context, service: str) -> Plan:
-    """lake_to_bigquery's ``plan_<service>``: that service's months to load. The ``month``
-    Param if given, else the months named by the triggering asset events, else the data
-    interval's (a scheduled or backfill run)."""
-    triggering: Mapping[Any, Iterable[Any]] = context["triggering_asset_events"]
-    events = [event for asset in triggering for event in triggering[asset]]
-    params = context["params"]
-    if not params.get("month") and events:
-        planned = event_months(params.get("service"), events)
-    else:
-        planned = plan_months(context)
-    return [pair for pair in planned if pair["service"] == service]
-
-
 # --- taxi_to_postgres ----------------------------------------------------------------------
 
 
@@ -158,10 +76,11 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
     from include.taxi.postgres.load import month_to_postgres
 
     _name_map_index(context, service, month)
-    source, target = lineage.record(context, lineage.postgres_load(service, month))
+    service_, month_ = parse_pair(service, month)
+    source, target = lineage.record(context, lineage.postgres_load(service_, month_))
     result = month_to_postgres(
-        service,
-        month,
+        service_,
+        month_,
         **config.source_settings(),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
@@ -201,11 +120,12 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
     from include.taxi.orchestration.discovery import in_bigquery
 
     _name_map_index(context, service, month)
+    service_, month_ = parse_pair(service, month)
     lake_url = config.lake_url()
-    source, target = lineage.record(context, lineage.lake_write(service, month))
+    source, target = lineage.record(context, lineage.lake_write(service_, month_))
     result = month_to_lake(
-        service,
-        month,
+        service_,
+        month_,
         **config.source_settings(),
         lake_url=lake_url,
         force=_force(context),
@@ -222,7 +142,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         target.rows, target.bytes = result["rows"], result["bytes"]
     _warn(context, "lake", result)
     if result["status"] == "unchanged":
-        if in_bigquery(service, month, lake_url=lake_url, dataset=config.bigquery_dataset()):
+        if in_bigquery(service_, month_, lake_url=lake_url, dataset=config.bigquery_dataset()):
             raise AirflowSkipException(
                 f"{service} {month} unchanged at the source; {result['uri']} already holds it"
             )
@@ -254,11 +174,12 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[s
     from include.taxi.bigquery.load import month_to_bigquery
 
     _name_map_index(context, service, month)
+    service_, month_ = parse_pair(service, month)
     lake_url, dataset = config.lake_url(), config.bigquery_dataset()
-    source, target = lineage.record(context, lineage.bigquery_load(service, month))
+    source, target = lineage.record(context, lineage.bigquery_load(service_, month_))
     result = month_to_bigquery(
-        service,
-        month,
+        service_,
+        month_,
         lake_url=lake_url,
         dataset=dataset,
         gcp_conn_id=GCP_CONN_ID,
@@ -299,7 +220,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             else discovery.lake_versions(config.lake_url())
         )
         months = discovery.changed_months(
-            list(SERVICES),
+            list(Service),
             months_back,
             **source,
             held=held,
@@ -316,7 +237,7 @@ def months_to_trigger(today: datetime, run_id: str) -> list[dict[str, Any]]:
             # months whose write's event was lost: load them from the lake directly
             written = {(m["service"], m["month"]) for m in months}
             missing = discovery.missing_in_bigquery(
-                list(SERVICES),
+                list(Service),
                 months_back,
                 lake_url=config.lake_url(),
                 dataset=config.bigquery_dataset(),

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from include.taxi.contract import ZONE_LOOKUP, ZONES, Contract, contract_for, table_name
+from include.taxi.contract import ZONE_LOOKUP, ZONES, contract_for, table_name
 from include.taxi.errors import InsufficientSpace, SourceNotPublished
-from include.taxi.months import parse_month
+from include.taxi.months import Month
 from include.taxi.postgres import ingestion_log
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.postgres.month import (
@@ -29,6 +29,7 @@ from include.taxi.postgres.month import (
     replace_month,
     replace_zones,
 )
+from include.taxi.services import Service
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.catalogue import MIRROR, Source
@@ -42,8 +43,8 @@ log = logging.getLogger(__name__)
 def _unchanged(
     conninfo: str,
     schema: str,
-    contract: Contract,
-    month: date,
+    service: Service,
+    month: Month,
     source: Source,
     started: datetime,
     last: LastLoad | None,
@@ -53,7 +54,8 @@ def _unchanged(
     it says so in the log)."""
     if last is None:
         return None
-    current = source.probe(contract.name, month.isoformat()[:7], limits=limits)
+    contract = contract_for(service)
+    current = source.probe(service, month, limits=limits)
     if current is None:
         return None
     table = table_name(contract)
@@ -63,17 +65,17 @@ def _unchanged(
         log.info(
             "%s %s: loaded under contract %s, the contract is %s now; reloading",
             table,
-            month.isoformat()[:7],
+            month,
             last.contract_fingerprint,
             contract.fingerprint,
         )
         return None
-    present = month_rows(conninfo, schema, contract, month)
+    present = month_rows(conninfo, schema, contract, month.first_day)
     if present != last.rows_in_target:
         log.warning(
             "%s %s: the log says %d rows were loaded but %s are there now; reloading",
             table,
-            month.isoformat()[:7],
+            month,
             last.rows_in_target,
             present,
         )
@@ -81,7 +83,7 @@ def _unchanged(
     attempt = Attempt(
         table,
         contract.name,
-        month,
+        month.first_day,
         current,
         started,
         contract_fingerprint=contract.fingerprint,
@@ -92,8 +94,8 @@ def _unchanged(
     log.info(
         "%s %s unchanged at the source since its last load (%d rows present): nothing to "
         "do; trigger with force_reload to reload anyway",
-        contract.name,
-        month.isoformat()[:7],
+        service,
+        month,
         present,
     )
     return present
@@ -107,15 +109,15 @@ def _replace_month(conninfo: str, schema: str, reader: SourceReader, attempt: At
     except psycopg.errors.DiskFull as exc:
         raise InsufficientSpace(
             f"PostgreSQL ran out of disk space loading {attempt.table} "
-            f"{attempt.month.isoformat()[:7] if attempt.month else ''}: nothing was committed "
+            f"{Month.of(attempt.month) if attempt.month else ''}: nothing was committed "
             f"and the month is as it was. Free space on the server's data/WAL disk, then retry "
             f"({exc.diag.message_primary})"
         ) from None
 
 
 def month_to_postgres(
-    service: str,
-    month: str,
+    service: Service,
+    month: Month,
     *,
     source_base: str,
     conninfo: str,
@@ -130,23 +132,22 @@ def month_to_postgres(
 
     ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet)."""
     contract = contract_for(service)
-    first_day = parse_month(month)
     check_schema_name(schema)
     source = Source(source_kind, source_base)
     url = source.url(service, month)
     source.check_month(service, month)
     started = datetime.now(UTC)
-    summary = {"service": service, "month": month, "url": url, "source": source.kind}
-    last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), first_day)
+    summary = {"service": str(service), "month": str(month), "url": url, "source": source.kind}
+    last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), month.first_day)
     if not force and (
-        rows := _unchanged(conninfo, schema, contract, first_day, source, started, last, limits)
+        rows := _unchanged(conninfo, schema, service, month, source, started, last, limits)
     ):
         return {**summary, "status": "unchanged", "rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     attempt = Attempt(
         table_name(contract),
         service,
-        first_day,
+        month.first_day,
         SourceVersion(url, None, None, None),  # until the download says more
         started,
         run_id,
@@ -157,7 +158,7 @@ def month_to_postgres(
         force=force,
     )
     fetched, result = _download_and_replace(
-        conninfo, schema, source, contract, (month, first_day), attempt, workdir, limits
+        conninfo, schema, source, (service, month), attempt, workdir, limits
     )
     version = fetched.version
     return {
@@ -175,16 +176,15 @@ def _download_and_replace(
     conninfo: str,
     schema: str,
     source: Source,
-    contract: Contract,
-    months: tuple[str, date],
+    service_month: tuple[Service, Month],
     attempt: Attempt,
     workdir: str | None,
     limits: DownloadLimits,
 ) -> tuple[Download, Replaced]:
-    """Download the month (``YYYY-MM`` and its first day), read it through the contract and
-    swap it in; a failure (a refused file too, not a month the source has not published) is
-    logged as a failed attempt."""
-    (month, first_day), service = months, contract.name
+    """Download the month, read it through the contract and swap it in; a failure (a refused
+    file too, not a month the source has not published) is logged as a failed attempt."""
+    service, month = service_month
+    contract = contract_for(service)
     with month_workdir("pg", service, month, workdir) as tmp:
         try:
             fetched = source.download(service, month, Path(tmp), limits=limits)
@@ -192,7 +192,7 @@ def _download_and_replace(
             reader = open_source(
                 fetched.path,
                 contract,
-                first_day,
+                month.first_day,
                 max_csv_bytes=limits.max_csv_bytes,
                 max_parquet_rows=limits.max_parquet_rows,
                 max_row_group_bytes=limits.max_row_group_bytes,
@@ -217,10 +217,10 @@ def zones_to_postgres(
     """Replace the taxi-zone lookup table with the source's current file."""
     check_schema_name(schema)
     source = Source(source_kind, source_base)
-    url = source.url(ZONES, "")
+    url = source.zones_url()
     started = datetime.now(UTC)
-    with month_workdir("pg", ZONES, "", workdir) as tmp:
-        fetched = source.download(ZONES, "", Path(tmp), limits=limits)
+    with month_workdir("pg", ZONES, None, workdir) as tmp:
+        fetched = source.download_zones(Path(tmp), limits=limits)
         attempt = Attempt(
             table_name(ZONE_LOOKUP),
             ZONES,

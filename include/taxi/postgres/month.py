@@ -28,7 +28,7 @@ from psycopg import sql
 from include.taxi import redact, settings
 from include.taxi.contract import SOURCE_MONTH, ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LoadMismatch, LockWaitTimeout
-from include.taxi.months import partition_suffix
+from include.taxi.months import Month
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
@@ -80,7 +80,7 @@ def check_schema_name(name: str) -> str:
 
 
 def partition_name(contract: Contract, month: date) -> str:
-    return f"{table_name(contract)}_{partition_suffix(month)}"
+    return f"{table_name(contract)}_{Month.of(month).suffix}"
 
 
 def _column_defs(contract: Contract) -> sql.Composable:
@@ -345,11 +345,11 @@ def replace_month(
         cur.commit()
     result = loaded.result(f"{schema}.{parent}", reader.rows, time.monotonic() - started)
     for warning in loaded.warnings:
-        log.warning("%s %s: %s", parent, month.isoformat()[:7], warning["message"])
+        log.warning("%s %s: %s", parent, Month.of(month), warning["message"])
     log.info(
         "replaced %s month %s: %d rows read, %d written, %d in the month now, %.1f s",
         result.table,
-        month.isoformat()[:7],
+        Month.of(month),
         result.rows_read,
         result.rows_written,
         result.rows_in_target,
@@ -367,7 +367,7 @@ def _kept(
         log.info(
             "%s %s: a concurrent run just loaded this same file; nothing to do",
             parent,
-            month.isoformat()[:7],
+            Month.of(month),
         )
         return Replaced(f"{schema}.{parent}", "unchanged", 0, 0, rows, 0.0)
     if (newer := _newer_loaded(cur, schema, attempt)) is not None:
@@ -375,7 +375,7 @@ def _kept(
             "%s %s: not replaced: it holds a newer version of the source (Last-Modified %s) "
             "than this run downloaded from %s (Last-Modified %s); the newer stays",
             parent,
-            month.isoformat()[:7],
+            Month.of(month),
             newer.last_modified,
             redact.source(attempt.source.url),
             attempt.source.last_modified,

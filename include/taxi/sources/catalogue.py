@@ -15,14 +15,13 @@ skipped with a message naming the other source, never failed: the user picked th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from include.taxi import redact
-from include.taxi.contract import ZONES, contract_for
 from include.taxi.errors import SourceNotPublished
-from include.taxi.months import month_name, parse_month
+from include.taxi.months import Month
+from include.taxi.services import Service
 from include.taxi.settings import VAR_SOURCE, VAR_SOURCE_URL, VAR_TLC_URL
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources import http
@@ -32,26 +31,27 @@ MIRROR = "mirror"
 TLC = "tlc"
 KINDS = (MIRROR, TLC)
 
-TLC_FIRST_MONTH = {
-    "yellow": date(2009, 1, 1),
-    "green": date(2013, 8, 1),
-    "fhv": date(2015, 1, 1),
-    "fhvhv": date(2019, 2, 1),
+TLC_FIRST_MONTH: dict[Service, Month] = {
+    Service.YELLOW: Month(2009, 1),
+    Service.GREEN: Month(2013, 8),
+    Service.FHV: Month(2015, 1),
+    Service.FHVHV: Month(2019, 2),
 }
-MIRROR_MONTHS = {
-    "yellow": (date(2019, 1, 1), date(2021, 7, 1)),
-    "green": (date(2019, 1, 1), date(2021, 7, 1)),
-    "fhv": (date(2019, 1, 1), date(2021, 12, 1)),
+MIRROR_MONTHS: dict[Service, tuple[Month, Month]] = {
+    Service.YELLOW: (Month(2019, 1), Month(2021, 7)),
+    Service.GREEN: (Month(2019, 1), Month(2021, 7)),
+    Service.FHV: (Month(2019, 1), Month(2021, 12)),
 }
 """What the course mirror holds (shared FACTS, "approx."): only used to word a skip message;
 a mirror elsewhere (``taxi_source_url``) may hold more, so it is always asked."""
+ZONES_FILE = "taxi_zone_lookup.csv"
 TLC_FORBIDDEN_RETRIES = 3
 """CloudFront answers 403 both for an object that does not exist and when it throttles bulk
 access: a 403 is retried with backoff this many times, then taken as "not published"."""
 
 
-def _span(first: date, last: date) -> str:
-    return f"{month_name(first)}..{month_name(last)}"
+def _span(first: Month, last: Month) -> str:
+    return f"{first}..{last}"
 
 
 @dataclass(frozen=True)
@@ -79,24 +79,26 @@ class Source:
     def format(self) -> str:
         return PARQUET if self.kind == TLC else CSV_GZ
 
-    def file_name(self, service: str, month: str) -> str:
-        if service == ZONES:
-            return "taxi_zone_lookup.csv"
-        contract_for(service)
+    def file_name(self, service: Service, month: Month) -> str:
         return f"{service}_tripdata_{month}.{self.format}"
 
-    def url(self, service: str, month: str) -> str:
+    def url(self, service: Service, month: Month) -> str:
         """The file's URL as it may be stored and shown (no credentials)."""
         return self._url(self.base, service, month)
 
-    def _url(self, base: str, service: str, month: str) -> str:
-        base = base.rstrip("/")
-        if service == ZONES:
-            return f"{base}/misc/{self.file_name(ZONES, '')}"
-        folder = "trip-data" if self.kind == TLC else service
-        return f"{base}/{folder}/{self.file_name(service, month)}"
+    def zones_url(self) -> str:
+        """The zone lookup's URL (no credentials): one csv for every month, on both sources."""
+        return self._zones_url(self.base)
 
-    def missing_hint(self, service: str, month: str) -> str:
+    def _url(self, base: str, service: Service, month: Month) -> str:
+        folder = "trip-data" if self.kind == TLC else service
+        return f"{base.rstrip('/')}/{folder}/{self.file_name(service, month)}"
+
+    @staticmethod
+    def _zones_url(base: str) -> str:
+        return f"{base.rstrip('/')}/misc/{ZONES_FILE}"
+
+    def missing_hint(self, service: Service, month: Month) -> str:
         """Where else ``service``'s ``month`` may be, for a skip message."""
         first = TLC_FIRST_MONTH.get(service)
         if self.kind == MIRROR:
@@ -104,16 +106,15 @@ class Source:
             has = f"has {service} {_span(*held)}" if held else f"has no {service} files"
             return (
                 f"The course mirror ({VAR_SOURCE}={MIRROR}, {VAR_SOURCE_URL}) {has}; the TLC "
-                f"publishes {service} from {month_name(first) if first else '?'} on as parquet: "
+                f"publishes {service} from {first or '?'} on as parquet: "
                 f"set the Variable {VAR_SOURCE} to {TLC}"
             )
-        day = parse_month(month)
         hint = (
             f"The TLC ({VAR_SOURCE}={TLC}, {VAR_TLC_URL}) publishes {service} from "
-            f"{month_name(first) if first else '?'} on, about two months after the month ends"
+            f"{first or '?'} on, about two months after the month ends"
         )
         held = MIRROR_MONTHS.get(service)
-        if held and held[0] <= day <= held[1]:
+        if held and held[0] <= month <= held[1]:
             hint += f"; the course mirror has {month}: set the Variable {VAR_SOURCE} to {MIRROR}"
         elif held:
             hint += f"; the course mirror ({VAR_SOURCE}={MIRROR}) has only {_span(*held)}"
@@ -121,22 +122,22 @@ class Source:
             hint += f"; the course mirror ({VAR_SOURCE}={MIRROR}) has no {service} files"
         return hint
 
-    def check_month(self, service: str, month: str) -> None:
+    def check_month(self, service: Service, month: Month) -> None:
         """Skip (SourceNotPublished) before any request a month this source cannot have."""
-        if service == ZONES or self.kind != TLC:
+        if self.kind != TLC:
             return
         first = TLC_FIRST_MONTH[service]
-        if parse_month(month) < first:
+        if month < first:
             raise SourceNotPublished(
                 self.url(service, month),
-                answer=f"cannot exist (the TLC's first {service} month is {month_name(first)})",
+                answer=f"cannot exist (the TLC's first {service} month is {first})",
                 hint=self.missing_hint(service, month),
             )
 
     def probe(
         self,
-        service: str,
-        month: str,
+        service: Service,
+        month: Month,
         *,
         limits: http.DownloadLimits = http.DEFAULT_LIMITS,
         deadline: float = 120.0,
@@ -146,13 +147,13 @@ class Source:
             self._url(self._fetch_base, service, month),
             limits=limits,
             deadline=deadline,
-            **self._options(service, month),
+            **self._options(self.missing_hint(service, month)),
         )
 
     def download(
         self,
-        service: str,
-        month: str,
+        service: Service,
+        month: Month,
         folder: Path,
         *,
         limits: http.DownloadLimits = http.DEFAULT_LIMITS,
@@ -163,11 +164,21 @@ class Source:
             self._url(self._fetch_base, service, month),
             dest,
             limits=limits,
-            **self._options(service, month),
+            **self._options(self.missing_hint(service, month)),
         )
 
-    def _options(self, service: str, month: str) -> dict[str, Any]:
-        hint = "" if service == ZONES else self.missing_hint(service, month)
+    def download_zones(
+        self, folder: Path, *, limits: http.DownloadLimits = http.DEFAULT_LIMITS
+    ) -> http.Download:
+        """The zone lookup, into ``folder``."""
+        return http.download(
+            self._zones_url(self._fetch_base),
+            folder / ZONES_FILE,
+            limits=limits,
+            **self._options(""),
+        )
+
+    def _options(self, hint: str) -> dict[str, Any]:
         if self.kind == TLC:
             return {"forbidden_is_missing": True, "hint": hint, "retries": TLC_FORBIDDEN_RETRIES}
         return {"hint": hint}

@@ -27,7 +27,6 @@ from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from include.taxi import redact, settings
-from include.taxi.contract import ZONES, contract_for
 from include.taxi.errors import (
     BadSourceFile,
     IncompleteDownload,
@@ -66,20 +65,6 @@ class DownloadLimits:
 
 
 DEFAULT_LIMITS = DownloadLimits()
-
-
-def file_name(service: str, month: str) -> str:
-    """``yellow_tripdata_2021-01.csv.gz``; the zone lookup has one file for all months."""
-    if service == ZONES:
-        return "taxi_zone_lookup.csv"
-    contract_for(service)
-    return f"{service}_tripdata_{month}.csv.gz"
-
-
-def source_url(base: str, service: str, month: str) -> str:
-    """``{base}/{service}/{file}`` for trips, ``{base}/misc/taxi_zone_lookup.csv`` for zones."""
-    folder = "misc" if service == ZONES else service
-    return f"{base.rstrip('/')}/{folder}/{file_name(service, month)}"
 
 
 @dataclass(frozen=True)

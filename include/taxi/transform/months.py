@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.taxi.months import parse_month
+from include.taxi.months import Month
 from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
 
 
@@ -22,11 +22,10 @@ def event_months(events: Iterable[Any]) -> list[str]:
     for event in events:
         month = (getattr(event, "extra", None) or {}).get("month")
         try:
-            parse_month(month)
-        except (TypeError, ValueError):
+            months.add(Month.parse(month))
+        except ValueError:
             continue
-        months.add(str(month))
-    return sorted(months)
+    return [str(month) for month in sorted(months)]
 
 
 def models_months(context: Mapping[str, Any]) -> str:
@@ -34,8 +33,7 @@ def models_months(context: Mapping[str, Any]) -> str:
     comma-separated value of dbt's var month. No month at all fails for good: building every
     month is a deliberate `dbt build` without var month, not a run that lost its event."""
     if month := context["params"].get("month"):
-        parse_month(month)
-        return str(month)
+        return str(Month.parse(month))
     triggering: Mapping[Any, Iterable[Any]] = context.get("triggering_asset_events") or {}
     months = event_months(event for asset in triggering for event in triggering[asset])
     if not months:
