@@ -104,7 +104,7 @@ def test_event_months_are_deduplicated_and_filtered_by_the_service_param():
     the real events are covered above and by the end-to-end scheduler test."""
     from types import SimpleNamespace
 
-    from include.taxi.orchestration.tasks import event_months
+    from include.taxi.orchestration.plan import event_months
 
     events = [
         SimpleNamespace(extra={"service": "green", "month": "2019-08"}),

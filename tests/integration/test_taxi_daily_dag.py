@@ -16,7 +16,7 @@ TODAY = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 
 def test_recent_months_are_the_complete_months_before_today() -> None:
-    assert recent_months(date(2026, 1, 5), 3) == ["2025-12", "2025-11", "2025-10"]
+    assert recent_months(date(2026, 1, 5), 3) == [Month(2025, 12), Month(2025, 11), Month(2025, 10)]
 
 
 @pytest.fixture(scope="module")
