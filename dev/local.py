@@ -389,12 +389,12 @@ def cloud_month(service: str, month_name: str) -> int:
 
 def report(service: str, year: str) -> int:
     """Rows of ``service`` per month of ``year`` per target, from the ingestion logs
-    (include/taxi/report.py): the warehouse only, no Airflow metadata DB."""
+    (include/taxi/status/report.py): the warehouse only, no Airflow metadata DB."""
     env = airflow_env(HOME)
     pg = EmbeddedPostgres(user_settings())
     try:
         warehouse(env, pg)
-        command = [sys.executable, "-m", "include.taxi.report", service, year]
+        command = [sys.executable, "-m", "include.taxi.status.report", service, year]
         return subprocess.run(command, env=env, cwd=PROJECT).returncode
     finally:
         pg.release()

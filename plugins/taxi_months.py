@@ -8,8 +8,8 @@ Airflow's own dependency (``get_user``). Each target's column is shown only to a
 manager lets read the runs of the DAG that writes it (``taxi_to_postgres``, ``taxi_to_lake``,
 ``lake_to_bigquery``): with a DAG-level auth manager (FAB, Keycloak, multi-team) a user who may
 read other DAGs only gets 403. Nothing the caller sends (such as ``?dag_id=``) picks the DAGs
-checked. The data logic is ``include/taxi/months_view.py``; the HTML is
-``include/taxi/months_page.py``.
+checked. The data logic is ``include/taxi/status/`` (``grid.py`` decides, ``targets.py``
+reads the configured targets' logs); the HTML is ``include/taxi/status/page.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def _login_first(request: Request, exc: HTTPException) -> Response:
 def readable_targets(user: GetUserDep) -> tuple[str, ...]:
     """The targets whose DAG's runs ``user`` may read (the page shows runs and their rows);
     403 if none. The DAG ids are the project's own, never taken from the request."""
-    from include.taxi.months_view import DAG_OF_TARGET
+    from include.taxi.status.grid import DAG_OF_TARGET
 
     teams: dict[str, str | None] = {}
     if conf.getboolean("core", "multi_team", fallback=False):
@@ -78,15 +78,15 @@ ReadableTargets = Annotated[tuple[str, ...], Depends(readable_targets)]
 
 @app.get("/", response_class=HTMLResponse)
 def page(targets: ReadableTargets) -> HTMLResponse:
-    from include.taxi.months_page import render
-    from include.taxi.months_view import collect_configured
+    from include.taxi.status.page import render
+    from include.taxi.status.targets import collect_configured
 
     return HTMLResponse(render(collect_configured(targets), base_url=_base_url()))
 
 
 @app.get("/api/months")
 def months(targets: ReadableTargets) -> dict[str, Any]:
-    from include.taxi.months_view import collect_configured
+    from include.taxi.status.targets import collect_configured
 
     return collect_configured(targets).as_json()
 

@@ -58,7 +58,7 @@ TOP_LAYER = (
     "include.taxi.orchestration",
     "include.taxi.transform",
     "include.taxi.settings",
-    "include.taxi.months_",
+    "include.taxi.status",
 )
 """What a DAG file or a plugin may import from the project: the thin Airflow layer, the
 transform layer (Cosmos's task group), the settings (names and defaults) and the status

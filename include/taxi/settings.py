@@ -149,4 +149,4 @@ DEFAULT_MONTHS_PAGE_TIMEOUT = 5.0
 """Seconds each read of the Taxi months page may take (Postgres statement, BigQuery job, GCS
 listing request): the page runs in the api-server, whose threads also serve the Execution API,
 so a locked or slow warehouse shows as a problem on the page instead of holding a thread. The
-page's reads answer in well under a second (see months_view.postgres_records)."""
+page's reads answer in well under a second (see postgres.ingestion_log.PostgresLog.records)."""

@@ -18,14 +18,17 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from dev.synthetic import write_month
-from include.taxi.lake.ingestion_log import failures
+from include.taxi.lake.ingestion_log import LakeLog, failures
 from include.taxi.lake.load import month_to_lake
 from include.taxi.lake.store import open_lake
+from include.taxi.load_record import FAILED, LOADED
 from include.taxi.months import Month
-from include.taxi.months_view import FAILED, LOADED, MonthsView, collect
 from include.taxi.orchestration.tasks import outcome
+from include.taxi.postgres.ingestion_log import PostgresLog
 from include.taxi.postgres.load import month_to_postgres
-from include.taxi.report import lake_counts, lake_failed, postgres_counts, postgres_failed, report
+from include.taxi.status.grid import MonthsView
+from include.taxi.status.report import failed, report
+from include.taxi.status.targets import collect
 
 FEB, MAR = date(2021, 2, 1), date(2021, 3, 1)
 GOOD_ROWS = 300
@@ -102,7 +105,7 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
         assert "reader" not in url
     assert _count(postgres_url, pg_schema) == {"2021-02": GOOD_ROWS}  # data untouched
 
-    view = collect(conninfo=postgres_url, schema=pg_schema)
+    view = collect({"postgres": PostgresLog(postgres_url, pg_schema)})
     assert _cells(view, "postgres") == {
         "2021-02": (FAILED, GOOD_ROWS),
         "2021-03": (FAILED, None),
@@ -112,17 +115,7 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
     assert "not a gzip file" in feb.cells["postgres"].detail
     assert f"({GOOD_ROWS} rows) is kept" in feb.cells["postgres"].detail
     assert mar.cells["postgres"].run_id == "manual__html_mar"
-    lines = report(
-        "green",
-        2021,
-        [
-            (
-                "postgres",
-                lambda: postgres_counts(postgres_url, pg_schema, "green", 2021),
-                lambda: postgres_failed(postgres_url, pg_schema, "green", 2021),
-            )
-        ],
-    )
+    lines = report("green", 2021, {"postgres": PostgresLog(postgres_url, pg_schema)})
     assert lines[2].split() == ["2021-02", str(GOOD_ROWS), "(failed)"]  # make report
     assert lines[3].split() == ["2021-03", "failed"]
     assert lines[4].split() == ["2021-04", "-"]
@@ -131,7 +124,9 @@ def test_a_refused_file_is_a_failed_row_in_postgres_and_the_grid_shows_it(
     assert month_to_postgres("green", Month(2021, 2), run_id="manual__fixed", **load)["status"] == (
         "loaded"
     )
-    assert _cells(collect(conninfo=postgres_url, schema=pg_schema), "postgres")["2021-02"] == (
+    assert _cells(collect({"postgres": PostgresLog(postgres_url, pg_schema)}), "postgres")[
+        "2021-02"
+    ] == (
         LOADED,
         GOOD_ROWS + 7,
     )
@@ -170,24 +165,18 @@ def test_a_refused_file_is_recorded_in_the_lake_without_touching_its_object(
     for stored in (tmp_path / "lake").rglob("*"):
         if stored.is_file():
             assert PASSWORD.encode() not in stored.read_bytes(), stored
-    view = collect(conninfo=None, schema="public", lake=lake)
+    view = collect({"lake": LakeLog(lake)})
     assert _cells(view, "lake") == {"2021-02": (FAILED, GOOD_ROWS)}
     (green,) = view.services
     assert "not a gzip file" in green.months[0].cells["lake"].detail
-    sources = [
-        (
-            "lake",
-            lambda: lake_counts(lake_url, "green", 2021),
-            lambda: lake_failed(lake_url, "green", 2021),
-        )
-    ]
+    sources = {"lake": LakeLog(open_lake(lake_url))}
     assert report("green", 2021, sources)[2].split() == ["2021-02", str(GOOD_ROWS), "(failed)"]
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 3, seed=2)
     month_to_lake("green", Month(2021, 2), source_base=base, lake_url=lake_url, run_id="manual__ok")
     assert failures(lake) == []
     assert report("green", 2021, sources)[2].split() == ["2021-02", str(GOOD_ROWS + 3)]
-    view = collect(conninfo=None, schema="public", lake=lake)
+    view = collect({"lake": LakeLog(lake)})
     assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 3)}
 
 
@@ -208,16 +197,16 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     from google.cloud import storage
     from google.cloud.bigquery import SchemaField, Table
 
+    from include.taxi.bigquery.ingestion_log import BigQueryLog
     from include.taxi.bigquery.load import month_to_bigquery
     from include.taxi.bigquery.schema import LOG_SCHEMA
     from include.taxi.contract import GREEN
-    from include.taxi.report import bigquery_failed
 
     base, path = source
     lake_url, dataset = f"gs://{gcs_bucket}/lake", f"taxi_{uuid.uuid4().hex[:8]}"
     hook = BigQueryHook(gcp_conn_id="google_cloud_default", use_legacy_sql=False)
     client = hook.get_client(project_id=hook.project_id)
-    bigquery = (client, hook.project_id, dataset)
+    bigquery = BigQueryLog(client, hook.project_id, dataset)
     old_log = [f for f in LOG_SCHEMA if f[0] != "error"]  # a log from before the column
     client.create_dataset(f"{client.project}.{dataset}")
     client.create_table(
@@ -277,11 +266,11 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
         f"SELECT COUNT(*) AS n FROM `{client.project}.{dataset}.green_tripdata`"
     ).result()
     assert next(iter(count))["n"] == GOOD_ROWS  # the month as it was
-    view = collect(conninfo=None, schema="public", lake=lake, bigquery=bigquery)
+    view = collect({"lake": LakeLog(lake), "bigquery": bigquery})
     assert _cells(view, "bigquery") == {"2021-02": (FAILED, GOOD_ROWS)}
     (green,) = view.services
     assert "passenger_count" in green.months[0].cells["bigquery"].detail
-    assert bigquery_failed(dataset, "green", 2021, "google_cloud_default") == {"2021-02"}
+    assert failed(bigquery.records(), "green", 2021) == {"2021-02"}
 
     write_month(path(FEB), "green", FEB, GOOD_ROWS + 5, seed=3)
     month_to_lake("green", Month(2021, 2), source_base=base, lake_url=lake_url, force=True)
@@ -289,8 +278,8 @@ def test_a_refused_lake_file_is_a_failed_row_in_bigquery_and_a_gcs_failure_recor
     month_to_bigquery(
         "green", Month(2021, 2), lake_url=lake_url, dataset=dataset, run_id="manual__ok"
     )
-    view = collect(conninfo=None, schema="public", lake=lake, bigquery=bigquery)
+    view = collect({"lake": LakeLog(lake), "bigquery": bigquery})
     assert _cells(view, "bigquery") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
     assert _cells(view, "lake") == {"2021-02": (LOADED, GOOD_ROWS + 5)}
-    assert bigquery_failed(dataset, "green", 2021, "google_cloud_default") == set()
+    assert failed(bigquery.records(), "green", 2021) == set()
     client.close()

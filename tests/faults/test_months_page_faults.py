@@ -29,11 +29,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from dev.synthetic import write_month
+from include.taxi.lake.ingestion_log import LakeLog
 from include.taxi.lake.store import open_lake
+from include.taxi.load_record import LOADED
 from include.taxi.months import Month
-from include.taxi.months_page import render
-from include.taxi.months_view import LOADED, MonthsView, collect, collect_configured
+from include.taxi.postgres.ingestion_log import PostgresLog
 from include.taxi.postgres.load import month_to_postgres
+from include.taxi.status.grid import MonthsView
+from include.taxi.status.page import render
+from include.taxi.status.targets import collect, collect_configured
 
 DEADLINE = 20.0
 """Seconds a child may take before the view counts as hung (the views take well under one)."""
@@ -123,7 +127,7 @@ def test_odd_objects_in_a_folder_lake_are_listed_not_looped_over(tmp_path: Path)
     (root / html_page).write_bytes(b"<html>not parquet</html>")
     lake = open_lake(str(root))
 
-    seconds, view = built_within(lambda: collect(conninfo=None, schema="x", lake=lake))
+    seconds, view = built_within(lambda: collect({"lake": LakeLog(lake)}))
 
     assert seconds < 1.0, f"{seconds:.2f} s"
     assert_hostile_objects_listed(view, html_page)
@@ -147,8 +151,8 @@ def test_odd_objects_in_gcs_are_listed_not_looped_over(gcs_bucket: str, tmp_path
     client.close()
 
     lake = f"gs://{gcs_bucket}/lake"
-    collect(conninfo=None, schema="x", lake=open_lake(f"gs://{gcs_bucket}/empty"))  # imports
-    seconds, view = built_within(lambda: collect(conninfo=None, schema="x", lake=open_lake(lake)))
+    collect({"lake": LakeLog(open_lake(f"gs://{gcs_bucket}/empty"))})  # imports
+    seconds, view = built_within(lambda: collect({"lake": LakeLog(open_lake(lake))}))
 
     assert seconds < 1.0, f"{seconds:.2f} s"
     assert_hostile_objects_listed(view)
@@ -202,7 +206,7 @@ def test_an_unreachable_server_is_named_without_its_host(postgres_url: str) -> N
     conninfo = psycopg.conninfo.conninfo_to_dict(postgres_url)
     refused = psycopg.conninfo.make_conninfo(postgres_url, port=1)
 
-    view = collect(conninfo=refused, schema="public")
+    view = collect({"postgres": PostgresLog(refused, "public")})
 
     problem = view.problems["postgres"]
     assert problem.startswith("OperationalError: cannot read the postgres log"), problem

@@ -22,7 +22,7 @@ from dev.synthetic import write_month
 from include.taxi.lake.load import month_to_lake
 from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres
-from tests.integration.test_months_view import _add_warnings, _insert_failed
+from tests.integration.test_status_grid import _add_warnings, _insert_failed
 from tests.ui.test_trigger_in_browser import OUTPUT, UI_TIMEOUT_MS, _log_in, browser  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ui]

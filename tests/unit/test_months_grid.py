@@ -1,5 +1,5 @@
 """The rules of the "Taxi months" grid on hand-made log records (no database needed: ``build``
-does no I/O; tests/integration/test_months_view.py feeds it real logs)."""
+does no I/O; tests/integration/test_status_grid.py feeds it real logs)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,48 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from include.taxi.months import Month
-from include.taxi.months_page import render
-from include.taxi.months_view import (
+from include.taxi.load_record import (
     FAILED,
     LOADED,
-    MAX_REJECTED_SHOWN,
-    MISSING,
-    NOT_PUBLISHED,
-    STALE,
+    LoadRecord,
     QualityWarning,
-    Record,
     Rejected,
     TargetLog,
-    build,
     parse_warnings,
 )
+from include.taxi.months import Month
+from include.taxi.services import Service
+from include.taxi.source_version import SourceVersion
+from include.taxi.status.grid import MAX_REJECTED_SHOWN, MISSING, NOT_PUBLISHED, STALE, build
+from include.taxi.status.page import render
 
 
 def _at(day: int) -> datetime:
     return datetime(2021, 6, day, tzinfo=UTC)
 
 
-def _log(*records: Record) -> TargetLog:
+def _record(
+    target: str,
+    service: str,
+    month: str,
+    status: str,
+    rows: int | None = None,
+    *,
+    version: tuple[int, str, None] | None = None,
+    sha256: str | None = None,
+    **rest: object,
+) -> LoadRecord:
+    """A log record as a reader returns one, from the values a test cares about."""
+    source = None
+    if version is not None or sha256 is not None:
+        size, etag, modified = version or (None, None, None)
+        source = SourceVersion("https://example/f.csv.gz", size, etag, modified, sha256)
+    return LoadRecord(
+        target, Service(service), Month.parse(month), status, rows, source=source, **rest
+    )
+
+
+def _log(*records: LoadRecord) -> TargetLog:
     loads = {(r.service, r.month): r for r in records if r.status == LOADED}
     return TargetLog({(r.service, r.month): r for r in records}, loads)
 
@@ -41,11 +60,11 @@ def _states(view, service="green"):
 
 
 def test_bigquery_is_stale_when_the_lake_holds_a_newer_file():
-    lake = _log(Record("lake", "green", "2021-01", LOADED, 10, at=_at(2), sha256="new"))
-    bigquery = _log(Record("bigquery", "green", "2021-01", LOADED, 9, at=_at(1), sha256="old"))
+    lake = _log(_record("lake", "green", "2021-01", LOADED, 10, at=_at(2), sha256="new"))
+    bigquery = _log(_record("bigquery", "green", "2021-01", LOADED, 9, at=_at(1), sha256="old"))
     view = build({"lake": lake, "bigquery": bigquery})
     assert _states(view) == {"2021-01": {"lake": LOADED, "bigquery": STALE}}
-    same = _log(Record("bigquery", "green", "2021-01", LOADED, 10, at=_at(3), sha256="new"))
+    same = _log(_record("bigquery", "green", "2021-01", LOADED, 10, at=_at(3), sha256="new"))
     assert _states(build({"lake": lake, "bigquery": same})) == {
         "2021-01": {"lake": LOADED, "bigquery": LOADED}
     }
@@ -54,9 +73,9 @@ def test_bigquery_is_stale_when_the_lake_holds_a_newer_file():
 def test_a_version_seen_before_the_load_does_not_make_it_stale():
     """Postgres loaded v2 after the lake wrote v1: the lake is stale, Postgres is not."""
     postgres = _log(
-        Record("postgres", "green", "2021-01", LOADED, 5, at=_at(5), version=(2, "v2", None))
+        _record("postgres", "green", "2021-01", LOADED, 5, at=_at(5), version=(2, "v2", None))
     )
-    lake = _log(Record("lake", "green", "2021-01", LOADED, 4, at=_at(1), version=(1, "v1", None)))
+    lake = _log(_record("lake", "green", "2021-01", LOADED, 4, at=_at(1), version=(1, "v1", None)))
     assert _states(build({"postgres": postgres, "lake": lake})) == {
         "2021-01": {"postgres": LOADED, "lake": STALE}
     }
@@ -64,9 +83,9 @@ def test_a_version_seen_before_the_load_does_not_make_it_stale():
 
 def test_missing_inside_the_span_and_not_published_outside():
     postgres = _log(
-        Record("postgres", "green", "2021-01", LOADED, 5, at=_at(1)),
-        Record("postgres", "green", "2021-04", LOADED, 5, at=_at(1)),
-        Record("postgres", "yellow", "2021-06", FAILED, at=_at(1), error="boom"),
+        _record("postgres", "green", "2021-01", LOADED, 5, at=_at(1)),
+        _record("postgres", "green", "2021-04", LOADED, 5, at=_at(1)),
+        _record("postgres", "yellow", "2021-06", FAILED, at=_at(1), error="boom"),
     )
     view = build({"postgres": postgres})
     assert {m: s["postgres"] for m, s in _states(view).items()} == {
@@ -94,7 +113,7 @@ def test_warnings_are_read_whatever_shape_they_were_stored_in():
 def test_the_page_escapes_what_the_logs_say():
     evil = QualityWarning("<b>rule</b>", "warn", "<script>alert(1)</script>")
     postgres = _log(
-        Record(
+        _record(
             "postgres", "green", "2021-01", LOADED, 5, run_id="r&<1>", at=_at(1), warnings=(evil,)
         )
     )
@@ -147,8 +166,8 @@ def test_the_month_axis_is_bounded() -> None:
     """``build`` gets parsed months only; if a far one slipped through, it refuses at once
     instead of building ~95,000 months per service."""
     far = _log(
-        Record("postgres", "green", "2009-01", LOADED, 5, at=_at(1)),
-        Record("postgres", "green", "9999-12", LOADED, 5, at=_at(1)),
+        _record("postgres", "green", "2009-01", LOADED, 5, at=_at(1)),
+        _record("postgres", "green", "9999-12", LOADED, 5, at=_at(1)),
     )
     started = time.perf_counter()
     with pytest.raises(ValueError, match="longer than 1200 months"):

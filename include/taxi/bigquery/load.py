@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from include.taxi import redact
 from include.taxi.bigquery import month as bigquery_month
+from include.taxi.bigquery.ingestion_log import BigQueryLog
 from include.taxi.bigquery.schema import check_parquet_schema
 from include.taxi.contract import ZONE_LOOKUP, Contract, contract_for
 from include.taxi.errors import LakeObjectChanged, NotInLake
-from include.taxi.lake.ingestion_log import stored_quality
+from include.taxi.lake.ingestion_log import (
+    SOURCE_FORMAT_KEY,
+    SOURCE_KIND_KEY,
+    SOURCE_SHA256_KEY,
+    stored_quality,
+)
 from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import Month
 from include.taxi.quality import footer_profile, to_json
@@ -89,23 +95,21 @@ def _already_loaded(
 ) -> int | None:
     """Rows of the month if BigQuery's log shows this lake file (same source, same contract)
     loaded and the month still holds what that load left; None otherwise."""
-    from google.api_core.exceptions import NotFound
-
     if not sha256:
         return None
-    try:
-        last = bigquery_month.last_load(client, project, dataset, contract, month)
-    except NotFound:  # no dataset or log table yet: never loaded
-        return None
+    last = BigQueryLog(client, project, dataset).last_load(
+        Service.parse(contract.name), Month.of(month)
+    )
     if (
-        not last
-        or last["source_uri"] != uri
-        or last["source_sha256"] != sha256
-        or last.get("contract_fingerprint") != contract.fingerprint
+        last is None
+        or last.source is None
+        or last.source.url != uri
+        or last.sha256 != sha256
+        or last.contract != contract.fingerprint
     ):
         return None
     present = bigquery_month.month_rows(client, project, dataset, contract, month)
-    return present if present == last["rows_in_target"] else None
+    return present if present == last.rows else None
 
 
 def in_bigquery(
@@ -123,7 +127,7 @@ def in_bigquery(
         return False
     hook = BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False)
     client = hook.get_client(project_id=hook.project_id)
-    sha256 = stored.metadata.get("taxi.source_sha256", "")
+    sha256 = stored.metadata.get(SOURCE_SHA256_KEY, "")
     return (
         _already_loaded(
             client, hook.project_id, dataset, contract, month.first_day, lake.uri(name), sha256
@@ -173,7 +177,7 @@ def _record_failure(
     name = object_name(service, month)
     try:
         stored = lake.stat(name)
-        sha256 = stored.metadata.get("taxi.source_sha256", "") if stored else ""
+        sha256 = stored.metadata.get(SOURCE_SHA256_KEY, "") if stored else ""
     except Exception:  # the lake may be what failed: the row is written without its checksum
         sha256 = ""
     try:
@@ -234,7 +238,7 @@ def _month_to_bigquery(
     contract = contract_for(service)
     name = object_name(service, month)
     uri, stored, footer = _checked_object(lake, name, contract)
-    sha256 = stored.metadata.get("taxi.source_sha256", "")
+    sha256 = stored.metadata.get(SOURCE_SHA256_KEY, "")
     project = hook.project_id
     summary = {
         "service": str(service),
@@ -260,8 +264,8 @@ def _month_to_bigquery(
         source_sha256=sha256,
         run_id=run_id,
         still_same=_still_same(lake, name, stored),
-        source_kind=stored.metadata.get("taxi.source_kind", ""),
-        source_format=stored.metadata.get("taxi.source_format", ""),
+        source_kind=stored.metadata.get(SOURCE_KIND_KEY, ""),
+        source_format=stored.metadata.get(SOURCE_FORMAT_KEY, ""),
         quality=quality,
         warnings=warnings,
     )

@@ -18,8 +18,10 @@ from include.taxi.contract import ZONE_LOOKUP, ZONES, contract_for
 from include.taxi.errors import SourceNotPublished
 from include.taxi.lake.ingestion_log import (
     ROWS_KEY,
+    SCHEMA_KEY,
+    SOURCE_URL_KEY,
     clear_failure,
-    held_source,
+    held_version,
     lake_metadata,
     quality_metadata,
     record_failure,
@@ -53,7 +55,6 @@ log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded"
 """The status of a run whose month the lake holds from a newer version of the source (kept)."""
-SOURCE_URL_KEY = "taxi.source_url"
 
 
 def _unchanged(
@@ -70,7 +71,10 @@ def _unchanged(
     if current is None or stored is None:
         return None
     meta = stored.metadata
-    if meta.get("taxi.schema") != contract.fingerprint or not current.same_as(*held_source(meta)):
+    held = held_version(meta)
+    if meta.get(SCHEMA_KEY) != contract.fingerprint or not current.same_as(
+        held.bytes, held.etag, held.last_modified
+    ):
         return None
     log.info(
         "%s %s unchanged at the source since it was written to %s (%s rows): nothing to "
@@ -92,7 +96,7 @@ def _newer_stored(
     it must stay. An object of another file from before this run began (the source was
     switched) is replaced."""
     now = lake.stat(name)
-    if now is None or not version.older_than(held_source(now.metadata)[2]):
+    if now is None or not version.older_than(held_version(now.metadata).last_modified):
         return None
     meanwhile = before is None or not _same_object(before, now)
     stale_copy = not force and version.same_file(now.metadata.get(SOURCE_URL_KEY))
@@ -222,7 +226,7 @@ def month_to_lake(
             service,
             month,
             stored.uri,
-            held_source(stored.metadata)[2],
+            held_version(stored.metadata).last_modified,
             fetched.version.last_modified,
         )
         return {**summary, "status": SUPERSEDED, "uri": stored.uri, "rows": None}

@@ -3,9 +3,9 @@
 One HEAD request per (service, month) in a look-back window: a month never loaded is *new*,
 one whose size or ETag/Last-Modified differ from its last load is *republished*; one loaded
 under another schema contract counts as new; anything else needs no work. Months the source
-has not published (404) are simply not there yet. What a target holds comes from the Postgres
-ingestion log, or from the lake object's metadata; a lake month BigQuery's ingestion log does
-not hold is owed a load into BigQuery.
+has not published (404) are simply not there yet. What a target holds is its log's last load
+(``last_load`` of the target's reader, the one the Taxi months page reads); a lake month
+BigQuery's ingestion log does not hold is owed a load into BigQuery.
 
 The HEADs of one target share a total deadline (``settings.DISCOVERY_DEADLINE``), each HEAD its
 own (``settings.HEAD_DEADLINE``), however slowly a server answers: a source trickling its
@@ -20,19 +20,20 @@ from collections.abc import Callable
 from datetime import date
 
 from include.taxi import settings
-from include.taxi.contract import contract_for, table_name
+from include.taxi.contract import contract_for
 from include.taxi.errors import IncompleteDownload, SourceNotPublished
-from include.taxi.lake.ingestion_log import held_source
+from include.taxi.lake.ingestion_log import LakeLog
 from include.taxi.lake.store import object_name, open_lake
+from include.taxi.load_record import IngestionLog
 from include.taxi.months import Month
-from include.taxi.postgres import ingestion_log
+from include.taxi.postgres.ingestion_log import PostgresLog
 from include.taxi.services import Service
+from include.taxi.source_version import SourceVersion
 from include.taxi.sources.catalogue import MIRROR, TLC, TLC_FIRST_MONTH, Source
 from include.taxi.sources.http import DEFAULT_LIMITS, DownloadLimits
 
-Held = tuple[int | None, str | None, str | None]
-"""Size, ETag and Last-Modified of the source version a target holds."""
-LastVersion = Callable[[Service, Month], Held | None]
+LastVersion = Callable[[Service, Month], SourceVersion | None]
+"""The source version a target holds of a (service, month), None if it is owed a load."""
 
 log = logging.getLogger(__name__)
 
@@ -42,35 +43,33 @@ def recent_months(today: date, lookback: int) -> list[Month]:
     return [Month.of(today).shift(-back) for back in range(1, lookback + 1)]
 
 
-def postgres_versions(conninfo: str, schema: str) -> LastVersion:
-    """The source version of each month's last load, from the Postgres ingestion log."""
+def held_versions(target: IngestionLog) -> LastVersion:
+    """The source version of each month's last load in ``target``'s log; None when it was
+    never loaded, or loaded under another contract: the month is owed a load."""
 
-    def last(service: Service, month: Month) -> Held | None:
-        contract = contract_for(service)
-        found = ingestion_log.read_last_load(
-            conninfo, schema, table_name(contract), month.first_day
-        )
-        if found is None or found.contract_fingerprint != contract.fingerprint:
-            return None  # never loaded, or under another contract: the month is owed a load
-        return found.bytes, found.etag, found.last_modified
+    def last(service: Service, month: Month) -> SourceVersion | None:
+        try:
+            found = target.last_load(service, month)
+        except ValueError as exc:  # e.g. a foreign object at the month's name: rewrite it
+            log.warning(
+                "%s %s: %s log unreadable (%s): owed a load", service, month, target.target, exc
+            )
+            return None
+        if found is None or found.contract != contract_for(service).fingerprint:
+            return None
+        return found.source
 
     return last
+
+
+def postgres_versions(conninfo: str, schema: str) -> LastVersion:
+    """The source version of each month's last load, from the Postgres ingestion log."""
+    return held_versions(PostgresLog(conninfo, schema))
 
 
 def lake_versions(lake_url: str) -> LastVersion:
     """The source version each lake object was written from, from its metadata."""
-    lake = open_lake(lake_url)
-
-    def last(service: Service, month: Month) -> Held | None:
-        stored = lake.stat(object_name(service, month))
-        if (
-            stored is None
-            or stored.metadata.get("taxi.schema") != contract_for(service).fingerprint
-        ):
-            return None  # not there, or written under another contract: to be (re)written
-        return held_source(stored.metadata)
-
-    return last
+    return held_versions(LakeLog(open_lake(lake_url)))
 
 
 def in_bigquery(service: Service, month: Month, *, lake_url: str, dataset: str) -> bool:
@@ -159,7 +158,7 @@ def changed_months(
         last = held(service, month)
         if last is None:
             reason = "new"
-        elif current is not None and not current.same_as(*last):
+        elif current is not None and not current.same_as(last.bytes, last.etag, last.last_modified):
             reason = "republished"
         else:
             log.info("%s %s: unchanged since it was loaded", service, month)

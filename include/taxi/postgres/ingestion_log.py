@@ -16,7 +16,18 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from include.taxi import redact
+from include.taxi.contract import SERVICES, contract_for, table_name
+from include.taxi.load_record import (
+    LoadRecord,
+    Rejected,
+    TargetLog,
+    cut,
+    parse_warnings,
+    shown,
+)
+from include.taxi.months import Month
 from include.taxi.postgres import session
+from include.taxi.services import Service
 from include.taxi.source_version import SourceVersion
 from include.taxi.sql import statements
 
@@ -212,3 +223,97 @@ def record(
             cur.commit()
     except Exception as exc:  # the warehouse may be what failed
         log.warning("could not write to the ingestion log: %s", exc)
+
+
+_OPTIONAL = {
+    "source_url": "NULL::text",
+    "contract_fingerprint": "NULL::text",
+    "warnings": "NULL::jsonb",
+}
+"""Columns the reader selects that a log from an older version may not have yet."""
+
+
+class PostgresLog:
+    """The Postgres log, read: what ``taxi_to_postgres`` loaded, for the Taxi months page,
+    ``make report``, ``taxi_daily``'s discovery."""
+
+    target = TARGET
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self.conninfo, self.schema = conninfo, schema
+
+    def last_load(self, service: Service, month: Month) -> LoadRecord | None:
+        """The month's last successful load (the row the loader's "unchanged?" reads too)."""
+        table = table_name(contract_for(service))
+        found = read_last_load(self.conninfo, self.schema, table, month.first_day)
+        if found is None:
+            return None
+        version = SourceVersion(
+            found.source_url or "", found.bytes, found.etag, found.last_modified, found.sha256
+        )
+        return LoadRecord(
+            TARGET,
+            service,
+            month,
+            "loaded",
+            found.rows_in_target,
+            at=found.finished_at,
+            source=version,
+            contract=found.contract_fingerprint,
+        )
+
+    def records(self, *, timeout: float | None = None) -> TargetLog:
+        """The latest attempt and latest load per table-month.
+
+        Measured (a shared 2-core machine under load): a 24,480-row log (3 services × 204
+        months × 40 attempts) takes 0.5-0.8 s, ~0.3 s of it sorting the log for DISTINCT ON.
+        ``timeout`` bounds the connect and the query (a load or a migration holding the log's
+        lock ends it)."""
+        with session.connect(self.conninfo, timeout=timeout) as cur:
+            columns = session.existing_columns(cur, self.schema, LOG_TABLE)
+            if not columns:
+                return TargetLog(problem=f"no {self.schema}.{LOG_TABLE} yet: nothing was loaded")
+            optional = {
+                name: sql.Identifier(name) if name in columns else sql.SQL(null)
+                for name, null in _OPTIONAL.items()
+            }
+            (statement,) = statements("postgres/log_records.sql", log=_log(self.schema), **optional)
+            cur.execute(statement)
+            rows = cur.fetchall()
+        latest: dict[tuple[Service, Month], LoadRecord] = {}
+        loads: dict[tuple[Service, Month], LoadRecord] = {}
+        rejected: dict[str, Rejected] = {}
+        for kind, *row in rows:
+            try:
+                record = self._record(row)
+            except ValueError as exc:
+                where = f"{self.schema}.{LOG_TABLE}, {row[0]} rows of source_month {row[1]}"
+                rejected[where] = Rejected(TARGET, where, shown(row[1]), cut(str(exc)))
+                continue
+            if record is not None:
+                (latest if kind == "latest" else loads)[(record.service, record.month)] = record
+        return TargetLog(latest, loads, rejected=tuple(rejected.values()))
+
+    @staticmethod
+    def _record(row: list[Any]) -> LoadRecord | None:
+        """A row of log_records.sql; None for a table that is no trip table, a ValueError
+        for a month that is not one (the log is outside input by the time it is read)."""
+        service, month, status, rows, run_id, at, error, url, size, etag, modified, sha256 = row[
+            :12
+        ]
+        if service not in SERVICES:
+            return None
+        version = SourceVersion(url or "", size, etag, modified, sha256)
+        return LoadRecord(
+            TARGET,
+            Service.parse(service),
+            Month.recorded(month),
+            status,
+            rows,
+            run_id,
+            at,
+            error,
+            version,
+            parse_warnings(row[13]),
+            row[12],
+        )

@@ -1,4 +1,4 @@
-"""The "Taxi months" view over a real Postgres log and a real lake folder.
+"""The "Taxi months" view over a real Postgres log and a real lake folder (include/taxi/status/).
 
 Log rows are written by the real load code (``month_to_postgres``, ``month_to_lake``) from
 generated files served over HTTP; the failed row and the warnings are inserted by hand, as the
@@ -18,11 +18,13 @@ import psycopg
 import pytest
 
 from dev.synthetic import write_month
+from include.taxi.lake.ingestion_log import LakeLog
 from include.taxi.lake.load import month_to_lake
 from include.taxi.lake.store import open_lake
 from include.taxi.months import Month
-from include.taxi.months_page import render
-from include.taxi.months_view import (
+from include.taxi.postgres.ingestion_log import PostgresLog
+from include.taxi.postgres.load import month_to_postgres
+from include.taxi.status.grid import (
     FAILED,
     LOADED,
     MISSING,
@@ -30,10 +32,9 @@ from include.taxi.months_view import (
     STALE,
     UNCHANGED,
     MonthsView,
-    collect,
-    postgres_records,
 )
-from include.taxi.postgres.load import month_to_postgres
+from include.taxi.status.page import render
+from include.taxi.status.targets import collect
 
 JAN, FEB, MAR, APR = (date(2021, m, 1) for m in (1, 2, 3, 4))
 WARNING = {"rule": "dropoff_before_pickup", "level": "warn", "message": "12 trips end first"}
@@ -97,7 +98,7 @@ def test_the_postgres_log_becomes_a_month_grid(publish, postgres_url, pg_schema)
     _insert_failed(postgres_url, pg_schema, "green", APR, "manual__apr")
     _insert_failed(postgres_url, pg_schema, "green", MAR, "manual__mar2")
 
-    view = collect(conninfo=postgres_url, schema=pg_schema)
+    view = collect({"postgres": PostgresLog(postgres_url, pg_schema)})
 
     assert view.targets == ["postgres"]
     assert view.problems == {}
@@ -132,11 +133,11 @@ def test_warnings_show_once_the_log_has_the_column(publish, postgres_url, pg_sch
     month_to_postgres(
         "green", Month(2021, 2), source_base=base, conninfo=postgres_url, schema=pg_schema
     )
-    before = postgres_records(postgres_url, pg_schema)
-    assert before.loads[("green", "2021-02")].warnings == ()
+    before = PostgresLog(postgres_url, pg_schema).records()
+    assert before.loads[("green", Month(2021, 2))].warnings == ()
 
     _add_warnings(postgres_url, pg_schema, "green", FEB)
-    view = collect(conninfo=postgres_url, schema=pg_schema)
+    view = collect({"postgres": PostgresLog(postgres_url, pg_schema)})
 
     (row,) = view.services[0].months
     (warning,) = row.cells["postgres"].warnings
@@ -161,7 +162,9 @@ def test_the_lake_and_postgres_compared(publish, postgres_url, pg_schema, tmp_pa
     put("green", JAN, 550, seed=3)  # republished after Postgres loaded it
     month_to_lake("green", Month(2021, 1), source_base=base, lake_url=lake_url)
 
-    view = collect(conninfo=postgres_url, schema=pg_schema, lake=open_lake(lake_url))
+    view = collect(
+        {"postgres": PostgresLog(postgres_url, pg_schema), "lake": LakeLog(open_lake(lake_url))}
+    )
 
     assert view.targets == ["postgres", "lake"]
     assert _cells(view, "green", "postgres") == {"2021-01": (STALE, 500), "2021-02": (LOADED, 600)}
@@ -176,6 +179,7 @@ def test_gcs_lake_and_bigquery_log(publish, gcs_bucket, gcp_emulators):
     BigQuery's log read; a month rewritten in the lake after BigQuery loaded it is stale."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
+    from include.taxi.bigquery.ingestion_log import BigQueryLog
     from include.taxi.bigquery.load import month_to_bigquery
 
     base, put = publish
@@ -196,10 +200,10 @@ def test_gcs_lake_and_bigquery_log(publish, gcs_bucket, gcp_emulators):
     client = hook.get_client(project_id=hook.project_id)
     try:
         view = collect(
-            conninfo=None,
-            schema="public",
-            lake=open_lake(lake_url),
-            bigquery=(client, hook.project_id, dataset),
+            {
+                "lake": LakeLog(open_lake(lake_url)),
+                "bigquery": BigQueryLog(client, hook.project_id, dataset),
+            },
             timeout=10.0,  # as the page reads: bounded requests and job, no retries
         )
     finally:
@@ -234,11 +238,11 @@ def test_an_unreadable_target_is_a_problem_not_an_error(publish, postgres_url, p
     broken = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
 
     assert (
-        collect(conninfo=broken, schema=pg_schema)
+        collect({"postgres": PostgresLog(broken, pg_schema)})
         .problems["postgres"]
         .startswith("OperationalError")
     )
-    empty = collect(conninfo=postgres_url, schema=f"{pg_schema}_none")
+    empty = collect({"postgres": PostgresLog(postgres_url, f"{pg_schema}_none")})
     assert empty.services == []
     assert "nothing was loaded" in empty.problems["postgres"]
     assert "No month is in any log yet" in render(empty, base_url="")

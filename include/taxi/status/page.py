@@ -17,7 +17,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from include.taxi.months_view import (
+from include.taxi.status.grid import (
     NOT_PUBLISHED,
     STATE_HELP,
     STATES,
