@@ -1,7 +1,9 @@
 """taxi_models: the dbt transform layer (transform/) over a month that landed in Postgres.
 
-Scheduled on taxi_to_postgres' asset event: the run builds and tests the event's month (or
-the months of several batched events, or the month Param of a manual run); every model and
+Scheduled on taxi_to_postgres' asset event, partitioned by month (``PartitionedAssetTimetable``):
+one run per month announced, its ``partition_key`` the month it builds and tests (the month
+Param of a manual run wins). A partitioned event reaches only partitioned consumers, so this
+DAG must be one while taxi_to_postgres is; every model and
 its tests are tasks rendered by Cosmos. Logic lives in include/taxi/transform.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 # dag processor imports once in its parent before forking a parse (parsing_pre_import_modules),
 # so a parse of this file pays only Cosmos itself (~0.2 s).
 import airflow.providers.openlineage.extractors.base  # noqa: F401
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, PartitionedAssetTimetable, dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
@@ -22,7 +24,7 @@ from include.taxi.transform.cosmos_group import models_group
 @dag(
     dag_id="taxi_models",
     description="dbt models (staging, zones, fct_trips, monthly zone revenue) for a loaded month",
-    schedule=POSTGRES_TRIP_MONTHS,
+    schedule=PartitionedAssetTimetable(assets=POSTGRES_TRIP_MONTHS),
     start_date=schedule.start_date(),
     catchup=False,
     max_active_runs=1,
@@ -34,7 +36,7 @@ from include.taxi.transform.cosmos_group import models_group
             type=["null", "string"],
             pattern=MONTH_PATTERN,
             title="Month (YYYY-MM)",
-            description="The source month to build. Empty: the months of the triggering events.",
+            description="The source month to build. Empty: the run's partition key.",
         ),
     },
     doc_md=__doc__,

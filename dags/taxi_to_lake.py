@@ -1,10 +1,14 @@
-"""taxi_to_lake: one run per data month writes yellow, green, fhv, fhvhv trips as lake parquet.
+"""taxi_to_lake: one run per month partition writes yellow, green, fhv, fhvhv trips as lake parquet.
+
+Partitioned by month: a run's ``partition_key`` (``YYYY-MM``) is the month it writes (the
+``month`` Param of a manual run wins).
 
 Each (service, month) is a mapped task: download the source csv.gz, hold it to the schema
 contract (the same one taxi_to_postgres uses), write one parquet file with the declared schema
 and put it in the lake (Variable ``taxi_lake_url``: a folder, or ``gs://bucket/prefix``)
-atomically. Every month written emits an event on the asset ``taxi_lake_trip_months`` that
-names the month, which schedules ``lake_to_bigquery``. A month unchanged at the source since
+atomically. Every month written emits an event on the asset ``taxi_lake_trip_months`` whose
+partition key is the month (service, uri and rows in its extra), which schedules
+``lake_to_bigquery``. A month unchanged at the source since
 it was written is skipped (no event); ``force_reload`` rewrites it. The zone lookup is
 rewritten to ``misc/taxi_zone_lookup.parquet`` with every run.
 """
@@ -24,15 +28,15 @@ from include.taxi.orchestration.plan import Plan, plan_months
 @dag(
     dag_id="taxi_to_lake",
     description="NYC TLC trips (yellow, green, fhv, fhvhv) as parquet in the lake, a month per run",
-    schedule=schedule.MONTHLY,
-    start_date=schedule.start_date(),
-    end_date=schedule.end_date(),
+    schedule=schedule.MONTHLY_PARTITIONS,
+    start_date=schedule.partition_start_date(),
+    end_date=schedule.partition_end_date(),
     catchup=schedule.catchup(),
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
     tags=["taxi", "lake", "gcs", "ingest"],
     params=month_params(
-        "the run's data-interval month",
+        "the run's partition key (its month)",
         "Rewrite the lake object even if the source file is unchanged since it was written.",
     ),
     doc_md=__doc__,

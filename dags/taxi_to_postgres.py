@@ -1,4 +1,8 @@
-"""taxi_to_postgres: one run per data month loads yellow, green, fhv and fhvhv trips into Postgres.
+"""taxi_to_postgres: one run per month partition loads yellow, green, fhv, fhvhv trips to Postgres.
+
+Partitioned by month: a run's ``partition_key`` (``YYYY-MM``) is the month it loads (the
+``month`` Param of a manual run wins). ``airflow dags clear taxi_to_postgres --partition-key
+2021-01`` reruns one month; ``airflow backfill create`` walks a range of months.
 
 Each (service, month) is a mapped task that downloads the source csv.gz, checks it against
 the schema contract and replaces that month's partition in one transaction, so reruns and
@@ -21,15 +25,15 @@ from include.taxi.settings import POOL_POSTGRES_COPY
 @dag(
     dag_id="taxi_to_postgres",
     description="NYC TLC trips (yellow, green, fhv, fhvhv) and zones to Postgres, a month per run",
-    schedule=schedule.MONTHLY,
-    start_date=schedule.start_date(),
-    end_date=schedule.end_date(),
+    schedule=schedule.MONTHLY_PARTITIONS,
+    start_date=schedule.partition_start_date(),
+    end_date=schedule.partition_end_date(),
     catchup=schedule.catchup(),
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
     tags=["taxi", "postgres", "ingest"],
     params=month_params(
-        "the run's data-interval month",
+        "the run's partition key (its month)",
         "Reload even if the source file is unchanged since its last load.",
     ),
     doc_md=__doc__,

@@ -1,8 +1,9 @@
-"""Which (service, month) pairs a run handles: the Params, the data interval or the events.
+"""Which (service, month) pairs a run handles: the Params, the partition key or the events.
 
-Planning is the boundary where a month arrives as text (a Param, an asset event's extra, the
-run's interval): it is checked here, before any I/O, and handed to the mapped load tasks as a
-``ServiceMonth`` (an XCom, so text), which each task parses back with ``parse_pair``.
+Planning is the boundary where a month arrives as text (a Param, the run's partition key, an
+asset event's extra, the run's interval): it is checked here, before any I/O, and handed to
+the mapped load tasks as a ``ServiceMonth`` (an XCom, so text), which each task parses back
+with ``parse_pair``.
 """
 
 from __future__ import annotations
@@ -51,34 +52,47 @@ def services_for(service: Any) -> list[str]:
 
 
 def run_month(
-    service: Any, month: Any, interval_start: datetime | None, run_after: datetime | None
+    service: Any,
+    month: Any,
+    interval_start: datetime | None,
+    run_after: datetime | None,
+    partition_key: str | None = None,
 ) -> Plan:
     """Validate the Params and say which (service, month) pairs this run loads.
 
-    With no month given, the run loads its data-interval month; a manual run without a logical
-    date loads the last complete month before it was triggered.
+    The ``month`` Param wins; else the run's partition key (a scheduled, catchup or backfill
+    run of a partitioned DAG); else its data-interval month; a manual run with neither loads
+    the last complete month before it was triggered.
     """
     services = services_for(service)
-    if month in (None, ""):
-        if interval_start is not None:
-            chosen = Month.of(interval_start)
-        else:
-            chosen = Month.of(run_after or datetime.now()).shift(-1)
+    if month not in (None, ""):
+        chosen = _parse(month, "month")
+    elif partition_key:
+        chosen = _parse(partition_key, "partition key")
+    elif interval_start is not None:
+        chosen = Month.of(interval_start)
     else:
-        try:
-            chosen = Month.parse(month)
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
+        chosen = Month.of(run_after or datetime.now()).shift(-1)
     return [{"service": s, "month": str(chosen)} for s in services]
 
 
+def _parse(text: Any, what: str) -> Month:
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise AirflowFailException(f"{what}: {exc}") from None
+
+
 def plan_months(context: Context) -> Plan:
-    """``plan`` of the monthly DAGs: the Params, else the data interval, else the trigger time."""
+    """``plan`` of the monthly DAGs: the Params, else the partition key, else the data interval,
+    else the trigger time."""
+    dag_run = context["dag_run"]
     return run_month(
         context["params"].get("service"),
         context["params"].get("month"),
         context.get("data_interval_start"),
-        context["dag_run"].run_after,
+        dag_run.run_after,
+        getattr(dag_run, "partition_key", None),
     )
 
 

@@ -1,9 +1,16 @@
-"""When the monthly DAGs run: one run per data month, from a configurable first month.
+"""When the monthly DAGs run: one run per month partition, from a configurable first month.
 
 Read at DAG parse time, so it only touches the environment (no Variables, no database).
 ``TAXI_START_MONTH`` (default 2019-01) and ``TAXI_END_MONTH`` (default: open) bound the runs
-catchup creates; ``TAXI_CATCHUP=false`` turns catchup off (month ranges then come from
-``airflow backfill create``).
+catchup creates, both inclusive; ``TAXI_CATCHUP=false`` turns catchup off (month ranges then
+come from ``airflow backfill create``).
+
+The ingest DAGs are partitioned (Airflow 3.2+): each run has a ``partition_key`` ``YYYY-MM``,
+the month it loads, and no logical date or data interval. The run for month M is due on the
+first of M+1 (``run_offset=-1``: the month must be over before it is published), so the DAG's
+``start_date``/``end_date`` are one month after the first/last month (``partition_bounds``).
+A backfill walks partition dates instead (its ``from_date``..``to_date`` are the months
+themselves).
 """
 
 from __future__ import annotations
@@ -11,7 +18,15 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from airflow.sdk import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, CronPartitionTimetable
+
+MONTH_KEY_FORMAT = "%Y-%m"
+"""A month partition's key: ``str(Month)``, which ``Month.parse`` reads back."""
+
+MONTHLY_PARTITIONS = CronPartitionTimetable(
+    "0 0 1 * *", timezone="UTC", run_offset=-1, key_format=MONTH_KEY_FORMAT
+)
+"""One run per month partition: the run due on 2021-02-01 has the key ``2021-01``."""
 
 MONTHLY = CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
 """Interval [1st of M, 1st of M+1): the run for month M has logical date M-01 and starts after M."""
@@ -35,6 +50,21 @@ def start_date() -> datetime:
 
 def end_date() -> datetime | None:
     return _month_start("TAXI_END_MONTH", None)
+
+
+def _next_month(day: datetime) -> datetime:
+    return day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1)
+
+
+def partition_start_date() -> datetime:
+    """A partitioned DAG's ``start_date``: the day the run for TAXI_START_MONTH is due."""
+    return _next_month(start_date())
+
+
+def partition_end_date() -> datetime | None:
+    """A partitioned DAG's ``end_date``: the day the run for TAXI_END_MONTH is due."""
+    end = end_date()
+    return None if end is None else _next_month(end)
 
 
 def catchup() -> bool:

@@ -151,9 +151,11 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
             "%s %s: unchanged in the lake but not in BigQuery's log: announcing it", service, month
         )
         result = {**result, "status": "announced", "rows": int(result["rows"] or 0)}
-    context["outlet_events"][LAKE_TRIP_MONTHS].extra = {
-        key: result[key] for key in ("service", "month", "uri", "rows")
-    }
+    lake_event = context["outlet_events"][LAKE_TRIP_MONTHS]
+    lake_event.extra = {key: result[key] for key in ("service", "month", "uri", "rows")}
+    # The event's partition is the month written, also in a manual run (no partition key of
+    # its own), or lake_to_bigquery (partitioned) is not triggered by it.
+    lake_event.add_partitions(str(month_))
     return result
 
 

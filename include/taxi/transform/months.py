@@ -1,8 +1,8 @@
 """Which source months a taxi_models run builds, and the event that names them.
 
 ``taxi_to_postgres`` announces its month once its loads are done (one event per run, with the
-services it planned); ``taxi_models`` builds the months of the events that triggered it, several
-at once when the scheduler batches them, or the month Param of a manual run.
+services it planned, partitioned by the month); ``taxi_models`` is partitioned the same way and
+builds its run's partition (or the months of unpartitioned events, or the month Param).
 """
 
 from __future__ import annotations
@@ -29,11 +29,17 @@ def event_months(events: Iterable[Any]) -> list[str]:
 
 
 def models_months(context: Mapping[str, Any]) -> str:
-    """``plan`` of taxi_models: the month Param, else the triggering events' months, as the
-    comma-separated value of dbt's var month. No month at all fails for good: building every
-    month is a deliberate `dbt build` without var month, not a run that lost its event."""
+    """``plan`` of taxi_models: the month Param, else the run's partition key (the month of the
+    event that triggered it), else the triggering events' months, as the comma-separated value
+    of dbt's var month. No month at all fails for good: building every month is a deliberate
+    `dbt build` without var month, not a run that lost its event."""
     if month := context["params"].get("month"):
         return str(Month.parse(month))
+    if key := getattr(context.get("dag_run"), "partition_key", None):
+        try:
+            return str(Month.parse(key))
+        except ValueError as exc:
+            raise AirflowFailException(f"taxi_models: partition key: {exc}") from None
     triggering: Mapping[Any, Iterable[Any]] = context.get("triggering_asset_events") or {}
     months = event_months(event for asset in triggering for event in triggering[asset])
     if not months:
@@ -52,8 +58,9 @@ def announce_postgres_month(context: Mapping[str, Any]) -> str:
     months = sorted({pair["month"] for pair in plan})
     if len(months) != 1:
         raise AirflowFailException(f"taxi_to_postgres planned months {months}: expected one")
-    context["outlet_events"][POSTGRES_TRIP_MONTHS].extra = {
-        "month": months[0],
-        "services": sorted({pair["service"] for pair in plan}),
-    }
+    event = context["outlet_events"][POSTGRES_TRIP_MONTHS]
+    event.extra = {"month": months[0], "services": sorted({pair["service"] for pair in plan})}
+    # Partitioned events reach only partitioned consumers (taxi_models is one): the month is
+    # the event's partition, also in a manual run whose own partition key is empty.
+    event.add_partitions(months[0])
     return months[0]
