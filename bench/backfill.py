@@ -43,7 +43,7 @@ import psycopg
 
 from dev import local_postgres
 from dev.airflow_env import CONNECT_ARGS
-from dev.airflow_stack import TERMINAL, AirflowStack, metadata_database, taxi_env
+from dev.airflow_stack import TERMINAL, AirflowStack, metadata_database, run_month, taxi_env
 from dev.celery_stack import celery_env, redis_broker
 from dev.synthetic import write_month, write_zones
 from include.taxi.settings import DEFAULT_POSTGRES_COPY_SLOTS, POOL_POSTGRES_COPY
@@ -215,7 +215,7 @@ def _figures(
         if t["queued_when"] and t["start_date"]
     ]
     idle = pool_turn_idle(tis)
-    month_of_run = {r["dag_run_id"]: r["logical_date"][:10] for r in runs}
+    month_of_run = {r["dag_run_id"]: run_month(r) for r in runs}
     timeline = [
         {k: t.get(k) for k in TIMELINE_FIELDS} | {"run": month_of_run[t["dag_run_id"]]}
         for t in sorted(tis, key=lambda t: t["queued_when"] or "")

@@ -1,9 +1,12 @@
 """lake_to_bigquery: load months from the lake (GCS) into partitioned BigQuery tables.
 
-Scheduled by data: each event on the asset ``taxi_lake_trip_months`` (emitted by taxi_to_lake
-for every month it writes) names a service and month, and this DAG loads exactly those. It
-also has the monthly timetable, so ``airflow backfill create`` loads a range of months that are
-already in the lake, and a manual run takes the same Params form as the other monthly DAGs.
+Scheduled by data, partitioned by month (``PartitionedAssetTimetable``): taxi_to_lake's events
+on the asset ``taxi_lake_trip_months`` carry the month written as their partition key, and each
+key gets one run of this DAG, its ``partition_key`` that month (services written together are
+one run; the services come from the events). A manual run takes the same Params form as the
+other monthly DAGs, or a partition key. Airflow 3.3.2 cannot backfill an asset-scheduled DAG
+(its timetable is not periodic, and ``AssetOrTimeSchedule`` drops ``partitioned``): reload a
+range with one manual run per month (``make month``) or rewrite it with taxi_to_lake.
 
 Per service, ``plan_<service>`` → ``load_<service>`` (one mapped task per month, in the pool of
 that service's table): check the parquet footer against the contract, load it into a staging
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import AssetOrTimeSchedule, dag, get_current_context, task
+from airflow.sdk import PartitionedAssetTimetable, dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
@@ -28,15 +31,14 @@ from include.taxi.settings import SERVICES, bigquery_pool
 @dag(
     dag_id="lake_to_bigquery",
     description="Months of the lake (GCS parquet) into BigQuery, when taxi_to_lake writes them",
-    schedule=AssetOrTimeSchedule(timetable=schedule.MONTHLY, assets=LAKE_TRIP_MONTHS),
+    schedule=PartitionedAssetTimetable(assets=LAKE_TRIP_MONTHS),
     start_date=schedule.start_date(),
-    end_date=schedule.end_date(),
     catchup=False,
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
     tags=["taxi", "bigquery", "gcs", "warehouse"],
     params=month_params(
-        "the months named by the triggering asset events, else the data-interval month",
+        "the run's partition key (the lake month that triggered it)",
         "Reload even if the ingestion log shows this lake file already loaded.",
     ),
     doc_md=__doc__,
@@ -44,7 +46,7 @@ from include.taxi.settings import SERVICES, bigquery_pool
 def lake_to_bigquery() -> None:
     @task
     def plan(service: str) -> Plan:
-        """This service's months: the Param, else the asset events' months, else the interval's."""
+        """This service's month: the Param, else the run's partition key (the lake month)."""
         return plan_lake_loads(get_current_context(), service)
 
     @task(map_index_template="{{ service_month }}")

@@ -409,18 +409,19 @@ class AirflowStack:
         fail(self.explain(f"backfill create: {created.stderr[-3000:]}"))
 
     def wait_for_backfill(self, dates: set[str], timeout: float) -> dict[str, dict[str, Any]]:
-        """The backfill runs of these logical dates (``YYYY-MM-DD``) once all have ended and the
-        backfill is completed; fails at once when a task fails or waits for a retry."""
+        """The backfill runs of these months (``YYYY-MM``, or a ``YYYY-MM-DD`` of that month)
+        once all have ended and the backfill is completed; fails at once when a task fails or
+        waits for a retry. A run's month is its partition key (partitioned DAGs), else its
+        logical date's month."""
 
         def done() -> dict[str, dict[str, Any]] | None:
-            runs = {
-                r["logical_date"][:10]: r
-                for r in self.runs()
-                if r["run_type"] == "backfill" and r["logical_date"]
-            }
+            runs = {run_month(r): r for r in self.runs() if r["run_type"] == "backfill"}
+            runs.pop("", None)
             self.fail_on_task_trouble([r["dag_run_id"] for r in runs.values()])
-            if set(runs) >= dates and all(runs[d]["state"] in TERMINAL for d in dates):
-                return {d: runs[d] for d in dates}
+            if {d[:7] for d in dates} <= set(runs) and all(
+                runs[d[:7]]["state"] in TERMINAL for d in dates
+            ):
+                return {d: runs[d[:7]] for d in dates}
             return None
 
         runs = self.wait_for(f"the backfill runs of {sorted(dates)}", done, timeout)
@@ -491,6 +492,11 @@ class AirflowStack:
                     return last
             time.sleep(1)
         fail(self.explain(f"timed out after {timeout:.0f} s waiting for {what}: {last!r}"))
+
+
+def run_month(run: dict[str, Any]) -> str:
+    """The month a run loads: its partition key, else its logical date's month, else ''."""
+    return str(run.get("partition_key") or (run.get("logical_date") or "")[:7])
 
 
 def selector(ti: dict[str, Any]) -> str:

@@ -81,10 +81,14 @@ def test_backfill_then_rest_trigger(
     unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
 
-    wanted = {f"{m}-01" for m in MONTHS}
+    wanted = set(MONTHS)
     runs = stack.wait_for_backfill(wanted, RUNS_TIMEOUT_S)
-    backfilled = sorted(r["logical_date"][:10] for r in stack.runs() if r["run_type"] == "backfill")
-    assert backfilled == sorted(wanted), stack.explain(f"backfill created runs for {backfilled}")
+    backfilled = [
+        (r["partition_key"], r["logical_date"]) for r in stack.runs() if r["run_type"] == "backfill"
+    ]
+    assert sorted(backfilled) == [(m, None) for m in sorted(wanted)], stack.explain(
+        f"backfill created runs for {backfilled}"
+    )
     states = {d: r["state"] for d, r in runs.items()}
     backfill_runs = [f"run_id={r['dag_run_id']}/" for r in runs.values()]
     assert states == dict.fromkeys(wanted, "success"), stack.explain(
@@ -97,8 +101,8 @@ def test_backfill_then_rest_trigger(
     zones = _count(postgres_url, pg_schema, "taxi_zone_lookup")
     assert zones == source_files[1], stack.explain(f"zones: {zones}", backfill_runs)
 
-    # No logical date: 2021-02-01 is taken by the backfill run (one run per logical date),
-    # and the Params, not the data interval, say which month this run loads. force_reload:
+    # No logical date and no partition key: the Params, not the partition, say which month
+    # this run loads. force_reload:
     # the source is unchanged, so without it the task would (rightly) skip the reload.
     run_id = f"e2e_green_2021_02_{int(time.time())}"
     this_run = [f"run_id={run_id}/"]
@@ -143,3 +147,73 @@ def test_backfill_then_rest_trigger(
 
     green = _month_counts(postgres_url, pg_schema, "green_tripdata")
     assert green == ROWS["green"], stack.explain(f"green after reload: {green}", this_run)
+
+
+@pytest.fixture
+def catchup_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,
+    pg_schema: str,
+    source_files: tuple[str, int],
+) -> Iterator[AirflowStack]:
+    """The stack with catchup on over TAXI_START_MONTH..TAXI_END_MONTH = 2021-01..2021-03."""
+    home = tmp_path_factory.mktemp("airflow-e2e-catchup")
+    env = taxi_env(postgres_url, pg_schema, source_files[0])
+    env |= {"TAXI_CATCHUP": "true", "TAXI_END_MONTH": "2021-03"}
+    with AirflowStack(home, DAG_ID, env) as stack:
+        yield stack
+
+
+def _tries(stack: AirflowStack, run_id: str) -> dict[str, int]:
+    resp = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+    resp.raise_for_status()
+    return {
+        f"{t['task_id']}[{t['map_index']}]": t["try_number"] for t in resp.json()["task_instances"]
+    }
+
+
+def test_catchup_runs_a_partition_per_month_and_clear_reruns_one(
+    catchup_stack: AirflowStack, postgres_url: str, pg_schema: str
+) -> None:
+    """Catchup over three months: three scheduled runs keyed 2021-01..2021-03 (no logical
+    date), every month loaded; ``airflow dags clear --partition-key 2021-02`` reruns that
+    month's run only."""
+    stack = catchup_stack
+    unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
+
+    def scheduled_done() -> dict[str, dict[str, Any]] | None:
+        runs = {r["partition_key"]: r for r in stack.runs() if r["run_type"] == "scheduled"}
+        stack.fail_on_task_trouble([r["dag_run_id"] for r in runs.values()])
+        if set(runs) == set(MONTHS) and all(r["state"] in TERMINAL for r in runs.values()):
+            return runs
+        return None
+
+    runs = stack.wait_for("the catchup runs of 2021-01..2021-03", scheduled_done, RUNS_TIMEOUT_S)
+    assert {k: (r["state"], r["logical_date"]) for k, r in runs.items()} == dict.fromkeys(
+        MONTHS, ("success", None)
+    ), stack.explain(f"catchup runs {runs}")
+    for service, months in ROWS.items():
+        counts = _month_counts(postgres_url, pg_schema, f"{service}_tripdata")
+        assert counts == months, stack.explain(f"{service}: {counts} != {months}")
+
+    before = {key: _tries(stack, r["dag_run_id"]) for key, r in runs.items()}
+    cleared = stack.cli("dags", "clear", DAG_ID, "--partition-key", "2021-02", "--yes")
+    assert cleared.returncode == 0, stack.explain(f"clear: {cleared.stdout}{cleared.stderr}")
+    assert "across 1 Dag run(s)" in cleared.stdout, cleared.stdout
+
+    def rerun_done() -> dict[str, Any] | None:
+        stack.fail_on_task_trouble([runs["2021-02"]["dag_run_id"]])
+        run = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{runs['2021-02']['dag_run_id']}")
+        tries = _tries(stack, runs["2021-02"]["dag_run_id"])
+        done = run.json()["state"] in TERMINAL and set(tries.values()) == {2}
+        return run.json() if done else None
+
+    rerun = stack.wait_for("the cleared 2021-02 run to run again", rerun_done, RUNS_TIMEOUT_S)
+    assert rerun["state"] == "success", stack.explain(f"rerun: {rerun}")
+    after = {key: _tries(stack, r["dag_run_id"]) for key, r in runs.items()}
+    assert after["2021-02"] == dict.fromkeys(before["2021-02"], 2)
+    assert {k: v for k, v in after.items() if k != "2021-02"} == {
+        k: v for k, v in before.items() if k != "2021-02"
+    }, "clear --partition-key touched another month"
+    assert len(stack.runs()) == 3, "clear reruns the run in place: no new run"

@@ -115,14 +115,26 @@ def event_months(service: Any, events: Iterable[Any]) -> Plan:
 
 
 def plan_lake_loads(context: Context, service: str) -> Plan:
-    """lake_to_bigquery's ``plan_<service>``: that service's months to load. The ``month``
-    Param if given, else the months named by the triggering asset events, else the data
-    interval's (a scheduled or backfill run)."""
+    """lake_to_bigquery's ``plan_<service>``: that service's months to load.
+
+    The ``month`` Param if given; else the run's partition key (the lake month that triggered
+    it, or the key of a manual run), for the services its events name (all four without
+    events); else, for unpartitioned events, the months they name.
+    """
     triggering: Mapping[Any, Iterable[Any]] = context["triggering_asset_events"]
     events = [event for asset in triggering for event in triggering[asset]]
     params = context["params"]
-    if not params.get("month") and events:
-        planned = event_months(params.get("service"), events)
-    else:
+    key = getattr(context["dag_run"], "partition_key", None)
+    if params.get("month") or not events:
         planned = plan_months(context)
+    elif key:
+        month = str(_parse(key, "partition key"))
+        named = {(getattr(event, "extra", None) or {}).get("service") for event in events}
+        planned = [
+            {"service": s, "month": month}
+            for s in services_for(params.get("service"))
+            if s in named
+        ]
+    else:
+        planned = event_months(params.get("service"), events)
     return [pair for pair in planned if pair["service"] == service]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from airflow.sdk import CronDataIntervalTimetable, CronPartitionTimetable
+from airflow.sdk import CronPartitionTimetable
 
 MONTH_KEY_FORMAT = "%Y-%m"
 """A month partition's key: ``str(Month)``, which ``Month.parse`` reads back."""
@@ -27,9 +27,6 @@ MONTHLY_PARTITIONS = CronPartitionTimetable(
     "0 0 1 * *", timezone="UTC", run_offset=-1, key_format=MONTH_KEY_FORMAT
 )
 """One run per month partition: the run due on 2021-02-01 has the key ``2021-01``."""
-
-MONTHLY = CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
-"""Interval [1st of M, 1st of M+1): the run for month M has logical date M-01 and starts after M."""
 
 
 def _month_start(variable: str, default: str | None) -> datetime | None:
