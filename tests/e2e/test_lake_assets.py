@@ -6,10 +6,10 @@ that loads exactly that month into BigQuery (local-bigquery). dag.test() cannot 
 never creates the asset-triggered run, and it runs tasks in-process instead of through the
 executor and the execution API.
 
-lake_to_bigquery also has a monthly timetable (catchup off), and taxi_to_lake a monthly
-schedule: unpausing them may add a time-scheduled run for the latest month, which finds no
-source file or lake object and skips. The test picks its runs by id and run type and ignores
-those.
+Both are partitioned by month: the event carries the month as its partition key, and
+lake_to_bigquery's run has that key. taxi_to_lake has a monthly schedule: unpausing it may add a
+scheduled run for the latest month, which finds no source file and skips. The test picks its
+runs by id and run type and ignores those.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ MONTH = "2019-03"
 """A month no other test writes: the source server is shared by the whole session."""
 ROWS = 430
 RUN_TIMEOUT_S = 90
+LAKE_ASSET = "taxi_lake_trip_months"
+LANDING_TOGETHER = ("2019-04", "2019-05")
 
 
 def _bq_client(emulators: Emulators) -> Any:
@@ -184,6 +186,7 @@ def test_a_lake_month_event_schedules_its_bigquery_load(
     assert bq_run["state"] == "success", why(f"{TO_BQ} run: {bq_run}")
     asset_runs = [r["dag_run_id"] for r in stack.runs(TO_BQ) if r["run_type"] == "asset_triggered"]
     assert asset_runs == [bq_run_id], why(f"one event, one run expected: {asset_runs}")
+    assert bq_run["partition_key"] == MONTH, why(f"the run's partition: {bq_run}")
 
     # The run consumed exactly the event taxi_to_lake's write_month emitted for the month.
     resp = stack.api("GET", f"/api/v2/dags/{TO_BQ}/dagRuns/{bq_run_id}/upstreamAssetEvents")
@@ -193,6 +196,7 @@ def test_a_lake_month_event_schedules_its_bigquery_load(
     assert [(e["source_dag_id"], e["source_run_id"], e["source_task_id"]) for e in consumed] == [
         (TO_LAKE, lake_run, "write_month")
     ], why(f"consumed events: {consumed}")
+    assert consumed[0]["partition_key"] == MONTH, why(f"the event's partition: {consumed}")
     extra = consumed[0]["extra"] or {}
     assert {k: extra.get(k) for k in ("service", "month", "rows")} == {
         "service": SERVICE,
@@ -224,3 +228,37 @@ def test_a_lake_month_event_schedules_its_bigquery_load(
 
     counts = _bq_month_counts(gcp_emulators, dataset)
     assert counts == {MONTH: ROWS}, why(f"{dataset}.{SERVICE}_tripdata months: {counts}")
+
+    _two_months_landing_together_are_two_runs(stack, why)
+
+
+def _two_months_landing_together_are_two_runs(stack: AirflowStack, why: Any) -> None:
+    """Two lake months announced at once (as two write_month tasks of one run do): one
+    lake_to_bigquery run per month key, each planning its month only (not in the lake: its
+    load skips)."""
+    before = {r["dag_run_id"] for r in stack.runs(TO_BQ)}
+    assets = stack.api("GET", "/api/v2/assets", params={"name_pattern": LAKE_ASSET}).json()
+    (asset_id,) = [a["id"] for a in assets["assets"] if a["name"] == LAKE_ASSET]
+    for month in LANDING_TOGETHER:
+        body = {"asset_id": asset_id, "partition_key": month, "extra": {"service": SERVICE}}
+        posted = stack.write("POST", "/api/v2/assets/events", body)
+        assert posted.status_code == 200, why(f"asset event {month}: {posted.text}")
+
+    def new_runs_done() -> list[dict[str, Any]] | None:
+        runs = [r for r in stack.runs(TO_BQ) if r["dag_run_id"] not in before]
+        stack.fail_on_task_trouble([r["dag_run_id"] for r in runs], dag_id=TO_BQ)
+        done = len(runs) >= len(LANDING_TOGETHER) and all(r["state"] in TERMINAL for r in runs)
+        return runs if done else None
+
+    runs = stack.wait_for("a run per month landed together", new_runs_done, RUN_TIMEOUT_S)
+    time.sleep(5)  # and no third one
+    runs = [r for r in stack.runs(TO_BQ) if r["dag_run_id"] not in before]
+    assert sorted((r["partition_key"], r["state"]) for r in runs) == [
+        (m, "success") for m in LANDING_TOGETHER
+    ], why(f"runs for {LANDING_TOGETHER}: {runs}")
+    for run in runs:
+        tis = _task_instances(stack, TO_BQ, run["dag_run_id"])
+        planned = {
+            k: t.get("rendered_map_index") for k, t in tis.items() if k[0] == f"load_{SERVICE}"
+        }
+        assert list(planned.values()) == [f"{SERVICE} {run['partition_key']}"], why(f"{planned}")

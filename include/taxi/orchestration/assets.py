@@ -1,8 +1,14 @@
-"""The Airflow Assets that connect the DAGs (data-aware scheduling).
+"""The Airflow Assets that connect the DAGs (data-aware scheduling), partitioned by month.
 
-``taxi_to_lake`` emits an event on ``LAKE_TRIP_MONTHS`` for every service-month it writes,
-with ``{"service", "month", "uri", "rows"}`` in the event's extra; ``lake_to_bigquery`` is
-scheduled on it and loads exactly the months the events name.
+``taxi_to_lake`` emits an event on ``LAKE_TRIP_MONTHS`` for every service-month it writes: its
+partition key is the month, ``{"service", "month", "uri", "rows"}`` its extra;
+``lake_to_bigquery`` (``PartitionedAssetTimetable``) gets one run per month key and loads the
+services its events name.
+
+One asset with the service in the extra, not one asset per service: Airflow 3.3.2 registers an
+event on every outlet a task declares, with or without a payload, so per-service assets would
+need a task per service in taxi_to_lake instead of one mapped task; and a month's services
+landing together are one lake_to_bigquery run either way.
 """
 
 from __future__ import annotations
@@ -16,3 +22,7 @@ parse time (the google one imports GCSHook: 0.5 s per DAG file)."""
 POSTGRES_TRIP_MONTHS = Asset(name="taxi_postgres_trip_months")
 """``taxi_to_postgres`` emits an event when a run's month is in Postgres, with ``{"month",
 "services"}`` in the extra; ``taxi_models`` is scheduled on it and builds that month's models."""
+
+LAKE_TRIP_YEARS = Asset(name="taxi_lake_trip_years")
+"""``taxi_year_complete`` emits an event once all twelve months of a year are in the lake,
+partitioned by the year (``YYYY``), with the services complete for that year in its extra."""

@@ -83,6 +83,12 @@ def _parse(text: Any, what: str) -> Month:
         raise AirflowFailException(f"{what}: {exc}") from None
 
 
+def year_months(key: Any) -> list[Month]:
+    """The twelve months of a year partition's key (``YYYY``), checked."""
+    first = _parse(f"{key}-01", "year partition key")
+    return Month.span(first, first.shift(11))
+
+
 def plan_months(context: Context) -> Plan:
     """``plan`` of the monthly DAGs: the Params, else the partition key, else the data interval,
     else the trigger time."""

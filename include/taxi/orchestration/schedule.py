@@ -18,7 +18,13 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from airflow.sdk import CronPartitionTimetable
+from airflow.sdk import (
+    CronPartitionTimetable,
+    RollupMapper,
+    StartOfYearMapper,
+    WaitForAll,
+    YearWindow,
+)
 
 MONTH_KEY_FORMAT = "%Y-%m"
 """A month partition's key: ``str(Month)``, which ``Month.parse`` reads back."""
@@ -27,6 +33,16 @@ MONTHLY_PARTITIONS = CronPartitionTimetable(
     "0 0 1 * *", timezone="UTC", run_offset=-1, key_format=MONTH_KEY_FORMAT
 )
 """One run per month partition: the run due on 2021-02-01 has the key ``2021-01``."""
+
+
+def year_of_months() -> RollupMapper:
+    """Month keys ``2021-01``..``2021-12`` roll up into the year key ``2021``: the run waits
+    until every one of the twelve has had an event (``WaitForAll``)."""
+    return RollupMapper(
+        upstream_mapper=StartOfYearMapper(input_format=MONTH_KEY_FORMAT),
+        window=YearWindow(),
+        wait_policy=WaitForAll(),
+    )
 
 
 def _month_start(variable: str, default: str | None) -> datetime | None:

@@ -20,8 +20,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, SourceNotPublished
 from include.taxi.orchestration import config, lineage
-from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
-from include.taxi.orchestration.plan import parse_pair
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, LAKE_TRIP_YEARS
+from include.taxi.orchestration.plan import parse_pair, year_months
 from include.taxi.services import Service
 from include.taxi.settings import GCP_CONN_ID
 
@@ -165,6 +165,29 @@ def write_zones_to_lake(context: Context) -> dict[str, Any]:
     from include.taxi.lake.load import zones_to_lake
 
     return zones_to_lake(**config.source_settings(), lake_url=config.lake_url())
+
+
+# --- taxi_year_complete --------------------------------------------------------------------
+
+
+def lake_year(context: Context) -> dict[str, Any]:
+    """taxi_year_complete's ``summarise``: the scheduler saw all twelve month keys of the run's
+    year land in the lake; say, per service, which of them the lake holds now, and announce the
+    year on LAKE_TRIP_YEARS with the services that are complete."""
+    from include.taxi.lake.ingestion_log import LakeLog
+    from include.taxi.lake.store import open_lake
+
+    months = year_months(context["dag_run"].partition_key)
+    lake = LakeLog(open_lake(config.lake_url()))
+    held = {
+        str(service): [str(m) for m in months if lake.last_load(service, m) is not None]
+        for service in Service
+    }
+    complete = sorted(service for service, found in held.items() if len(found) == len(months))
+    year = str(months[0])[:4]
+    log.info("%s: complete in the lake for %s", year, ", ".join(complete) or "no service")
+    context["outlet_events"][LAKE_TRIP_YEARS].extra = {"year": year, "complete": complete}
+    return {"year": year, "complete": complete, "months": held}
 
 
 # --- lake_to_bigquery ----------------------------------------------------------------------
