@@ -195,3 +195,35 @@ def test_a_bucket_of_odd_objects_lists_the_first_and_a_count() -> None:
     view = build({"lake": TargetLog(rejected=odd)})
     assert (len(view.rejected), view.rejected_total) == (MAX_REJECTED_SHOWN, 5000)
     assert "and 4,900 more" in render(view, base_url="")
+
+
+def test_a_failed_month_offers_the_exact_clear_command():
+    """By partition key when the failed run is the month's partition run (its id carries the
+    key), else by run id; only the failed tasks either way (docs/partitions.md)."""
+    postgres = _log(
+        _record(
+            "postgres",
+            "green",
+            "2021-01",
+            FAILED,
+            run_id="backfill__2021-01-01T00:00:00+00:00__2021-01__ab",
+            at=_at(1),
+        ),
+        _record("postgres", "green", "2021-02", FAILED, run_id="manual__x'y", at=_at(2)),
+        _record(
+            "postgres",
+            "green",
+            "2021-03",
+            LOADED,
+            5,
+            run_id="scheduled__2021-04-01__2021-03__cd",
+            at=_at(3),
+        ),
+    )
+    html = render(build({"postgres": postgres}), base_url="http://af")
+    assert "airflow dags clear taxi_to_postgres --partition-key 2021-01 --only-failed --yes" in html
+    assert (
+        "airflow dags clear taxi_to_postgres --run-id &#x27;manual__x&#x27;&quot;&#x27;&quot;&#x27;y&#x27; --only-failed --yes"
+        in html
+    )
+    assert html.count('class="clear"') == 2, "a loaded month offers none"

@@ -14,9 +14,11 @@ follows links normally.
 
 from __future__ import annotations
 
+import shlex
 from html import escape
 from urllib.parse import quote
 
+from include.taxi.load_record import FAILED
 from include.taxi.status.grid import (
     NOT_PUBLISHED,
     STATE_HELP,
@@ -88,12 +90,29 @@ def _run_link(base_url: str, cell: Cell) -> str | None:
     )
 
 
+def clear_command(month: str, cell: Cell) -> str | None:
+    """The command that reruns a failed month's failed tasks, exactly: by partition key when
+    the failed run is the month's partition (a scheduled or backfill run: its id carries the
+    key), else by run id (a manual or taxi_daily run has no key). ``--only-failed``: a month
+    reprocessed by a backfill has several runs with its key, and only the failures should
+    run again."""
+    if cell.state != FAILED or not cell.run_id or not cell.dag_id:
+        return None
+    if f"__{month}__" in cell.run_id:
+        selector = f"--partition-key {month}"
+    else:
+        selector = f"--run-id {shlex.quote(cell.run_id)}"
+    return f"airflow dags clear {cell.dag_id} {selector} --only-failed --yes"
+
+
 def _cell(base_url: str, target: str, month: str, cell: Cell) -> str:
     count = f"{cell.rows:,}" if cell.rows is not None else ""
     warn = f' <span class="warn">⚠ {len(cell.warnings)}</span>' if cell.warnings else ""
+    command = clear_command(month, cell)
     title = " · ".join(
         [cell.detail, *(f"{w.rule}: {w.message}" for w in cell.warnings)]
         + ([f"run {cell.run_id}"] if cell.run_id else [])
+        + ([f"rerun: {command}"] if command else [])
     )
     inner = (
         f'<span class="count">{escape(count)}</span>{warn}<br>'
@@ -148,10 +167,16 @@ def _service(base_url: str, targets: list[str], view: ServiceView) -> str:
     head = "".join(f"<th>{TARGET_LABELS[t]}</th>" for t in targets)
     body = []
     warnings = []
+    failed = []
     for row in view.months:
         cells = "".join(_cell(base_url, t, row.month, row.cells[t]) for t in targets)
         body.append(f'<tr><td class="month">{row.month}</td>{cells}</tr>')
         for target in targets:
+            if command := clear_command(row.month, row.cells[target]):
+                failed.append(
+                    f"<li><code>{row.month}</code> {TARGET_LABELS[target]}: "
+                    f'<code class="clear">{escape(command)}</code></li>'
+                )
             for w in row.cells[target].warnings:
                 warnings.append(
                     f"<li><code>{row.month}</code> {TARGET_LABELS[target]}: "
@@ -162,6 +187,9 @@ def _service(base_url: str, targets: list[str], view: ServiceView) -> str:
         if warnings
         else '<p class="meta">No quality warnings.</p>'
     )
+    if failed:
+        listed += f'<h3>Failed months: rerun with</h3><ul class="failed">{"".join(failed)}</ul>'
+
     return (
         f'<section id="{view.service}"><h2>{view.service}</h2><div class="service">'
         f'<table class="grid"><thead><tr><th>month</th>{head}</tr></thead>'
