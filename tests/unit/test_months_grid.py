@@ -223,7 +223,7 @@ def test_a_failed_month_offers_the_exact_clear_command():
     html = render(build({"postgres": postgres}), base_url="http://af")
     assert "airflow dags clear taxi_to_postgres --partition-key 2021-01 --only-failed --yes" in html
     assert (
-        "airflow dags clear taxi_to_postgres --run-id &#x27;manual__x&#x27;&quot;&#x27;&quot;&#x27;y&#x27; --only-failed --yes"
-        in html
+        "airflow dags clear taxi_to_postgres --run-id "
+        "&#x27;manual__x&#x27;&quot;&#x27;&quot;&#x27;y&#x27; --only-failed --yes" in html
     )
     assert html.count('class="clear"') == 2, "a loaded month offers none"
