@@ -44,6 +44,7 @@ from dev.airflow_env import (
 from dev.api_backfill import AirflowApi, BackfillRequest, backfill
 from dev.pools import ensure_pools
 from dev.supervisor import StopReport, StopRequest, Supervisor, listening
+from include.taxi.months import Month
 from include.taxi.settings import CELERY_CONFIG_OPTIONS
 
 HOME = Path(os.environ.get("AIRFLOW_HOME", PROJECT / ".airflow")).resolve()
@@ -295,10 +296,13 @@ def run() -> int:
 
 
 def _dags_test(env: dict[str, str], dag_id: str, service: str, month_name: str) -> int:
-    """`airflow dags test` of one month; 0 only if the run succeeded."""
+    """`airflow dags test` of one month; 0 only if the run succeeded. The month Param says
+    which month; the logical date is the day its partition run is due (the 1st of the next
+    month), inside the DAG's start_date..end_date, or Airflow runs no task at all."""
     conf = json.dumps({"service": service, "month": month_name})
+    due = Month.parse(month_name).next().first_day.isoformat()
     result = subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id, f"{month_name}-01", "-c", conf],
+        [AIRFLOW, "dags", "test", dag_id, due, "-c", conf],
         env=env,
         capture_output=True,
         text=True,

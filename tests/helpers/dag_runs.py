@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
+
+from include.taxi.months import Month
 
 
 def run_month(dag: Any, month: str, **conf: Any) -> Any:
-    """A manual run for ``month``; the month is passed as a Param, as `make month` does (a
-    manual run's data interval is the month *before* its logical date)."""
-    logical = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
-    return dag.test(logical_date=logical, run_conf={"month": month, **conf})
+    """A manual run for ``month``; the month is passed as a Param, as `make month` does. The
+    logical date is the day the month's partition run is due (the 1st of the next month): a
+    date before the DAG's start_date would make a run without tasks."""
+    due = datetime.combine(Month.parse(month).next().first_day, time(), tzinfo=UTC)
+    return dag.test(logical_date=due, run_conf={"month": month, **conf})
 
 
 def task_states(run: Any) -> dict[str, str]:
