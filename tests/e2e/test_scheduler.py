@@ -100,6 +100,12 @@ def test_backfill_then_rest_trigger(
         assert counts == months, stack.explain(f"{service}: {counts} != {months}", backfill_runs)
     zones = _count(postgres_url, pg_schema, "taxi_zone_lookup")
     assert zones == source_files[1], stack.explain(f"zones: {zones}", backfill_runs)
+    # Each month announced once to taxi_models, the month as the event's partition key.
+    events = stack.api(
+        "GET", "/api/v2/assets/events", params={"source_dag_id": DAG_ID, "limit": 100}
+    ).json()["asset_events"]
+    announced = sorted((e["partition_key"], (e["extra"] or {}).get("month")) for e in events)
+    assert announced == [(m, m) for m in sorted(MONTHS)], stack.explain(f"events {events}")
 
     # No logical date and no partition key: the Params, not the partition, say which month
     # this run loads. force_reload:

@@ -186,8 +186,9 @@ def lake_year(context: Context) -> dict[str, Any]:
     complete = sorted(service for service, found in held.items() if len(found) == len(months))
     year = str(months[0])[:4]
     log.info("%s: complete in the lake for %s", year, ", ".join(complete) or "no service")
-    context["outlet_events"][LAKE_TRIP_YEARS].extra = {"year": year, "complete": complete}
-    return {"year": year, "complete": complete, "months": held}
+    extra: dict[str, Any] = {"year": year, "complete": complete}
+    context["outlet_events"][LAKE_TRIP_YEARS].extra = extra
+    return {**extra, "months": held}
 
 
 # --- lake_to_bigquery ----------------------------------------------------------------------
