@@ -298,7 +298,7 @@ class LakeLog:
 
     def last_load(self, service: Service, month: Month) -> LoadRecord | None:
         """What the month's object says about itself (one stat, no download)."""
-        name = object_name(service, month.first_day)
+        name = object_name(service, month)
         stored = self.lake.stat(name)
         return None if stored is None else load_record(service, name, stored)
 
