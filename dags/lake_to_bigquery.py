@@ -17,14 +17,13 @@ one transaction (see include/taxi/bigquery/month.py). A month not in the lake is
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk import PartitionedAssetTimetable, dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_lake_loads
+from include.taxi.results import BigQueryMonth, ZonesLoad
 from include.taxi.settings import SERVICES, bigquery_pool
 
 
@@ -50,14 +49,14 @@ def lake_to_bigquery() -> None:
         return plan_lake_loads(get_current_context(), service)
 
     @task(map_index_template="{{ service_month }}")
-    def load_month(service: str, month: str) -> dict[str, Any]:
+    def load_month(service: str, month: str) -> BigQueryMonth:
         """Replace one month of {dataset}.{service}_tripdata from its lake object."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_month_to_bigquery(service, month, get_current_context())
 
     @task(pool=bigquery_pool("zones"))
-    def load_zones() -> dict[str, Any]:
+    def load_zones() -> ZonesLoad:
         """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
         from include.taxi.orchestration import tasks
 

@@ -15,14 +15,13 @@ rewritten to ``misc/taxi_zone_lookup.parquet`` with every run.
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_months
+from include.taxi.results import LakeMonth, ZonesLoad
 
 
 @dag(
@@ -48,14 +47,14 @@ def taxi_to_lake() -> None:
         return plan_months(get_current_context())
 
     @task(outlets=[LAKE_TRIP_MONTHS], map_index_template="{{ service_month }}")
-    def write_month(service: str, month: str) -> dict[str, Any]:
+    def write_month(service: str, month: str) -> LakeMonth:
         """Source file → contract → parquet → lake; announce the month to lake_to_bigquery."""
         from include.taxi.orchestration import tasks
 
         return tasks.write_month_to_lake(service, month, get_current_context())
 
     @task
-    def write_zones() -> dict[str, Any]:
+    def write_zones() -> ZonesLoad:
         """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
         from include.taxi.orchestration import tasks
 

@@ -11,14 +11,13 @@ backfills never duplicate. Logic lives in include/taxi; this file only wires and
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_months
+from include.taxi.results import PostgresMonth, ZonesLoad
 from include.taxi.settings import POOL_POSTGRES_COPY
 
 
@@ -45,14 +44,14 @@ def taxi_to_postgres() -> None:
         return plan_months(get_current_context())
 
     @task(map_index_template="{{ service_month }}", pool=POOL_POSTGRES_COPY)
-    def load_trips(service: str, month: str) -> dict[str, Any]:
+    def load_trips(service: str, month: str) -> PostgresMonth:
         """Download one source file and replace its month in Postgres (unless unchanged)."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_trips_to_postgres(service, month, get_current_context())
 
     @task  # 265 rows: not worth a turn of the COPY pool, which the months' loads queue for
-    def load_zones() -> dict[str, Any]:
+    def load_zones() -> ZonesLoad:
         """Replace the taxi-zone lookup table (small; reloaded with every month)."""
         from include.taxi.orchestration import tasks
 

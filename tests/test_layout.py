@@ -58,11 +58,12 @@ TOP_LAYER = (
     "include.taxi.orchestration",
     "include.taxi.transform",
     "include.taxi.settings",
+    "include.taxi.results",
     "include.taxi.status",
 )
 """What a DAG file or a plugin may import from the project: the thin Airflow layer, the
-transform layer (Cosmos's task group), the settings (names and defaults) and the status
-modules (the Taxi months page)."""
+transform layer (Cosmos's task group), the settings (names and defaults), the types of the
+tasks' results and the status modules (the Taxi months page)."""
 
 
 def _project_imports(path: Path) -> set[str]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from include.taxi import redact
 from include.taxi.bigquery import month as bigquery_month
@@ -28,6 +27,7 @@ from include.taxi.lake.ingestion_log import (
 from include.taxi.lake.store import ZONES_OBJECT, GcsLake, Lake, LakeObject, object_name, open_lake
 from include.taxi.months import Month
 from include.taxi.quality import footer_profile, to_json
+from include.taxi.results import BigQueryMonth, ZonesLoad
 from include.taxi.services import Service
 from include.taxi.settings import GCP_CONN_ID
 
@@ -145,8 +145,8 @@ def month_to_bigquery(
     gcp_conn_id: str = GCP_CONN_ID,
     force: bool = False,
     run_id: str = "",
-) -> dict[str, Any]:
-    """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata``; returns what moved.
+) -> BigQueryMonth:
+    """Replace ``service``'s ``month`` in ``{dataset}.{service}_tripdata; returns what moved.
 
     Every failed attempt (a refused lake file, a failed load) gets a ``failed`` row in
     BigQuery's ingestion log; a month not in the lake is a skip, not a failure."""
@@ -234,23 +234,25 @@ def _month_to_bigquery(
     dataset: str,
     force: bool,
     run_id: str,
-) -> dict[str, Any]:
+) -> BigQueryMonth:
     contract = contract_for(service)
     name = object_name(service, month)
     uri, stored, footer = _checked_object(lake, name, contract)
     sha256 = stored.metadata.get(SOURCE_SHA256_KEY, "")
     project = hook.project_id
-    summary = {
-        "service": str(service),
-        "month": str(month),
-        "uri": uri,
-        "lake_bytes": stored.bytes,
-        "source_sha256": sha256 or None,
-        "project": project,
-    }
     present = None if force else _present(hook, dataset, contract, month, uri, sha256)
+    summary = BigQueryMonth(
+        service=service,
+        month=str(month),
+        uri=uri,
+        lake_bytes=stored.bytes,
+        source_sha256=sha256 or None,
+        project=project,
+        status="unchanged",
+        rows_in_target=present or 0,
+    )
     if present is not None:
-        return {**summary, "status": "unchanged", "rows_in_target": present}
+        return summary
     log.info("loading %s into %s.%s.%s_tripdata", uri, project, dataset, service)
     quality, warnings = _quality(stored, footer, contract)
     result = bigquery_month.replace_month(
@@ -269,28 +271,36 @@ def _month_to_bigquery(
         quality=quality,
         warnings=warnings,
     )
+    return _loaded(summary, result, quality, warnings)
+
+
+def _loaded(
+    summary: BigQueryMonth, result: bigquery_month.Replaced, quality: str, warnings: str
+) -> BigQueryMonth:
+    """What a load returns (its XCom) and says in the log."""
     log.info(
         "%s %s: %d rows from %s (%d bytes) → %s; the month now holds %d rows (%.1f s)",
-        service,
-        month,
+        summary["service"],
+        summary["month"],
         result.rows_loaded,
-        uri,
-        stored.bytes,
+        summary["uri"],
+        summary["lake_bytes"],
         result.table,
         result.rows_in_target,
         result.seconds,
     )
-    return {
-        **summary,
-        **asdict(result),
+    return summary | {
+        "status": result.status,
+        "rows_in_target": result.rows_in_target,
+        "table": result.table,
+        "rows_loaded": result.rows_loaded,
+        "seconds": result.seconds,
         "quality": json.loads(quality),
         "warnings": json.loads(warnings),
     }
 
 
-def zones_to_bigquery(
-    *, lake_url: str, dataset: str, gcp_conn_id: str = GCP_CONN_ID
-) -> dict[str, Any]:
+def zones_to_bigquery(*, lake_url: str, dataset: str, gcp_conn_id: str = GCP_CONN_ID) -> ZonesLoad:
     """Replace ``{dataset}.taxi_zone_lookup`` with the lake's zone lookup."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
@@ -305,4 +315,11 @@ def zones_to_bigquery(
         rows_expected=footer.num_rows,
     )
     log.info("zones: %d rows from %s → %s", result.rows_in_target, uri, result.table)
-    return {"uri": uri, **asdict(result)}
+    return ZonesLoad(
+        uri=uri,
+        table=result.table,
+        status=result.status,
+        rows_loaded=result.rows_loaded,
+        rows_in_target=result.rows_in_target,
+        seconds=result.seconds,
+    )

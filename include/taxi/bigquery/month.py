@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from include.taxi import redact
 from include.taxi.bigquery.schema import (
@@ -50,7 +50,7 @@ STAGE_TTL = timedelta(days=1)
 @dataclass(frozen=True)
 class Replaced:
     table: str
-    status: str
+    status: Literal["loaded"]
     """Always ``loaded``; an unchanged month is reported by bigquery.load without a load."""
     rows_loaded: int
     rows_in_target: int

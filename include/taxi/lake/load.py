@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from include.taxi.contract import ZONE_LOOKUP, ZONES, contract_for
 from include.taxi.errors import SourceNotPublished
@@ -39,6 +38,7 @@ from include.taxi.lake.store import (
 )
 from include.taxi.months import Month
 from include.taxi.quality import Profile
+from include.taxi.results import SUPERSEDED, LakeMonth, ZonesLoad
 from include.taxi.services import Service
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources.catalogue import MIRROR, Source
@@ -52,9 +52,6 @@ from include.taxi.sources.reader import open_source
 from include.taxi.workdir import month_workdir
 
 log = logging.getLogger(__name__)
-
-SUPERSEDED = "superseded"
-"""The status of a run whose month the lake holds from a newer version of the source (kept)."""
 
 
 def _unchanged(
@@ -189,7 +186,7 @@ def month_to_lake(
     run_id: str = "",
     source_kind: str = MIRROR,
     limits: DownloadLimits = DEFAULT_LIMITS,
-) -> dict[str, Any]:
+) -> LakeMonth:
     """Write ``service``'s ``month`` to the lake as parquet; returns what moved.
 
     ``status`` is ``written``, or ``unchanged`` when the lake already holds this source.
@@ -200,13 +197,14 @@ def month_to_lake(
     lake = open_lake(lake_url)
     name = object_name(service, month)
     url = source.url(service, month)
-    summary: dict[str, Any] = {"service": str(service), "month": str(month), "url": url}
+    summary = LakeMonth(service=service, month=str(month), url=url, status="unchanged", uri="")
     if isinstance(lake, LocalLake):
         lake.remove_stale_temps(name)
     stored = lake.stat(name)  # the version this write replaces (GCS: the put's precondition)
     if not force and (meta := _unchanged(stored, service, source, month, limits)):
         clear_failure(lake, service, month)
-        return {**summary, "status": "unchanged", "uri": lake.uri(name), "rows": meta.get(ROWS_KEY)}
+        rows = meta.get(ROWS_KEY, "")
+        return summary | {"uri": lake.uri(name), "rows": int(rows) if rows.isdigit() else None}
     started = time.monotonic()
     try:
         written = _write(
@@ -229,16 +227,15 @@ def month_to_lake(
             held_version(stored.metadata).last_modified,
             fetched.version.last_modified,
         )
-        return {**summary, "status": SUPERSEDED, "uri": stored.uri, "rows": None}
+        return summary | {"status": SUPERSEDED, "uri": stored.uri, "rows": None}
     return _written_result(summary, written, time.monotonic() - started)
 
 
-def _written_result(summary: dict[str, Any], written: _Written, seconds: float) -> dict[str, Any]:
+def _written_result(summary: LakeMonth, written: _Written, seconds: float) -> LakeMonth:
     """What a written month returns (the task's XCom) and says in the log."""
     fetched, parquet, stored = written.fetched, written.parquet, written.stored
     service, month, url = summary["service"], summary["month"], summary["url"]
-    result = {
-        **summary,
+    result: LakeMonth = summary | {
         "status": "written",
         "uri": stored.uri,
         "source_bytes": fetched.bytes,
@@ -264,7 +261,7 @@ def _written_result(summary: dict[str, Any], written: _Written, seconds: float) 
         stored.uri,
         parquet.bytes,
         parquet.row_groups,
-        result["seconds"],
+        seconds,
     )
     return result
 
@@ -276,7 +273,7 @@ def zones_to_lake(
     workdir: str | None = None,
     source_kind: str = MIRROR,
     limits: DownloadLimits = DEFAULT_LIMITS,
-) -> dict[str, Any]:
+) -> ZonesLoad:
     """Replace the lake's zone lookup with the source's current file (small: always written)."""
     lake = open_lake(lake_url)
     source = Source(source_kind, source_base)
@@ -298,4 +295,4 @@ def zones_to_lake(
             },
         )
     log.info("zones: %d rows from %s → %s", parquet.rows, url, stored.uri)
-    return {"url": url, "uri": stored.uri, "rows": parquet.rows, "bytes": parquet.bytes}
+    return ZonesLoad(url=url, uri=stored.uri, rows=parquet.rows, bytes=parquet.bytes)

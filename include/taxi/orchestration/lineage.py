@@ -20,6 +20,7 @@ path; BigQuery ``bigquery`` + ``project.dataset.table``; an HTTP(S) source ``sch
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -106,7 +107,7 @@ def arrow_columns(
     return [(f.name, types[f.type] if types else str(f.type)) for f in contract.arrow_schema]
 
 
-def source_facts(result: dict[str, Any]) -> dict[str, Any]:
+def source_facts(result: Mapping[str, Any]) -> dict[str, Any]:
     """The source version a task's result names (keys ``source_*``)."""
     keys = ("source_sha256", "source_etag", "source_last_modified", "source_bytes")
     return {k.removeprefix("source_"): result[k] for k in keys if result.get(k) is not None}

@@ -22,6 +22,7 @@ from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, So
 from include.taxi.orchestration import config, lineage
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, LAKE_TRIP_YEARS
 from include.taxi.orchestration.plan import parse_pair, year_months
+from include.taxi.results import BigQueryMonth, LakeMonth, PostgresMonth, ZonesLoad
 from include.taxi.services import Service
 from include.taxi.settings import GCP_CONN_ID
 
@@ -53,7 +54,7 @@ def _force(context: Context) -> bool:
     return bool(context["params"].get("force_reload"))
 
 
-def _warn(context: Context, target: str, result: dict[str, Any]) -> None:
+def _warn(context: Context, target: str, result: PostgresMonth | LakeMonth) -> None:
     """One message per month published with quality warnings (include/taxi/quality.py)."""
     if warnings := result.get("warnings"):
         from include.taxi.orchestration.notify import notify_warnings
@@ -71,16 +72,15 @@ def _name_map_index(context: Context, service: str, month: str) -> None:
 
 
 @outcome
-def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[str, Any]:
+def load_trips_to_postgres(service: str, month: str, context: Context) -> PostgresMonth:
     """Download one source file and replace its month in Postgres (unless unchanged)."""
     from include.taxi.postgres.load import month_to_postgres
 
     _name_map_index(context, service, month)
-    service_, month_ = parse_pair(service, month)
-    source, target = lineage.record(context, lineage.postgres_load(service_, month_))
+    pair = parse_pair(service, month)
+    source, target = lineage.record(context, lineage.postgres_load(*pair))
     result = month_to_postgres(
-        service_,
-        month_,
+        *pair,
         **config.source_settings(),
         conninfo=config.postgres_conninfo(),
         schema=config.postgres_schema(),
@@ -94,7 +94,7 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> dict[s
 
 
 @outcome
-def load_zones_to_postgres(context: Context) -> dict[str, Any]:
+def load_zones_to_postgres(context: Context) -> ZonesLoad:
     """Replace the taxi-zone lookup table (small; reloaded with every month)."""
     from include.taxi.postgres.load import zones_to_postgres
 
@@ -109,7 +109,7 @@ def load_zones_to_postgres(context: Context) -> dict[str, Any]:
 
 
 @outcome
-def write_month_to_lake(service: str, month: str, context: Context) -> dict[str, Any]:
+def write_month_to_lake(service: str, month: str, context: Context) -> LakeMonth:
     """Source file → contract → parquet → lake; the asset event names the month written.
 
     A month the lake already holds from this source (and contract) is skipped with no event,
@@ -120,12 +120,11 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
     from include.taxi.orchestration.discovery import in_bigquery
 
     _name_map_index(context, service, month)
-    service_, month_ = parse_pair(service, month)
+    pair = parse_pair(service, month)
     lake_url = config.lake_url()
-    source, target = lineage.record(context, lineage.lake_write(service_, month_))
+    source, target = lineage.record(context, lineage.lake_write(*pair))
     result = month_to_lake(
-        service_,
-        month_,
+        *pair,
         **config.source_settings(),
         lake_url=lake_url,
         force=_force(context),
@@ -142,7 +141,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         target.rows, target.bytes = result["rows"], result["bytes"]
     _warn(context, "lake", result)
     if result["status"] == "unchanged":
-        if in_bigquery(service_, month_, lake_url=lake_url, dataset=config.bigquery_dataset()):
+        if in_bigquery(*pair, lake_url=lake_url, dataset=config.bigquery_dataset()):
             raise AirflowSkipException(
                 f"{service} {month} unchanged at the source; {result['uri']} already holds it"
             )
@@ -150,17 +149,17 @@ def write_month_to_lake(service: str, month: str, context: Context) -> dict[str,
         log.info(
             "%s %s: unchanged in the lake but not in BigQuery's log: announcing it", service, month
         )
-        result = {**result, "status": "announced", "rows": int(result["rows"] or 0)}
+        result = result | {"status": "announced", "rows": result["rows"] or 0}
     lake_event = context["outlet_events"][LAKE_TRIP_MONTHS]
     lake_event.extra = {key: result[key] for key in ("service", "month", "uri", "rows")}
     # The event's partition is the month written, also in a manual run (no partition key of
     # its own), or lake_to_bigquery (partitioned) is not triggered by it.
-    lake_event.add_partitions(str(month_))
+    lake_event.add_partitions(str(pair[1]))
     return result
 
 
 @outcome
-def write_zones_to_lake(context: Context) -> dict[str, Any]:
+def write_zones_to_lake(context: Context) -> ZonesLoad:
     """Replace the lake's taxi-zone lookup (small; rewritten with every month)."""
     from include.taxi.lake.load import zones_to_lake
 
@@ -195,17 +194,16 @@ def lake_year(context: Context) -> dict[str, Any]:
 
 
 @outcome
-def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[str, Any]:
+def load_month_to_bigquery(service: str, month: str, context: Context) -> BigQueryMonth:
     """Replace one month of {dataset}.{service}_tripdata from its lake object."""
     from include.taxi.bigquery.load import month_to_bigquery
 
     _name_map_index(context, service, month)
-    service_, month_ = parse_pair(service, month)
+    pair = parse_pair(service, month)
     lake_url, dataset = config.lake_url(), config.bigquery_dataset()
-    source, target = lineage.record(context, lineage.bigquery_load(service_, month_))
+    source, target = lineage.record(context, lineage.bigquery_load(*pair))
     result = month_to_bigquery(
-        service_,
-        month_,
+        *pair,
         lake_url=lake_url,
         dataset=dataset,
         gcp_conn_id=GCP_CONN_ID,
@@ -218,7 +216,7 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> dict[s
 
 
 @outcome
-def load_zones_to_bigquery(context: Context) -> dict[str, Any]:
+def load_zones_to_bigquery(context: Context) -> ZonesLoad:
     """Replace {dataset}.taxi_zone_lookup from the lake (skipped until it is there)."""
     from include.taxi.bigquery.load import zones_to_bigquery
 

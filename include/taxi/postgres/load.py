@@ -10,10 +10,9 @@ transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -29,6 +28,7 @@ from include.taxi.postgres.month import (
     replace_month,
     replace_zones,
 )
+from include.taxi.results import PostgresMonth, ZonesLoad
 from include.taxi.services import Service
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources.batches import SourceReader
@@ -127,7 +127,7 @@ def month_to_postgres(
     workdir: str | None = None,
     source_kind: str = MIRROR,
     limits: DownloadLimits = DEFAULT_LIMITS,
-) -> dict[str, Any]:
+) -> PostgresMonth:
     """Replace ``service``'s ``month`` in Postgres with the source file; returns what moved.
 
     ``source_kind``: ``mirror`` (csv.gz at ``source_base``) or ``tlc`` (parquet)."""
@@ -137,12 +137,19 @@ def month_to_postgres(
     url = source.url(service, month)
     source.check_month(service, month)
     started = datetime.now(UTC)
-    summary = {"service": str(service), "month": str(month), "url": url, "source": source.kind}
+    summary = PostgresMonth(
+        service=service,
+        month=str(month),
+        url=url,
+        source=source.kind,
+        status="unchanged",
+        rows_in_target=0,
+    )
     last = ingestion_log.read_last_load(conninfo, schema, table_name(contract), month.first_day)
     if not force and (
         rows := _unchanged(conninfo, schema, service, month, source, started, last, limits)
     ):
-        return {**summary, "status": "unchanged", "rows_in_target": rows}
+        return summary | {"rows_in_target": rows}
     log.info("loading %s %s from %s into Postgres schema %s", service, month, url, schema)
     attempt = Attempt(
         table_name(contract),
@@ -160,11 +167,22 @@ def month_to_postgres(
     fetched, result = _download_and_replace(
         conninfo, schema, source, (service, month), attempt, workdir, limits
     )
+    return _loaded(summary, fetched, result)
+
+
+def _loaded(summary: PostgresMonth, fetched: Download, result: Replaced) -> PostgresMonth:
+    """What a load returns (its XCom): the month, the source version read, the rows moved."""
     version = fetched.version
-    return {
-        **summary,
+    return summary | {
+        "status": result.status,
+        "rows_in_target": result.rows_in_target,
+        "table": result.table,
         "bytes": fetched.bytes,
-        **asdict(result),
+        "rows_read": result.rows_read,
+        "rows_written": result.rows_written,
+        "seconds": result.seconds,
+        "quality": result.quality,
+        "warnings": result.warnings,
         "source_bytes": fetched.bytes,
         "source_sha256": version.sha256,
         "source_etag": version.etag,
@@ -213,7 +231,7 @@ def zones_to_postgres(
     workdir: str | None = None,
     source_kind: str = MIRROR,
     limits: DownloadLimits = DEFAULT_LIMITS,
-) -> dict[str, Any]:
+) -> ZonesLoad:
     """Replace the taxi-zone lookup table with the source's current file."""
     check_schema_name(schema)
     source = Source(source_kind, source_base)
@@ -233,4 +251,15 @@ def zones_to_postgres(
         )
         reader = open_source(fetched.path, ZONE_LOOKUP, max_csv_bytes=limits.max_csv_bytes)
         result = replace_zones(conninfo, schema, reader, attempt)
-    return {"url": url, "bytes": fetched.bytes, **asdict(result)}
+    return ZonesLoad(
+        url=url,
+        bytes=fetched.bytes,
+        table=result.table,
+        status=result.status,
+        rows_read=result.rows_read,
+        rows_written=result.rows_written,
+        rows_in_target=result.rows_in_target,
+        seconds=result.seconds,
+        quality=result.quality,
+        warnings=result.warnings,
+    )

@@ -32,6 +32,7 @@ from include.taxi.months import Month
 from include.taxi.postgres import ingestion_log, session
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
+from include.taxi.results import SUPERSEDED, PostgresStatus
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources.batches import SourceReader
 from include.taxi.sources.read_ahead import read_ahead
@@ -50,14 +51,10 @@ PG_TYPES = {
 }
 
 
-SUPERSEDED = "superseded"
-"""A run's status when the month holds a newer version of its source (kept)."""
-
-
 @dataclass(frozen=True)
 class Replaced:
     table: str
-    status: str
+    status: PostgresStatus
     """``loaded``, or ``unchanged`` when a concurrent run had just loaded the same file, or
     ``superseded`` when the month holds a newer version of it (kept)."""
     rows_read: int
