@@ -76,6 +76,7 @@ def test_the_models_column_says_built_failed_stale_and_missing(
     assert cells["yellow"]["2021-01"].dag_id == "taxi_models"
     assert cells["yellow"]["2021-01"].run_id == "manual__jan"
     assert cells["yellow"]["2021-02"].state == MISSING  # loaded in Postgres, never built
+    assert "no taxi_models run built" in cells["yellow"]["2021-02"].detail
 
     # February's build fails a test: every service Postgres holds for it is failed, naming it
     record_build(postgres_url, pg_schema, [FEB], "manual__feb", ["models.fct_trips.test"])

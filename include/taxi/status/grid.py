@@ -207,6 +207,15 @@ def _cell(
     return Cell(LOADED, held.rows, held.run_id, dag, at, f"loaded {at}", held.warnings)
 
 
+def _missing_detail(target: str, state: str, upstream: LoadRecord | None) -> str:
+    """What a cell without the month says; the models' says whether Postgres could feed them."""
+    if target != "models" or state != MISSING:
+        return STATE_HELP[state]
+    if upstream is None:
+        return "Postgres does not hold this month, so no models can be built from it"
+    return "Postgres holds this month; no taxi_models run built its models yet"
+
+
 def _row(
     logs: dict[str, TargetLog], service: Service, month: Month, span: tuple[Month, Month] | None
 ) -> MonthRow:
@@ -224,7 +233,7 @@ def _row(
         if cell is None:
             published = bool(observed) or (span is not None and span[0] < month < span[1])
             state = MISSING if published else NOT_PUBLISHED
-            cell = Cell(state, detail=STATE_HELP[state])
+            cell = Cell(state, detail=_missing_detail(target, state, upstream.get(target)))
         cells[target] = cell
     return MonthRow(str(month), cells)
 
