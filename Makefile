@@ -20,7 +20,7 @@ FROM ?=
 TO ?=
 YEAR ?=
 
-.PHONY: venv emulators dbt dbt-ls duckdb browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill
+.PHONY: venv emulators dbt dbt-ls duckdb browser redis run test test-fast month cloud-month backfill report lint format docs lock clean bench bench-parquet bench-backfill bench-models
 
 venv: $(VENV)/.synced
 
@@ -151,6 +151,13 @@ bench-parquet: venv
 BENCH_BACKFILL_ARGS ?=
 bench-backfill: venv redis
 	$(PY) -m bench.backfill $(BENCH_BACKFILL_ARGS)
+
+# One month's incremental dbt build with 1 and with 12 months loaded, on Postgres and DuckDB
+# over a folder lake, side by side (not a test): bench/results/models.{json,md}.
+# E.g. BENCH_MODELS_ARGS="--rows 50000 --repeats 1".
+BENCH_MODELS_ARGS ?=
+bench-models: venv dbt
+	$(PY) -m bench.models $(BENCH_MODELS_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -3,8 +3,9 @@
 Scheduled on taxi_to_postgres' asset event, partitioned by month (``PartitionedAssetTimetable``):
 one run per month announced, its ``partition_key`` the month it builds and tests (the month
 Param of a manual run wins). A partitioned event reaches only partitioned consumers, so this
-DAG must be one while taxi_to_postgres is; every model and
-its tests are tasks rendered by Cosmos. Logic lives in include/taxi/transform.
+DAG must be one while taxi_to_postgres is; every model and its tests are tasks rendered by
+Cosmos; a last task logs the month built (or failed) for the Taxi months page. Logic lives in
+include/taxi/transform.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 # dag processor imports once in its parent before forking a parse (parsing_pre_import_modules),
 # so a parse of this file pays only Cosmos itself (~0.2 s).
 import airflow.providers.openlineage.extractors.base  # noqa: F401
-from airflow.sdk import Param, PartitionedAssetTimetable, dag, get_current_context, task
+from airflow.sdk import Param, PartitionedAssetTimetable, dag, get_current_context, task, teardown
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
@@ -49,7 +50,14 @@ def taxi_models() -> None:
 
         return models_months(get_current_context())
 
-    plan() >> models_group("{{ ti.xcom_pull(task_ids='plan') }}")
+    @teardown
+    def record() -> dict[str, dict[str, int]]:
+        """Log the months built (or failed) for the Taxi months page; never decides the run."""
+        from include.taxi.transform.built import record_models
+
+        return record_models(get_current_context())
+
+    plan() >> models_group("{{ ti.xcom_pull(task_ids='plan') }}") >> record()
 
 
 taxi_models()

@@ -122,6 +122,23 @@ def write_zones(path: Path) -> int:
     return ZONES_CSV.count("\n") - 1
 
 
+ALL_ZONE_BOROUGHS = ("Bronx", "Brooklyn", "EWR", "Manhattan", "Queens", "Staten Island")
+
+
+def write_all_zones(path: Path) -> int:
+    """A zone lookup with every id 1..265 the trips here use (write_zones has 7), for builds
+    whose relationship tests must pass (the dbt models); 264 and 265 are "Unknown", as in the
+    real file."""
+    boroughs = ALL_ZONE_BOROUGHS
+    rows = "".join(
+        f'{i},"{boroughs[i % len(boroughs)] if i < 264 else "Unknown"}","Zone {i}","Boro Zone"\n'
+        for i in range(1, 266)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('"LocationID","Borough","Zone","service_zone"\n' + rows)
+    return 265
+
+
 def write_troubled_month(
     path: Path, rows: int, *, every: int = 97, month: date = date(2021, 1, 1)
 ) -> Path:

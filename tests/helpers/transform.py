@@ -7,9 +7,8 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dev.synthetic import write_all_zones as _write_all_zones
 from dev.synthetic import write_month
-
-BOROUGHS = ("Bronx", "Brooklyn", "EWR", "Manhattan", "Queens", "Staten Island")
 
 
 def served_folder(source_server: tuple[str, Path], name: str) -> tuple[str, Path]:
@@ -22,13 +21,7 @@ def served_folder(source_server: tuple[str, Path], name: str) -> tuple[str, Path
 
 def write_all_zones(root: Path) -> None:
     """The zone lookup with every id 1..265 the synthetic trips use (dev.synthetic's has 7)."""
-    path = root / "misc" / "taxi_zone_lookup.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = "".join(
-        f'{i},"{BOROUGHS[i % len(BOROUGHS)] if i < 264 else "Unknown"}","Zone {i}","Boro Zone"\n'
-        for i in range(1, 266)
-    )
-    path.write_text('"LocationID","Borough","Zone","service_zone"\n' + rows)
+    _write_all_zones(root / "misc" / "taxi_zone_lookup.csv")
 
 
 def write_source_month(root: Path, service: str, month: str, rows: int, seed: int = 0) -> Path:

@@ -15,6 +15,8 @@ import pytest
 
 from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
+from include.taxi.postgres.models_log import ModelsLog
+from include.taxi.services import Service
 from tests.helpers.dag_runs import run_month, task_states
 from tests.helpers.scripted_http import ScriptedServer
 from tests.helpers.transform import (
@@ -64,6 +66,12 @@ def test_a_loaded_month_is_announced_and_its_models_built(
             ).fetchall()
         )
     assert counts == {"yellow": 1_200, "green": 300}
+    assert states["record[-1]"] == "success"  # the Models column of the Taxi months page
+    built = ModelsLog(postgres_url, taxi_postgres).records().loads
+    assert {(str(s), str(m)): (r.rows, r.run_id) for (s, m), r in built.items()} == {
+        ("yellow", "2021-01"): (1_200, run.run_id),
+        ("green", "2021-01"): (300, run.run_id),
+    }
 
 
 def _events(ti):
@@ -101,5 +109,10 @@ def test_a_broken_month_fails_its_test_task_and_alerts(
     assert states["models.fct_trips.test[-1]"] == "success", states
     assert states[f"{PICKUP_ZONE_TEST}[-1]"] == "failed", states
     assert states[f"{PICKUP_ZONE_TEST.replace('pickup', 'dropoff')}[-1]"] == "success", states
+    latest = (
+        ModelsLog(postgres_url, taxi_postgres).records().latest[(Service.YELLOW, Month(2021, 3))]
+    )
+    assert (latest.status, latest.run_id) == ("failed", run.run_id)  # a teardown: run stays failed
+    assert PICKUP_ZONE_TEST in (latest.error or "")
     alerts = [json.loads(body) for _, body in receiver.posted]
     assert [(a["dag_id"], a["task_id"]) for a in alerts] == [("taxi_models", PICKUP_ZONE_TEST)]

@@ -107,6 +107,8 @@ def test_see_the_months_in_the_ui(stack: AirflowStack, browser: Browser, tmp_pat
         "href", f"{stack.base}/dags/taxi_to_lake/runs/lake_run"
     )
     expect(frame.locator("#green svg.chart rect")).to_have_count(3)
+    # the fourth column: no taxi_models run built January's models yet
+    expect(cell("green", "2021-01", "models")).to_have_attribute("data-state", "missing")
 
     # the run link leaves the iframe for the run's page in the UI
     jan.get_by_role("link").click()

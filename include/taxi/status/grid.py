@@ -1,7 +1,8 @@
 """The state of every service-month in every target, decided from what the logs say.
 
 What the "Taxi months" page (``plugins/taxi_months.py``, ``status/page.py``) and its JSON
-show: for each service a month × target grid (Postgres, lake, BigQuery) whose cells say
+show: for each service a month × target grid (Postgres, lake, BigQuery, and the dbt models
+built over Postgres) whose cells say
 *loaded*, *unchanged*, *stale*, *failed*, *missing* or *not published*, with row counts,
 quality warnings and the Airflow run that wrote them. The logs are read by each target's own
 reader (``status/targets.py`` picks them); ``build`` here is pure, no I/O, so the rules are
@@ -31,13 +32,19 @@ from include.taxi.load_record import (
 from include.taxi.months import Month
 from include.taxi.services import Service
 
-TARGETS = ("postgres", "lake", "bigquery")
+LOAD_TARGETS = ("postgres", "lake", "bigquery")
+"""Where the loads put a month's raw trips (``make report`` counts these)."""
+TARGETS = (*LOAD_TARGETS, "models")
+"""``models``: taxi_models' dbt models of the month in Postgres (postgres/models_log.py)."""
 DAG_OF_TARGET = {
     "postgres": "taxi_to_postgres",
     "lake": "taxi_to_lake",
     "bigquery": "lake_to_bigquery",
+    "models": "taxi_models",
 }
 """The DAG whose runs write each target: a cell's run link is ``/dags/{dag}/runs/{run_id}``."""
+UPSTREAM = {"bigquery": "lake", "models": "postgres"}
+"""The target each one is built from: its month is stale once that one loaded it again."""
 
 STALE, MISSING, NOT_PUBLISHED = "stale", "missing", "not_published"
 STATES = (LOADED, UNCHANGED, STALE, FAILED, MISSING, NOT_PUBLISHED)
@@ -132,10 +139,16 @@ def _stamp(record: LoadRecord | None) -> str | None:
 
 
 def _stale(
-    target: str, held: LoadRecord, newest: LoadRecord | None, lake_load: LoadRecord | None
+    target: str, held: LoadRecord, newest: LoadRecord | None, upstream: LoadRecord | None
 ) -> str | None:
     """Why the month a target holds is out of date (None: it is not): BigQuery against the
-    lake's file, the others against the newest source version any log saw."""
+    lake's file, the models against Postgres' load, the others against the newest source
+    version any log saw."""
+    if target == "models":
+        if upstream and upstream.at and after(upstream.at, held.at):
+            return f"Postgres reloaded the month on {_stamp(upstream)}, after its models were built"
+        return None
+    lake_load = upstream
     if target == "bigquery":
         if lake_load and lake_load.sha256 and held.sha256 and lake_load.sha256 != held.sha256:
             return "the lake holds a newer file of this month than BigQuery loaded"
@@ -168,9 +181,10 @@ def _cell(
     latest: LoadRecord | None,
     load: LoadRecord | None,
     newest: LoadRecord | None,
-    lake_load: LoadRecord | None,
+    upstream: LoadRecord | None,
 ) -> Cell | None:
-    """The cell of a target that knows the month; None if it does not."""
+    """The cell of a target that knows the month; None if it does not. ``upstream``: the load
+    a target is built from (BigQuery: the lake's, the models: Postgres')."""
     dag = DAG_OF_TARGET[target]
     if latest is not None and latest.status == FAILED:
         return _failed_cell(latest, load, dag)
@@ -178,7 +192,7 @@ def _cell(
     if held is None:
         return None
     at = _stamp(held)
-    if (reason := _stale(target, held, newest, lake_load)) is not None:
+    if (reason := _stale(target, held, newest, upstream)) is not None:
         return Cell(STALE, held.rows, held.run_id, dag, at, reason, held.warnings)
     if latest is not None and latest.status == UNCHANGED:
         return Cell(
@@ -193,6 +207,15 @@ def _cell(
     return Cell(LOADED, held.rows, held.run_id, dag, at, f"loaded {at}", held.warnings)
 
 
+def _missing_detail(target: str, state: str, upstream: LoadRecord | None) -> str:
+    """What a cell without the month says; the models' says whether Postgres could feed them."""
+    if target != "models" or state != MISSING:
+        return STATE_HELP[state]
+    if upstream is None:
+        return "Postgres does not hold this month, so no models can be built from it"
+    return "Postgres holds this month; no taxi_models run built its models yet"
+
+
 def _row(
     logs: dict[str, TargetLog], service: Service, month: Month, span: tuple[Month, Month] | None
 ) -> MonthRow:
@@ -200,14 +223,17 @@ def _row(
     key = (service, month)
     observed = [r for log in logs.values() for r in (log.latest.get(key), log.loads.get(key)) if r]
     newest = _newest_source(observed)
-    lake_load = logs["lake"].loads.get(key) if "lake" in logs else None
+    upstream = {
+        downstream: logs[source].loads.get(key) if source in logs else None
+        for downstream, source in UPSTREAM.items()
+    }
     cells = {}
     for target, log in logs.items():
-        cell = _cell(target, log.latest.get(key), log.loads.get(key), newest, lake_load)
+        cell = _cell(target, log.latest.get(key), log.loads.get(key), newest, upstream.get(target))
         if cell is None:
             published = bool(observed) or (span is not None and span[0] < month < span[1])
             state = MISSING if published else NOT_PUBLISHED
-            cell = Cell(state, detail=STATE_HELP[state])
+            cell = Cell(state, detail=_missing_detail(target, state, upstream.get(target)))
         cells[target] = cell
     return MonthRow(str(month), cells)
 

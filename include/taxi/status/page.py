@@ -28,7 +28,7 @@ from include.taxi.status.grid import (
     ServiceView,
 )
 
-TARGET_LABELS = {"postgres": "Postgres", "lake": "Lake", "bigquery": "BigQuery"}
+TARGET_LABELS = {"postgres": "Postgres", "lake": "Lake", "bigquery": "BigQuery", "models": "Models"}
 STATE_LABELS = {
     "loaded": "loaded",
     "unchanged": "unchanged",

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from include.taxi.contract import contract_for
 from include.taxi.load_record import FAILED, IngestionLog, TargetLog
 from include.taxi.months import Month
+from include.taxi.status.grid import LOAD_TARGETS
 from include.taxi.status.targets import configured
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(exc)
         return 2
-    for line in report(service, year, configured()):
+    for line in report(service, year, configured(LOAD_TARGETS)):
         print(line)
     return 0
 

@@ -22,7 +22,12 @@ from include.taxi.status.grid import TARGETS, MonthsView, build
 
 log = logging.getLogger(__name__)
 
-TARGET_NAMES = {"postgres": "Postgres", "lake": "the lake", "bigquery": "BigQuery"}
+TARGET_NAMES = {
+    "postgres": "Postgres",
+    "lake": "the lake",
+    "bigquery": "BigQuery",
+    "models": "the models",
+}
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -91,23 +96,18 @@ def configured(targets: Iterable[str] = TARGETS) -> dict[str, IngestionLog]:
     """The logs of the targets this Airflow is configured with (read when asked), among
     ``targets`` (for the page: those the user may read; the others are not even opened).
 
-    Postgres when the connection ``taxi_postgres`` resolves; the lake when ``taxi_lake_url`` is
-    set or its default folder exists; BigQuery when the lake is in GCS (``lake_to_bigquery``
-    loads only from there) and a client for ``google_cloud_default`` can be made.
+    Postgres, and the models taxi_models builds there, when the connection ``taxi_postgres``
+    resolves; the lake when ``taxi_lake_url`` is set or its default folder exists; BigQuery
+    when the lake is in GCS (``lake_to_bigquery`` loads only from there) and a client for
+    ``google_cloud_default`` can be made.
     """
     from include.taxi import settings
     from include.taxi.lake.ingestion_log import LakeLog
     from include.taxi.lake.store import GcsLake, open_lake
     from include.taxi.orchestration import config
-    from include.taxi.postgres.ingestion_log import PostgresLog
 
     wanted = set(targets)
-    logs: dict[str, IngestionLog] = {}
-    if "postgres" in wanted:
-        try:
-            logs["postgres"] = PostgresLog(config.postgres_conninfo(), config.postgres_schema())
-        except Exception as exc:  # no such connection: this deployment has no Postgres target
-            log.info("taxi months: no Postgres (%s)", exc)
+    logs = _postgres_logs(wanted)
     lake_url = config.lake_url()
     lake = open_lake(lake_url)
     if lake_url == settings.DEFAULT_LAKE.as_uri() and not settings.DEFAULT_LAKE.exists():
@@ -120,6 +120,27 @@ def configured(targets: Iterable[str] = TARGETS) -> dict[str, IngestionLog]:
         except Exception as exc:
             log.info("taxi months: no BigQuery (%s)", exc)
     return logs
+
+
+def _postgres_logs(wanted: set[str]) -> dict[str, IngestionLog]:
+    """Postgres' ingestion log and the models log beside it, those of them ``wanted``."""
+    from include.taxi.orchestration import config
+    from include.taxi.postgres.ingestion_log import PostgresLog
+    from include.taxi.postgres.models_log import ModelsLog
+
+    if not wanted & {"postgres", "models"}:
+        return {}
+    try:
+        conninfo, schema = config.postgres_conninfo(), config.postgres_schema()
+    except Exception as exc:  # no such connection: this deployment has no Postgres target
+        log.info("taxi months: no Postgres (%s)", exc)
+        return {}
+    found: dict[str, IngestionLog] = {}
+    if "postgres" in wanted:
+        found["postgres"] = PostgresLog(conninfo, schema)
+    if "models" in wanted:
+        found["models"] = ModelsLog(conninfo, schema)
+    return found
 
 
 def _bigquery_log(dataset: str) -> IngestionLog:
