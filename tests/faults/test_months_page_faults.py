@@ -246,7 +246,7 @@ def test_a_silent_gcs_and_bigquery_answer_within_the_timeout_without_hosts(
     seconds, view = built_within(collect_configured)
 
     assert seconds < 5.0, f"{seconds:.2f} s"
-    assert view.targets == ["postgres", "lake", "bigquery"]
+    assert view.targets == ["postgres", "lake", "bigquery", "models"]  # models: in Postgres
     assert "nothing was loaded" in view.problems["postgres"]  # it answered: no log yet
     for target, name in (("lake", "The lake"), ("bigquery", "BigQuery")):
         problem = view.problems[target]
