@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import PartitionedAssetTimetable, dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_lake_loads
 from include.taxi.results import BigQueryMonth, ZonesLoad
@@ -48,7 +48,7 @@ def lake_to_bigquery() -> None:
         """This service's month: the Param, else the run's partition key (the lake month)."""
         return plan_lake_loads(get_current_context(), service)
 
-    @task(map_index_template="{{ service_month }}")
+    @task(map_index_template="{{ service_month }}", outlets=[TABLES["bigquery"]])
     def load_month(service: str, month: str) -> BigQueryMonth:
         """Replace one month of {dataset}.{service}_tripdata from its lake object."""
         from include.taxi.orchestration import tasks

@@ -14,7 +14,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
+from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS, TABLES
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_months
 from include.taxi.results import PostgresMonth, ZonesLoad
@@ -43,9 +43,14 @@ def taxi_to_postgres() -> None:
         """Validate the Params before any I/O; one entry per (service, month) to load."""
         return plan_months(get_current_context())
 
-    @task(map_index_template="{{ service_month }}", pool=POOL_POSTGRES_COPY)
+    @task(
+        map_index_template="{{ service_month }}",
+        pool=POOL_POSTGRES_COPY,
+        outlets=[TABLES["postgres"]],
+    )
     def load_trips(service: str, month: str) -> PostgresMonth:
-        """Download one source file and replace its month in Postgres (unless unchanged)."""
+        """Download one source file and replace its month in Postgres (unless unchanged); an
+        event on the service's table asset (taxi_postgres_<service>_tripdata) when it did."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_trips_to_postgres(service, month, get_current_context())

@@ -104,12 +104,24 @@ def test_backfill_then_rest_trigger(
     events = stack.api(
         "GET", "/api/v2/assets/events", params={"source_dag_id": DAG_ID, "limit": 100}
     ).json()["asset_events"]
-    announced = sorted(
+    backfilled_events = [e for e in events if e["source_run_id"].startswith("backfill__")]
+    announced = sorted(  # not the latest month's scheduled run
         (e["partition_key"], (e["extra"] or {}).get("month"))
-        for e in events
-        if e["source_run_id"].startswith("backfill__")  # not the latest month's scheduled run
+        for e in backfilled_events
+        if e["name"] == "taxi_postgres_trip_months"
     )
     assert announced == [(m, m) for m in sorted(MONTHS)], stack.explain(f"events {events}")
+    # and each service's table asset got an event per month, keyed by it, with its rows
+    tables = sorted(
+        (e["name"], e["partition_key"], (e["extra"] or {}).get("rows"))
+        for e in backfilled_events
+        if e["name"] != "taxi_postgres_trip_months"
+    )
+    assert tables == sorted(
+        (f"taxi_postgres_{service}_tripdata", month, rows)
+        for service, months in ROWS.items()
+        for month, rows in months.items()
+    ), stack.explain(f"events {events}")
 
     # No logical date and no partition key: the Params, not the partition, say which month
     # this run loads. force_reload:

@@ -23,6 +23,7 @@ import pytest
 from dev.airflow_env import PROJECT
 from dev.synthetic import write_month, write_zones
 from include.taxi.months import Month
+from tests.helpers.dag_runs import asset_events, lake_month_events
 
 OCTOBER = date(2019, 10, 1)
 
@@ -74,15 +75,6 @@ def _tis(run) -> dict[str, object]:
     return {f"{ti.task_id}[{ti.map_index}]": ti for ti in run.get_task_instances()}
 
 
-def _lake_events(run_id: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run_id).all()
-        return [dict(e.extra) for e in events]
-
-
 def _bq_rows(dataset: str) -> int:
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from google.api_core.exceptions import NotFound
@@ -106,8 +98,11 @@ def test_a_put_that_succeeds_then_dies_still_announces_the_month(dags, settings,
     assert put_then_die, "the put never died: the test did not test anything"
     write = _tis(run)["write_month[0]"]
     assert (write.state, write.try_number) == ("success", 2), "the retry must not skip"
-    events = _lake_events(run.run_id)
+    events = lake_month_events(run.run_id)
     assert [(e["service"], e["month"]) for e in events] == [("green", "2019-10")]
+    assert ("taxi_lake_green_tripdata", {"month": "2019-10", "rows": 800}) in asset_events(
+        run.run_id
+    ), "the table the dead try wrote is announced by the retry"
 
     # what the scheduler does with that event: lake_to_bigquery loads the month it names
     load = _run(dags["lake_to_bigquery"], events[0]["month"], service=events[0]["service"])
@@ -116,7 +111,7 @@ def test_a_put_that_succeeds_then_dies_still_announces_the_month(dags, settings,
 
     again = _run(dag, "2019-10", service="green")
     assert _tis(again)["write_month[0]"].state == "skipped", "in the lake and in BigQuery"
-    assert _lake_events(again.run_id) == []
+    assert lake_month_events(again.run_id) == []
 
 
 def test_taxi_daily_has_a_lake_month_missing_from_bigquery_loaded(settings, monkeypatch):

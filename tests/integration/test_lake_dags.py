@@ -14,7 +14,7 @@ import pytest
 
 from dev.synthetic import write_month, write_zones
 from include.taxi.settings import SERVICES
-from tests.helpers.dag_runs import run_month, task_states
+from tests.helpers.dag_runs import asset_events, lake_month_events, run_month, task_states
 
 JULY = date(2019, 7, 1)
 
@@ -36,15 +36,6 @@ def settings(monkeypatch, source_server, gcs_bucket):
     return dataset
 
 
-def _lake_events(run_id: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run_id).all()
-        return [dict(e.extra) for e in events]
-
-
 def _bq_count(dataset: str, service: str) -> int:
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
@@ -64,7 +55,7 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
         "write_month[0]": "success",
         "write_zones[-1]": "success",
     }
-    events = _lake_events(run.run_id)
+    events = lake_month_events(run.run_id)
     assert len(events) == 1
     assert {k: events[0][k] for k in ("service", "month", "rows")} == {
         "service": "green",
@@ -72,10 +63,12 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
         "rows": 900,
     }
     assert events[0]["uri"].endswith("/lake/green/2019/green_tripdata_2019-07.parquet")
+    tables = [e for e in asset_events(run.run_id) if e[0] != "taxi_lake_trip_months"]
+    assert tables == [("taxi_lake_green_tripdata", {"month": "2019-07", "rows": 900})]
 
     rerun = run_month(dags["taxi_to_lake"], "2019-07", service="green")
     assert task_states(rerun)["write_month[0]"] == "success", "unchanged, but not in BigQuery yet"
-    assert [e["month"] for e in _lake_events(rerun.run_id)] == ["2019-07"]
+    assert [e["month"] for e in lake_month_events(rerun.run_id)] == ["2019-07"]
 
     load = run_month(dags["lake_to_bigquery"], "2019-07", service="green")
     assert load.state == "success", task_states(load)
@@ -87,10 +80,13 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
         "load_zones[-1]": "success",
     }
     assert _bq_count(settings, "green") == 900
+    assert asset_events(load.run_id) == [
+        ("taxi_bigquery_green_tripdata", {"month": "2019-07", "rows": 900})
+    ], "an event on the loaded service's table only"
 
     third = run_month(dags["taxi_to_lake"], "2019-07", service="green")
     assert task_states(third)["write_month[0]"] == "skipped", "in the lake and BigQuery: no event"
-    assert _lake_events(third.run_id) == []
+    assert asset_events(third.run_id) == [], "nothing changed: no event on any asset"
 
 
 def test_lake_to_bigquery_skips_a_month_that_is_not_in_the_lake(dags, settings):

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from dev.synthetic import write_month, write_zones
-from tests.helpers.dag_runs import run_month, task_states
+from tests.helpers.dag_runs import asset_events, run_month, task_states
 
 ROWS = {
     ("yellow", "2021-01"): 1_500,
@@ -66,7 +66,14 @@ def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse,
         assert _counts(postgres_url, warehouse, f"{service}_tripdata") == {
             "2021-01": ROWS[(service, "2021-01")]
         }
-    assert run_month(dag, "2021-01").state == "success"
+    tables = {name: extra for name, extra in asset_events(run.run_id) if "tripdata" in name}
+    assert tables == {  # fhvhv skipped: no event on its table
+        f"taxi_postgres_{s}_tripdata": {"month": "2021-01", "rows": ROWS[(s, "2021-01")]}
+        for s in ("yellow", "green", "fhv")
+    }
+    rerun = run_month(dag, "2021-01")
+    assert rerun.state == "success"
+    assert [n for n, _ in asset_events(rerun.run_id) if "tripdata" in n] == [], "unchanged"
     assert _counts(postgres_url, warehouse, "yellow_tripdata") == {"2021-01": 1_500}
     assert run_month(dag, "2021-02").state == "success"
     for service in ("yellow", "green", "fhv"):

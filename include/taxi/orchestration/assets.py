@@ -9,11 +9,26 @@ One asset with the service in the extra, not one asset per service: Airflow 3.3.
 event on every outlet a task declares, with or without a payload, so per-service assets would
 need a task per service in taxi_to_lake instead of one mapped task; and a month's services
 landing together are one lake_to_bigquery run either way.
+
+The tables are assets too, one per service and target (``taxi_postgres_yellow_tripdata``,
+``taxi_lake_…``, ``taxi_bigquery_…``), so the asset graph shows each service's path. A load task
+declares its target's ``AssetAlias`` and, when it changed a month, adds an event on the
+service's table asset through it (``announce_table``): only that service's asset gets an event,
+with the run's partition key (the month), so one mapped task serves all services. An alias
+resolves to its assets when they first get an event; until then the graph shows the alias.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from typing import TYPE_CHECKING, Literal
+
+from airflow.sdk import Asset, AssetAlias
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from include.taxi.months import Month
+    from include.taxi.services import Service
 
 LAKE_TRIP_MONTHS = Asset(name="taxi_lake_trip_months")
 """Named, without a URI: a URI scheme makes Airflow load every provider's asset handlers at
@@ -26,3 +41,27 @@ POSTGRES_TRIP_MONTHS = Asset(name="taxi_postgres_trip_months")
 LAKE_TRIP_YEARS = Asset(name="taxi_lake_trip_years")
 """``taxi_year_complete`` emits an event once all twelve months of a year are in the lake,
 partitioned by the year (``YYYY``), with the services complete for that year in its extra."""
+
+Target = Literal["postgres", "lake", "bigquery"]
+
+TABLES: dict[Target, AssetAlias] = {
+    "postgres": AssetAlias(name="taxi_postgres_tables"),
+    "lake": AssetAlias(name="taxi_lake_tables"),
+    "bigquery": AssetAlias(name="taxi_bigquery_tables"),
+}
+"""Each target's alias: its load task's outlet, through which the service's table gets events."""
+
+
+def table_asset(target: Target, service: Service) -> Asset:
+    """The asset of one service's trip table in a target, e.g. ``taxi_lake_green_tripdata``."""
+    return Asset(name=f"taxi_{target}_{service}_tripdata")
+
+
+def announce_table(
+    context: Context, target: Target, service: Service, month: Month, rows: int
+) -> None:
+    """An event on the service's table asset, through the target's alias (the task's outlet):
+    Airflow gives it the run's partition key; the extra names the month and its rows."""
+    context["outlet_events"][TABLES[target]].add(
+        table_asset(target, service), extra={"month": str(month), "rows": rows}
+    )

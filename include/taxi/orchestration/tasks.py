@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.taxi.errors import BadSourceFile, LakeSchemaMismatch, NotInLake, SourceNotPublished
 from include.taxi.orchestration import config, lineage
-from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, LAKE_TRIP_YEARS
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, LAKE_TRIP_YEARS, announce_table
 from include.taxi.orchestration.plan import parse_pair, year_months
 from include.taxi.results import BigQueryMonth, LakeMonth, PostgresMonth, ZonesLoad
 from include.taxi.services import Service
@@ -89,6 +89,8 @@ def load_trips_to_postgres(service: str, month: str, context: Context) -> Postgr
     )
     source.source = lineage.source_facts(result)
     target.rows = result.get("rows_written") if result["status"] == "loaded" else 0
+    if result["status"] == "loaded":
+        announce_table(context, "postgres", *pair, result["rows_in_target"])
     _warn(context, "postgres", result)
     return result
 
@@ -150,6 +152,7 @@ def write_month_to_lake(service: str, month: str, context: Context) -> LakeMonth
             "%s %s: unchanged in the lake but not in BigQuery's log: announcing it", service, month
         )
         result = result | {"status": "announced", "rows": result["rows"] or 0}
+    announce_table(context, "lake", *pair, result["rows"] or 0)  # written, or never announced
     lake_event = context["outlet_events"][LAKE_TRIP_MONTHS]
     lake_event.extra = {key: result[key] for key in ("service", "month", "uri", "rows")}
     # The event's partition is the month written, also in a manual run (no partition key of
@@ -212,6 +215,8 @@ def load_month_to_bigquery(service: str, month: str, context: Context) -> BigQue
     )
     source.source = lineage.source_facts(result)
     target.rows = result.get("rows_loaded", 0)
+    if result["status"] == "loaded":
+        announce_table(context, "bigquery", *pair, result["rows_in_target"])
     return result
 
 
