@@ -341,6 +341,13 @@ class AirflowStack:
             outcome = f"{resp.status_code} {resp.text[:500]}"
         fail(self.explain(f"{method} {path}: {WRITE_ATTEMPTS} attempts, last: {outcome}"))
 
+    def unpause(self, *dag_ids: str) -> None:
+        """Unpause the DAGs (new DAGs start paused), failing the test with the stack's story."""
+        for dag_id in dag_ids or (self.dag_id,):
+            resp = self.write("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            if resp.status_code != 200:
+                fail(self.explain(f"unpause {dag_id}: {resp.status_code} {resp.text}"))
+
     def login(self) -> None:
         resp = self.api(
             "POST", "/auth/token", json={"username": ADMIN_USER, "password": self.password}

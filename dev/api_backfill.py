@@ -133,19 +133,8 @@ def backfill(api: AirflowApi, request: BackfillRequest, *, dry_run: bool = False
     scope = f"service {request.service}" if request.service else "all services"
     if request.force_reload:
         scope += ", force_reload"
-    if not months:
-        print(
-            f"nothing to create: every month of {request.dag_id} from {request.first} to "
-            f"{request.last} already has a run (REPROCESS=failed or REPROCESS=completed reruns "
-            "them)"
-        )
+    if not _go_ahead(api, request, dag, months, dry_run=dry_run, would=f"create {{}} ({scope})"):
         return 0
-    if dry_run:
-        print(f"would create {len(months)} runs of {request.dag_id} ({scope}): {' '.join(months)}")
-        return 0
-    if dag.get("is_paused"):
-        api.call("PATCH", f"/api/v2/dags/{request.dag_id}", json={"is_paused": False})
-        print(f"unpaused {request.dag_id} (its own schedule and catchup run from now on too)")
     created = api.call("POST", "/api/v2/backfills", json=body)
     _check(created, request)
     ident = created.json()["id"]
@@ -172,19 +161,8 @@ def trigger_partitions(
     rerun = {"none": set(), "failed": {"failed"}, "completed": {"failed", "success"}}
     todo = [m for m in months if m not in held or held[m] & rerun[request.reprocess]]
     todo = todo[::-1] if request.newest_first else todo
-    if not todo:
-        print(
-            f"nothing to create: every month of {request.dag_id} from {request.first} to "
-            f"{request.last} already has a run (REPROCESS=failed or REPROCESS=completed "
-            "reruns them)"
-        )
+    if not _go_ahead(api, request, dag, todo, dry_run=dry_run, would="trigger {}"):
         return 0
-    if dry_run:
-        print(f"would trigger {len(todo)} runs of {request.dag_id}: {' '.join(todo)}")
-        return 0
-    if dag.get("is_paused"):
-        api.call("PATCH", f"/api/v2/dags/{request.dag_id}", json={"is_paused": False})
-        print(f"unpaused {request.dag_id}")
     stamp = int(time.time())
     for month in todo:
         body = {
@@ -200,6 +178,35 @@ def trigger_partitions(
         f"  watch:  {api.base}/dags/{request.dag_id}"
     )
     return 0
+
+
+def _go_ahead(
+    api: AirflowApi,
+    request: BackfillRequest,
+    dag: dict[str, Any],
+    months: list[str],
+    *,
+    dry_run: bool,
+    would: str,
+) -> bool:
+    """The steps a backfill and a run per partition share: say there is nothing to do, or what
+    a dry run would do (``would``: e.g. ``"trigger {}"``, the runs in the braces), or unpause
+    the DAG (its scheduler-made runs start too) and go ahead."""
+    if not months:
+        print(
+            f"nothing to create: every month of {request.dag_id} from {request.first} to "
+            f"{request.last} already has a run (REPROCESS=failed or REPROCESS=completed reruns "
+            "them)"
+        )
+        return False
+    if dry_run:
+        runs = would.format(f"{len(months)} runs of {request.dag_id}")
+        print(f"would {runs}: {' '.join(months)}")
+        return False
+    if dag.get("is_paused"):
+        api.call("PATCH", f"/api/v2/dags/{request.dag_id}", json={"is_paused": False})
+        print(f"unpaused {request.dag_id} (its own schedule runs from now on too)")
+    return True
 
 
 def _partition_states(api: AirflowApi, dag_id: str) -> dict[str, set[str]]:

@@ -151,8 +151,7 @@ def test_backfill_spreads_over_both_workers_within_the_pool(
     pools = stack.api("GET", f"/api/v2/pools/{POOL_POSTGRES_COPY}").json()
     assert pools.get("slots") == COPY_SLOTS, stack.explain(f"pool: {pools}")
     stack.create_backfill(f"{MONTHS[0]}", "2021-06-30", "--max-active-runs", "3")
-    unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
+    stack.unpause(DAG_ID)
 
     wanted = {f"{m}" for m in MONTHS}
     started = time.monotonic()

@@ -135,9 +135,7 @@ def _bq_month_counts(emulators: Emulators, dataset: str) -> dict[str, int]:
 def test_a_lake_month_event_schedules_its_bigquery_load(
     stack: AirflowStack, gcp_emulators: Emulators, dataset: str
 ) -> None:
-    for dag_id in (TO_LAKE, TO_BQ):
-        unpaused = stack.write("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        assert unpaused.status_code == 200, stack.explain(f"unpause {dag_id}: {unpaused.text}")
+    stack.unpause(TO_LAKE, TO_BQ)
 
     lake_run = f"e2e_lake_{SERVICE}_{MONTH.replace('-', '_')}_{int(time.time())}"
     triggered = stack.write(

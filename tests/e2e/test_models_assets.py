@@ -109,9 +109,7 @@ def _counts(url: str, schema: str) -> tuple[dict[tuple[str, str], int], dict[str
 def test_a_loaded_month_schedules_its_models(
     stack: AirflowStack, postgres_url: str, pg_schema: str
 ) -> None:
-    for dag_id in (LOAD, MODELS):
-        unpaused = stack.write("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        assert unpaused.status_code == 200, stack.explain(f"unpause {dag_id}: {unpaused.text}")
+    stack.unpause(LOAD, MODELS)
 
     _load_month(stack, "2021-01", "all")  # yellow and green published; fhv, fhvhv skip
     first = _models_run(stack, 1)

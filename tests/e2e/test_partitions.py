@@ -54,8 +54,7 @@ def _post_month(stack: AirflowStack, asset_id: int, month: str) -> None:
 
 
 def test_the_year_rollup_waits_for_the_twelfth_month(stack: AirflowStack) -> None:
-    unpaused = stack.write("PATCH", f"/api/v2/dags/{ROLLUP}", {"is_paused": False})
-    assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
+    stack.unpause(ROLLUP)
     asset_id = _asset_id(stack, LAKE_ASSET)
 
     for month in range(1, 12):

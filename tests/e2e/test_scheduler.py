@@ -78,8 +78,7 @@ def test_backfill_then_rest_trigger(
 ) -> None:
     """Backfill three months, then reload one (service, month) from a REST trigger."""
     stack.create_backfill("2021-01-01", "2021-03-31")
-    unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
+    stack.unpause(DAG_ID)
 
     wanted = set(MONTHS)
     runs = stack.wait_for_backfill(wanted, RUNS_TIMEOUT_S)
@@ -201,8 +200,7 @@ def test_catchup_runs_a_partition_per_month_and_clear_reruns_one(
     date), every month loaded; ``airflow dags clear --partition-key 2021-02`` reruns that
     month's run only."""
     stack = catchup_stack
-    unpaused = stack.write("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    assert unpaused.status_code == 200, stack.explain(f"unpause: {unpaused.text}")
+    stack.unpause(DAG_ID)
 
     def scheduled_done() -> dict[str, dict[str, Any]] | None:
         runs = {r["partition_key"]: r for r in stack.runs() if r["run_type"] == "scheduled"}
