@@ -365,7 +365,7 @@ def _resources_table(results: dict[str, Any]) -> list[str]:
         "",
         f"The load path alone (no scheduler, {solo.get('month')}): "
         f"{solo.get('rows_per_s')} rows/s; × {COPY_SLOTS} COPY-pool slots = the ideal rate. "
-        "Peak memory: RSS of each process tree (sampled twice a second), and of its largest "
+        "Peak memory: PSS of each process tree (sampled twice a second), and of its largest "
         "forked process (a task process, or a Celery pool child).",
         "",
         "| executor | rows/s ÷ (alone × slots) | peak MB per process tree (largest child) | "

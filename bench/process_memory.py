@@ -3,9 +3,11 @@
 A backfill's memory is spread over long-lived processes (scheduler, api-server, workers) and
 the short task processes they fork, which ``wait4`` cannot see from here. So a thread samples
 every named process's tree with psutil twice a second and keeps, per name, the peak of the
-tree's summed RSS, and the largest single RSS of any process forked under it (a task process,
-or a worker's pool child). A process living less than a sampling interval can be missed: the
-figures are lower bounds, close for tasks that run for seconds.
+tree's summed PSS, and the largest single PSS of any process forked under it (a task process,
+or a worker's pool child). PSS, not RSS: forked processes share their parent's pages, and a
+sum of RSS would count those once per process (a LocalExecutor tree of 4 tasks: ~2 GB of RSS).
+A process living less than a sampling interval can be missed: the figures are lower bounds,
+close for tasks that run for seconds.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ class TreeMemory:
         try:
             root = psutil.Process(pid)
             children = root.children(recursive=True)
-            own = root.memory_info().rss
+            own = _pss(root)
         except psutil.Error:
             return
         sizes = []
         for child in children:
             try:
-                sizes.append(child.memory_info().rss)
+                sizes.append(_pss(child))
             except psutil.Error:
                 continue  # ended between the listing and the reading
         self.tree_peak[name] = max(self.tree_peak.get(name, 0), own + sum(sizes))
@@ -75,3 +77,10 @@ class TreeMemory:
             }
             for name, peak in sorted(self.tree_peak.items())
         }
+
+
+def _pss(process: psutil.Process) -> int:
+    """The process's proportional set size (its shared pages divided among their sharers);
+    RSS where the platform has no PSS."""
+    info = process.memory_full_info()
+    return int(getattr(info, "pss", info.rss))
