@@ -138,14 +138,31 @@ def _ingest(
     freeze: bool = False,
 ) -> int:
     """Binary COPY of the reader's batches, profiled on the way; a contract violation ends it
-    and propagates.
+    and propagates. Only the columns the file can fill are sent.
 
     A reader that says how far to read ahead (parquet) decodes its next batches on a second
     thread while this one encodes and sends: decoding is the parquet path's largest cost."""
     depth = getattr(reader, "read_ahead_batches", 0)
     observed = profile.observe(reader)
     batches = read_ahead(observed, depth) if depth else observed
-    return cur.ingest(schema, table, reader.schema.names, batches, freeze=freeze)
+    columns = reader.filled
+    if len(columns) < len(reader.schema.names):
+        batches = (_only(batch, columns, reader.file) for batch in batches)
+    return cur.ingest(schema, table, columns, batches, freeze=freeze)
+
+
+def _only(batch: pa.RecordBatch, columns: list[str], file: str) -> pa.RecordBatch:
+    """The batch's ``columns``; the COPY leaves the others out (NULL, the tables' default),
+    which saves encoding, sending and parsing them. Checked per batch, as it costs nothing
+    (a null count): a left-out column that holds a value would be a reader's bug, and the load
+    stops rather than drop it."""
+    for name in batch.schema.names:
+        if name not in columns and batch.column(name).null_count != batch.num_rows:
+            raise RuntimeError(
+                f"{file}: column {name} has values but its reader said the file cannot fill "
+                "it; nothing was loaded (a bug: please report it)"
+            )
+    return batch.select(columns)
 
 
 @dataclass(frozen=True)

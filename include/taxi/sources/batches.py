@@ -17,7 +17,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from include.taxi.contract import Contract
+from include.taxi.contract import SOURCE_MONTH, Contract
 from include.taxi.errors import BadSourceFile
 
 CONTRACT_HINT = (
@@ -36,6 +36,9 @@ class SourceReader(Protocol):
     @property
     def schema(self) -> pa.Schema: ...
 
+    @property
+    def filled(self) -> list[str]: ...
+
     def record_batch_reader(self) -> pa.RecordBatchReader: ...
 
     def __iter__(self) -> Iterator[pa.RecordBatch]: ...
@@ -51,6 +54,17 @@ class ContractBatches:
     @property
     def schema(self) -> pa.Schema:
         return self.contract.arrow_schema
+
+    @property
+    def filled(self) -> list[str]:
+        """The schema's columns this file can fill, in schema order; the others are NULL in
+        every batch (an era without them). A writer may leave those out (the Postgres COPY
+        does: a third fewer fields for an old yellow file). Default: all."""
+        return list(self.schema.names)
+
+    def _filled(self, provided: set[str]) -> list[str]:
+        """``filled`` from the contract columns a reader's plan provides, plus source_month."""
+        return [n for n in self.schema.names if n in provided or n == SOURCE_MONTH]
 
     def record_batch_reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, iter(self))

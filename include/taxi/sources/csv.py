@@ -169,6 +169,11 @@ EXACT_FLOAT = float(2**53)
 """float64 holds every integer below this exactly."""
 
 
+READ_AHEAD_BATCHES = 4
+"""Batches conformed (and profiled) ahead on a second thread while the load encodes and sends:
+the text → int64 casts and the quality profile no longer wait for the COPY, nor it for them."""
+
+
 class _Capped(io.RawIOBase):
     """The decompressed stream, refusing to give more than ``limit`` bytes (a gzip bomb).
 
@@ -241,11 +246,17 @@ class ContractReader(ContractBatches):
         """Bytes the fast pass had decompressed when it stopped (what the slow pass may read)."""
         self._dotted: set[str] = set()
         self.pool = memory_pool or reader_memory_pool()
+        self.read_ahead_batches = READ_AHEAD_BATCHES
         self.rows = 0
         self.error: BadSourceFile | None = None
         self.header = read_header(path, block_size)
         check_header(self.header, contract, self.file)
         self._month = date_scalar(month) if contract.monthly and month is not None else None
+
+    @property
+    def filled(self) -> list[str]:
+        """The header's columns (``_conform`` fills the contract's others with NULL)."""
+        return self._filled(set(self.header))
 
     def _arrow_reader(self, source: io.RawIOBase) -> pacsv.CSVStreamingReader:
         types = {

@@ -362,6 +362,19 @@ class ParquetContractReader(ContractBatches):
     def row_groups(self) -> int:
         return self._parquet.num_row_groups
 
+    @property
+    def filled(self) -> list[str]:
+        """What ``_conform`` fills: the mapped columns, the verbatim text beside a coded column
+        the file has as text, an older layout's flags; the contract's others are NULL."""
+        provided = set(self._columns)
+        for col in self.contract.columns:
+            source = self._columns.get(col.name)
+            if col.raw and source and col.raw not in self._columns and _is_text(source[1]):
+                provided.add(col.raw)
+        if self._older is not None:
+            provided.update(self._older[0].flags)
+        return self._filled(provided)
+
     def _batches(self) -> Iterator[pa.RecordBatch]:
         names = [source for source, _ in self._columns.values()]
         if self._older is not None:
