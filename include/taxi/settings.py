@@ -87,9 +87,9 @@ ENV_POSTGRES_COPY_STREAMS = "TAXI_POSTGRES_COPY_STREAMS"
 
 
 def default_copy_streams(cores: int | None = None) -> int:
-    """One stream per two cores: the server's backend of each stream needs a core as much as its
-    client does. On 2 cores (server co-located) 2 streams were no faster than 1 and the month
-    then needs a VACUUM (FREEZE) (docs/postgres.md, "Parallel COPY")."""
+    """One stream per two cores: each stream's server backend needs a core as much as its client
+    does; on 2 cores with the server beside the load, 2 streams did not beat 1 (docs/
+    performance.md, "Parallel COPY of one month")."""
     return max(1, (cores or os.cpu_count() or 1) // 2)
 
 

@@ -307,7 +307,7 @@ def replace_month(
         try:
             with cur.savepoint():
                 written = stage.fill(cur, parts, profile)
-                read = sum(part.rows for part in parts)
+                read = reader.rows = sum(part.rows for part in parts)  # the file's, as one reader
                 # Counted and logged before the swap: the stage becomes the partition as it is.
                 loaded = _checked(
                     cur, schema, stage.name, stage.partition, (reader.file, read), written,

@@ -5,9 +5,11 @@ One stream writes into a stage created in the same transaction, with FREEZE. Sev
 (FREEZE needs the table created in the COPY's own transaction, which no other session sees):
 the stage is committed empty first, each stream COPYs its slice and commits, and a plain
 ``VACUUM`` sets the rows' hint bits before the swap, so the month's first reader does not pay
-for them (docs/postgres.md, "Parallel COPY", has the measurements). The first stream that fails stops the others at their next batch; its error
-(a contract violation names file, row group, row and column) is the one raised, and the load
-drops the stage without swapping anything.
+for them (docs/performance.md, "Parallel COPY of one month", has the measurements).
+
+The first stream that fails stops the others at their next batch; its error (a contract
+violation names file, row group, row and column) is the one raised, and the load drops the
+stage without swapping anything.
 
 Threads, not processes: reading, encoding and sending release the GIL in their long calls,
 and one process keeps the memory of two streams at ~one reader's plus their batches.
