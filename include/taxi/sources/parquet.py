@@ -371,7 +371,11 @@ class ParquetContractReader(ContractBatches):
     def slices(self, n: int) -> list[ParquetContractReader]:
         """At most ``n`` readers of disjoint runs of whole row groups, of about equal rows, that
         together read the file: one per COPY stream. Each opens the file on its own (a
-        ParquetFile is not shared between threads); the footer checks are not repeated."""
+        ParquetFile is not shared between threads); the footer checks are not repeated.
+
+        The streams share one memory budget: each reads batches and reads ahead 1/n of what
+        one reader would (2 streams of a 2 M-row fhvhv month: peak RSS 341 MB with full-size
+        batches, 249 MB with these; one stream 221 MB)."""
         meta = self._parquet.metadata
         sizes = [meta.row_group(i).num_rows for i in self._groups]
         cuts = _balanced_cuts(sizes, n)
@@ -389,6 +393,8 @@ class ParquetContractReader(ContractBatches):
                 coerce_int96_timestamp_unit=INT96_UNIT,
             )
             part.rows, part.error = 0, None
+            part.read_ahead_batches = max(1, self.read_ahead_batches // (len(cuts) - 1))
+            part.batch_rows = max(8192, self.batch_rows // (len(cuts) - 1))
             parts.append(part)
         return parts
 
