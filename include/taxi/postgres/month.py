@@ -2,8 +2,9 @@
 
 Each trip table is LIST-partitioned by ``source_month``. A load writes the month into a fresh
 stage table by binary COPY (Arrow batches encoded by ``binary_copy``: the server parses no
-text), then drops the old partition and attaches the stage in its place, all in one
-transaction that also writes the month's ingestion-log row:
+text; one stream, or several at once for a parquet file: ``parallel_copy``), then drops the
+old partition and attaches the stage in its place, in one transaction that also writes the
+month's ingestion-log row:
 
 * a failed or killed load rolls back and leaves the previous month exactly as it was;
 * readers see the old month until COMMIT and the new one after, never a mix or a gap;

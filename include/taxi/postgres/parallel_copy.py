@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import pyarrow as pa
 from psycopg import sql
@@ -92,11 +92,18 @@ def copy_streams(
     Waits for every stream before it returns or raises: no session still writes when the
     caller drops or swaps the table."""
     stop = threading.Event()
-    with ThreadPoolExecutor(len(readers), thread_name_prefix="copy-stream") as pool:
+    pool = ThreadPoolExecutor(len(readers), thread_name_prefix="copy-stream")
+    try:
         futures = [
             pool.submit(_stream, conninfo, schema, table, reader, profile, stop)
             for reader in readers
         ]
+        wait(futures)
+    except BaseException:  # the task was killed (SIGTERM): the streams stop too
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     if error := _first_error(futures):
         raise error
     return sum(future.result() for future in futures)
