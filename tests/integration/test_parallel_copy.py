@@ -212,3 +212,17 @@ def test_two_months_loading_at_once_stay_exact(tmp_path, postgres_url, pg_schema
             f'SELECT source_month, count(*) FROM "{pg_schema}".yellow_tripdata GROUP BY 1'
         ).fetchall()
     assert dict(months) == {JAN: ROWS, FEB: ROWS // 2}
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_a_stage_a_dead_load_left_is_replaced(tmp_path, postgres_url, pg_schema, streams) -> None:
+    """A load whose own process died after committing its stage leaves it behind; the month's
+    next load drops it under the month's lock, whatever its stream count."""
+    path = _file(tmp_path, JAN)
+    _load(postgres_url, pg_schema, path, JAN, 1)
+    stage = f"{partition_name(YELLOW, JAN)}_load"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{pg_schema}".{stage} (leftover int)')
+    replaced = _load(postgres_url, pg_schema, path, JAN, streams)
+    assert replaced.rows_in_target == ROWS
+    assert _stages(postgres_url, pg_schema) == []
