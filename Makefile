@@ -141,7 +141,8 @@ bench: venv
 
 # An fhvhv-sized TLC parquet month (generated, 20 M rows, and 2×) into Postgres and the lake,
 # against its csv.gz, read_table + text COPY and DuckDB (parquet rewrite, postgres extension):
-# bench/results/parquet_latest.{json,md}. Options: BENCH_PARQUET_ARGS="--rows 2000000 --repeats 1".
+# bench/results/parquet_latest.{json,md}. Options: BENCH_PARQUET_ARGS="--rows 2000000 --repeats 1";
+# "--only project_pg_1x,project_pg_streams --streams 2" pairs 2 COPY streams with 1 (docs/performance.md).
 BENCH_PARQUET_ARGS ?=
 bench-parquet: venv
 	$(PY) -m bench.parquet_run $(BENCH_PARQUET_ARGS)

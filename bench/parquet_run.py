@@ -27,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,9 @@ class Method:
     label: str
     table: tuple[str, str] | None = None
     """(schema, table) a Postgres method loads into; None for the parquet writers."""
+    streams: int | None = None
+    """The project's COPY streams (``replace_month(streams=...)``); ``--streams`` sets
+    ``project_pg_streams_1x``'s."""
 
     @property
     def postgres(self) -> bool:
@@ -58,13 +61,36 @@ class Method:
 PROJECT_TABLE = (postgres.PROJECT_SCHEMA, "fhvhv_tripdata")
 METHODS = [
     Method(
-        "project_pg_1x", "project-load", "1x", "project → Postgres (binary COPY)", PROJECT_TABLE
+        "project_pg_1x",
+        "project-load",
+        "1x",
+        "project → Postgres (binary COPY, 1 stream)",
+        PROJECT_TABLE,
+        streams=1,
     ),
     Method(
-        "project_pg_2x", "project-load", "2x", "project → Postgres (binary COPY)", PROJECT_TABLE
+        "project_pg_streams_1x",
+        "project-load",
+        "1x",
+        "project → Postgres (binary COPY, --streams streams)",
+        PROJECT_TABLE,
+        streams=2,
     ),
     Method(
-        "project_pg_csv_1x", "project-load", "csv", "project → Postgres, csv.gz rows", PROJECT_TABLE
+        "project_pg_2x",
+        "project-load",
+        "2x",
+        "project → Postgres (binary COPY, 1 stream)",
+        PROJECT_TABLE,
+        streams=1,
+    ),
+    Method(
+        "project_pg_csv_1x",
+        "project-load",
+        "csv",
+        "project → Postgres, csv.gz rows",
+        PROJECT_TABLE,
+        streams=1,
     ),
     Method(
         "arrow_text_copy_1x",
@@ -154,6 +180,8 @@ def _argv(method: Method, file: Path, url: str, work: Path, result: Path) -> lis
     if method.table is not None:
         schema, table = method.table
         argv += ["--url", url, "--schema", schema, "--table", table]
+    if method.streams is not None:
+        argv += ["--streams", str(method.streams)]
     else:
         argv += ["--out", str(work / f"{method.key}.parquet")]
     return argv
@@ -270,8 +298,8 @@ def _markdown(results: dict[str, Any]) -> str:
         f"({os.cpu_count()} cores). Figures move with the machine: compare ratios of one run.",
         "",
         "| method | file | rows/s (whole process) | load call s | wall s | peak RSS MB "
-        "| first count(*) s | its WAL MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| client CPU s | server CPU s | first count(*) s | its WAL MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method in METHODS:
         samples = results["samples"].get(method.key, [])
@@ -279,15 +307,18 @@ def _markdown(results: dict[str, Any]) -> str:
             continue
         med = {
             f: _median(results["samples"], method.key, f)
-            for f in ("rows_per_s", "load_s", "wall_s", "peak_rss_mb")
+            for f in ("rows_per_s", "load_s", "wall_s", "peak_rss_mb", "cpu_s", "server_cpu_s")
         }
         read = _median(results["samples"], method.key, "first_read_s")
         wal = _median(results["samples"], method.key, "first_read_wal_mb")
+        label = method.label.replace("--streams", str(results.get("streams", 2)))
         lines.append(
-            f"| {method.label} | {method.size} | {med['rows_per_s']:,.0f} | "
+            f"| {label} | {method.size} | {med['rows_per_s']:,.0f} | "
             f"{med['load_s']:.1f} | {med['wall_s']:.1f} | {med['peak_rss_mb']:.0f} | "
-            f"{'—' if read is None else f'{read:.2f}'} | {'—' if wal is None else f'{wal:,.0f}'} |"
+            f"{med['cpu_s']:.1f} | {_shown(med['server_cpu_s'], '.1f')} | "
+            f"{_shown(read, '.2f')} | {_shown(wal, ',.0f')} |"
         )
+    lines += _streams_lines(results)
     lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
     for t in results["targets"]:
         value = "not measured" if t["value"] is None else f"{t['value']:.3f}"
@@ -296,8 +327,33 @@ def _markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _shown(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _streams_lines(results: dict[str, Any]) -> list[str]:
+    """N streams ÷ 1 stream, each round paired with its own (they ran one after the other)."""
+    one = results["samples"].get("project_pg_1x", [])
+    many = results["samples"].get("project_pg_streams_1x", [])
+    if not one or not many:
+        return []
+    shown = []
+    for field in ("wall_s", "cpu_s", "server_cpu_s"):
+        ratios = [
+            b[field] / a[field]
+            for a, b in zip(one, many, strict=False)
+            if a.get(field) and b.get(field)
+        ]
+        shown.append(f"{field} {_shown(statistics.median(ratios) if ratios else None, '.2f')}")
+    n = results.get("streams", 2)
+    return ["", f"{n} COPY streams ÷ 1 stream, paired by round (medians): {', '.join(shown)}."]
+
+
 NOTES = [
     "rows/s = rows ÷ the whole process's wall time (imports included), medians.",
+    "client CPU: the load process's rusage (its threads included); server CPU: what the "
+    "server's backends that ended during the run used (the postmaster's reaped children, "
+    "/proc; — when the server is elsewhere).",
     "csv.gz: the 1× month's rows written as the TLC's old CSVs were (header, "
     "'YYYY-MM-DD HH:MM:SS' times, gzip), loaded by the same project path (ContractReader).",
     "DuckDB postgres extension: duckdb-extension-postgres-scanner from PyPI, installed "
@@ -318,6 +374,7 @@ def _sample(
     if method.postgres:
         postgres.reset_project(url)
     result = work / f"{method.key}.json"
+    server_before = postgres.server_cpu_s(url) if method.postgres else None
     measured = measure(
         _argv(method, files[method.size], url, work, result),
         env,
@@ -328,6 +385,9 @@ def _sample(
         print(measured.output[-3000:], file=sys.stderr)
         return None
     got = json.loads(result.read_text())
+    server_after = postgres.server_cpu_s(url) if method.postgres else None
+    if server_before is not None and server_after is not None:
+        got["server_cpu_s"] = round(server_after - server_before, 2)
     if method.table is not None:
         got.update(postgres.first_read(url, *method.table))
     (work / f"{method.key}.parquet").unlink(missing_ok=True)
@@ -350,10 +410,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000_000, help="rows of the 1× month")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", help="comma-separated substrings of method keys")
+    parser.add_argument(
+        "--streams", type=int, default=2, help="COPY streams of project_pg_streams_1x"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
-    methods = [m for m in METHODS if not args.only or any(k in m.key for k in args.only.split(","))]
+    methods = [
+        replace(m, streams=args.streams) if m.key == "project_pg_streams_1x" else m
+        for m in METHODS
+        if not args.only or any(k in m.key for k in args.only.split(","))
+    ]
     started = time.monotonic()
     files = ensure_files(args.rows, args.data_dir)
     generated_s = time.monotonic() - started
@@ -378,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": [round(v, 1) for v in load_start],
         "loadavg_end": [round(v, 1) for v in os.getloadavg()],
         "generation_s": round(generated_s, 1),
+        "streams": args.streams,
         "samples": samples,
         "targets": _targets(samples),
         "notes": NOTES,

@@ -134,6 +134,24 @@ def first_read(url: str, schema: str, table: str) -> dict[str, float]:
     return {"first_read_s": round(seconds, 2), "first_read_wal_mb": round(float(wal) / 2**20)}
 
 
+def server_cpu_s(url: str) -> float | None:
+    """CPU seconds the server's ended backends used so far (the postmaster's reaped children,
+    from /proc): a load's server side, which the client's rusage does not hold. None when the
+    server is not on this machine or its processes cannot be read."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+        ).fetchone()
+    try:
+        stat = Path(f"/proc/{row[0] if row else 0}/stat").read_text()
+        parent = stat.rsplit(")", 1)[1].split()[1]
+        fields = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    cutime, cstime = int(fields[13]), int(fields[14])  # stat fields 16 and 17
+    return (cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_project(url: str) -> None:
     """No project table at all: the load creates it, as a first load in a new warehouse does."""
     _execute(

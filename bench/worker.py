@@ -74,7 +74,7 @@ def project_load(args: argparse.Namespace) -> Result:
             table_name(contract), contract.name, args.month, source, datetime.now(UTC)
         )
         reader = open_source(path, contract, args.month)
-        result = replace_month(args.url, args.schema, reader, attempt)
+        result = replace_month(args.url, args.schema, reader, attempt, streams=args.streams)
         if result.status != "loaded" or result.rows_in_target != reader.rows:
             raise RuntimeError(f"{result}: expected {reader.rows} rows loaded")
         return {"rows": result.rows_in_target}
@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table")
     parser.add_argument("--copy-sql")
     parser.add_argument("--out")
+    parser.add_argument("--streams", type=int, help="project-load: COPY streams")
     args = parser.parse_args(argv)
     result = METHODS[args.method](args)
     Path(args.result).write_text(json.dumps(result))

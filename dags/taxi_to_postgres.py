@@ -18,7 +18,7 @@ from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS, TABLES
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_months
 from include.taxi.results import PostgresMonth, ZonesLoad
-from include.taxi.settings import POOL_POSTGRES_COPY
+from include.taxi.settings import POOL_POSTGRES_COPY, postgres_copy_streams
 
 
 @dag(
@@ -43,9 +43,13 @@ def taxi_to_postgres() -> None:
         """Validate the Params before any I/O; one entry per (service, month) to load."""
         return plan_months(get_current_context())
 
+    # One pool slot per COPY stream: two months loading at once never run more streams than the
+    # pool has slots (the stream count is clamped to the pool's size: a task asking for more
+    # slots than its pool has would never be scheduled).
     @task(
         map_index_template="{{ service_month }}",
         pool=POOL_POSTGRES_COPY,
+        pool_slots=postgres_copy_streams(),
         outlets=[TABLES["postgres"]],
     )
     def load_trips(service: str, month: str) -> PostgresMonth:

@@ -23,6 +23,7 @@ import json
 import math
 import statistics
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -190,6 +191,7 @@ class Profile:
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._lock = threading.Lock()
         names = contract.names
         self.nulls = dict.fromkeys(names, 0)
         self.ranged = [c.name for c in contract.columns if c.type in (INT, FLOAT, TIMESTAMP)]
@@ -220,9 +222,11 @@ class Profile:
             self._end = _scalar(TIMESTAMP, "<q", _micros(_next_month(month)))
 
     def observe(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """Pass ``batches`` on unchanged, profiling each on the way."""
+        """Pass ``batches`` on unchanged, profiling each on the way. Several streams of one
+        month (parallel COPY) observe into one profile, one batch at a time."""
         for batch in batches:
-            self.add(batch)
+            with self._lock:
+                self.add(batch)
             yield batch
 
     def add(self, batch: pa.RecordBatch) -> None:

@@ -75,10 +75,36 @@ def bigquery_pool(service: str) -> str:
 ENV_POSTGRES_COPY_SLOTS = "TAXI_POSTGRES_COPY_SLOTS"
 ENV_BIGQUERY_MONTH_SLOTS = "TAXI_BIGQUERY_MONTH_SLOTS"
 DEFAULT_POSTGRES_COPY_SLOTS = 2
-"""A COPY keeps one server backend busy parsing/writing (~1 core, see FACTS): two at a time
-fill a 2-core warehouse; raise it with the warehouse's cores."""
+"""A COPY stream keeps one server backend busy writing (~1 core, see FACTS): two at a time fill
+a 2-core warehouse; raise it with the warehouse's cores. A month load takes one slot per COPY
+stream (``postgres_copy_streams``)."""
 DEFAULT_BIGQUERY_MONTH_SLOTS = 1
 """One month transaction at a time per table: never two on one table (see bigquery_pool)."""
+
+
+ENV_POSTGRES_COPY_STREAMS = "TAXI_POSTGRES_COPY_STREAMS"
+"""Binary COPY streams per month load (parquet: each reads its own row groups)."""
+
+
+def default_copy_streams(cores: int | None = None) -> int:
+    """One stream per two cores: each stream's server backend needs a core as much as its client
+    does; on 2 cores with the server beside the load, 2 streams did not beat 1 (docs/
+    performance.md, "Parallel COPY of one month")."""
+    return max(1, (cores or os.cpu_count() or 1) // 2)
+
+
+def postgres_copy_streams(env: dict[str, str] | None = None) -> int:
+    """COPY streams per month: ``TAXI_POSTGRES_COPY_STREAMS`` or the default, clamped to the
+    COPY pool's size. Each load takes that many pool slots (``load_trips``' ``pool_slots``); a
+    task asking for more slots than its pool has would never be scheduled."""
+    env = dict(os.environ) if env is None else env
+    raw = (env.get(ENV_POSTGRES_COPY_STREAMS) or "").strip() or str(default_copy_streams())
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"{ENV_POSTGRES_COPY_STREAMS}={raw!r}: expected a whole number of streams, at least 1"
+        )
+    slots, _ = pool_sizes(env)[POOL_POSTGRES_COPY]
+    return min(int(raw), slots)
 
 
 def pool_sizes(env: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
@@ -88,7 +114,7 @@ def pool_sizes(env: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
         POOL_POSTGRES_COPY: (
             ENV_POSTGRES_COPY_SLOTS,
             DEFAULT_POSTGRES_COPY_SLOTS,
-            "concurrent COPYs into the warehouse Postgres (taxi_to_postgres)",
+            "concurrent COPY streams into the warehouse Postgres (taxi_to_postgres)",
         ),
         **{
             bigquery_pool(service): (

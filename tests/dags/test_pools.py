@@ -10,10 +10,13 @@ from dev.pools import pools_file
 from include.taxi.settings import (
     ENV_BIGQUERY_MONTH_SLOTS,
     ENV_POSTGRES_COPY_SLOTS,
+    ENV_POSTGRES_COPY_STREAMS,
     POOL_POSTGRES_COPY,
     SERVICES,
     bigquery_pool,
+    default_copy_streams,
     pool_sizes,
+    postgres_copy_streams,
 )
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
@@ -66,3 +69,22 @@ def test_one_bigquery_pool_per_warehouse_table() -> None:
 def test_a_bad_pool_size_names_the_variable(value: str) -> None:
     with pytest.raises(ValueError, match=f"{ENV_POSTGRES_COPY_SLOTS}='{value}'"):
         pool_sizes({ENV_POSTGRES_COPY_SLOTS: value})
+
+
+def test_a_month_load_takes_a_pool_slot_per_copy_stream(dagbag) -> None:
+    load = dagbag.dags["taxi_to_postgres"].get_task("load_trips")
+    assert load.pool_slots == postgres_copy_streams() >= 1
+
+
+def test_copy_streams_default_to_one_per_two_cores_and_never_exceed_the_pool() -> None:
+    assert [default_copy_streams(cores) for cores in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+    assert postgres_copy_streams({ENV_POSTGRES_COPY_STREAMS: "3"}) == 2  # the pool's 2 slots
+    env = {ENV_POSTGRES_COPY_STREAMS: "3", ENV_POSTGRES_COPY_SLOTS: "6"}
+    assert postgres_copy_streams(env) == 3
+    assert postgres_copy_streams({ENV_POSTGRES_COPY_SLOTS: "1"}) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_a_bad_stream_count_names_the_variable(value: str) -> None:
+    with pytest.raises(ValueError, match=f"{ENV_POSTGRES_COPY_STREAMS}='{value}'"):
+        postgres_copy_streams({ENV_POSTGRES_COPY_STREAMS: value})

@@ -370,6 +370,8 @@ PASSED_THROUGH = (
     "TAXI_START_MONTH",
     "TAXI_END_MONTH",
     "TAXI_CATCHUP",
+    "TAXI_POSTGRES_COPY_STREAMS",
+    "TAXI_POSTGRES_COPY_SLOTS",
 )
 """What the pipeline reads that .env may set: passed to the Airflow containers by name only."""
 OTHER_SERVICES_SECRETS = (

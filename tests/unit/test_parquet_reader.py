@@ -278,3 +278,20 @@ def test_a_damaged_page_header_is_refused_before_reading(tmp_path: Path) -> None
     path.write_bytes(bytes(raw))
     with pytest.raises(BadSourceFile, match=r"row group 1: a page header cannot be read"):
         ParquetContractReader(path, contract_for("fhvhv"), month)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "n", "cuts"),
+    [
+        ([1] * 7, 3, [0, 3, 5, 7]),  # about equal rows
+        ([4, 4, 0, 0], 2, [0, 1, 4]),  # trailing empty groups join the last run
+        ([5, 0, 0], 2, [0, 3]),  # no run of empty groups only: one stream
+        ([3, 1], 3, [0, 1, 2]),  # never more runs than row groups
+        ([], 2, [0, 0]),
+    ],
+)
+def test_row_groups_are_cut_into_runs_of_about_equal_rows(sizes, n, cuts) -> None:
+    """How a file is split between COPY streams (``ParquetContractReader.slices``)."""
+    from include.taxi.sources.parquet import _balanced_cuts
+
+    assert _balanced_cuts(sizes, n) == cuts

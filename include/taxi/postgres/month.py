@@ -2,8 +2,9 @@
 
 Each trip table is LIST-partitioned by ``source_month``. A load writes the month into a fresh
 stage table by binary COPY (Arrow batches encoded by ``binary_copy``: the server parses no
-text), then drops the old partition and attaches the stage in its place, all in one
-transaction that also writes the month's ingestion-log row:
+text; one stream, or several at once for a parquet file: ``parallel_copy``), then drops the
+old partition and attaches the stage in its place, in one transaction that also writes the
+month's ingestion-log row:
 
 * a failed or killed load rolls back and leaves the previous month exactly as it was;
 * readers see the old month until COMMIT and the new one after, never a mix or a gap;
@@ -29,14 +30,13 @@ from include.taxi import redact, settings
 from include.taxi.contract import SOURCE_MONTH, ZONE_LOOKUP, Contract, table_name
 from include.taxi.errors import LoadMismatch, LockWaitTimeout
 from include.taxi.months import Month
-from include.taxi.postgres import ingestion_log, session
+from include.taxi.postgres import ingestion_log, parallel_copy, session
 from include.taxi.postgres.ingestion_log import Attempt, LastLoad
 from include.taxi.quality import TRAILING_MONTHS, Profile, findings_json, zone_id_array
 from include.taxi.results import SUPERSEDED, PostgresStatus
 from include.taxi.source_version import SourceVersion
 from include.taxi.sources.batches import SourceReader
-from include.taxi.sources.read_ahead import read_ahead
-from include.taxi.sources.reader import source_format
+from include.taxi.sources.reader import source_format, split
 
 log = logging.getLogger(__name__)
 
@@ -128,43 +128,6 @@ def ensure_table(conninfo: str, schema: str, contract: Contract) -> None:
         cur.commit()
 
 
-def _ingest(
-    cur: session.Session,
-    reader: SourceReader,
-    schema: str,
-    table: str,
-    profile: Profile,
-    *,
-    freeze: bool = False,
-) -> int:
-    """Binary COPY of the reader's batches, profiled on the way; a contract violation ends it
-    and propagates. Only the columns the file can fill are sent.
-
-    A reader that says how far to read ahead (parquet) decodes its next batches on a second
-    thread while this one encodes and sends: decoding is the parquet path's largest cost."""
-    depth = getattr(reader, "read_ahead_batches", 0)
-    observed = profile.observe(reader)
-    batches = read_ahead(observed, depth) if depth else observed
-    columns = reader.filled
-    if len(columns) < len(reader.schema.names):
-        batches = (_only(batch, columns, reader.file) for batch in batches)
-    return cur.ingest(schema, table, columns, batches, freeze=freeze)
-
-
-def _only(batch: pa.RecordBatch, columns: list[str], file: str) -> pa.RecordBatch:
-    """The batch's ``columns``; the COPY leaves the others out (NULL, the tables' default),
-    which saves encoding, sending and parsing them. Checked per batch, as it costs nothing
-    (a null count): a left-out column that holds a value would be a reader's bug, and the load
-    stops rather than drop it."""
-    for name in batch.schema.names:
-        if name not in columns and batch.column(name).null_count != batch.num_rows:
-            raise RuntimeError(
-                f"{file}: column {name} has values but its reader said the file cannot fill "
-                "it; nothing was loaded (a bug: please report it)"
-            )
-    return batch.select(columns)
-
-
 @dataclass(frozen=True)
 class _Loaded:
     written: int
@@ -178,25 +141,25 @@ class _Loaded:
         )
 
 
-def _load_checked(
+def _checked(
     cur: session.Session,
-    reader: SourceReader,
     schema: str,
     table: str,
     label: str,
+    source: tuple[str, int],
+    written: int,
     profile: Profile,
     attempt: Attempt,
-    *,
-    freeze: bool = False,
 ) -> _Loaded:
-    """COPY the reader into ``table``, apply the quality rules (a ``fail`` raises, and the
-    transaction rolls back), reconcile read/written/present and log the load, uncommitted."""
-    written = _ingest(cur, reader, schema, table, profile, freeze=freeze)
-    warnings = findings_json(profile.check(reader.file))
+    """Once ``table`` holds the load: apply the quality rules (a ``fail`` raises, and the
+    transaction rolls back), reconcile read/written/present and log the load, uncommitted.
+    ``source``: the file's name and the rows read from it."""
+    file, read = source
+    warnings = findings_json(profile.check(file))
     present = session.count(cur, sql.Identifier(schema, table))
-    _reconcile(f"{schema}.{label}", reader.rows, written, present)
+    _reconcile(f"{schema}.{label}", read, written, present)
     quality = profile.as_dict()
-    rows = (reader.rows, written, present)
+    rows = (read, written, present)
     ingestion_log.write(
         cur, schema, attempt, "loaded", rows=rows, quality=quality, warnings=warnings
     )
@@ -317,48 +280,120 @@ def _local_attempt(reader: SourceReader) -> Attempt:
 
 
 def replace_month(
-    conninfo: str, schema: str, reader: SourceReader, attempt: Attempt | None = None
+    conninfo: str,
+    schema: str,
+    reader: SourceReader,
+    attempt: Attempt | None = None,
+    *,
+    streams: int | None = None,
 ) -> Replaced:
-    """Load the reader's month into its partition, replacing what was there, in one transaction."""
+    """Load the reader's month into its partition, replacing what was there, in one transaction.
+
+    ``streams``: COPY streams (default ``settings.postgres_copy_streams()``); a parquet file is
+    split into that many runs of row groups, a csv.gz is always one stream."""
     contract, month = reader.contract, reader.month
     if month is None:
         raise ValueError(f"{contract.name} is not a monthly table; use replace_zones")
     attempt = attempt or _local_attempt(reader)
     started = time.monotonic()
     ensure_table(conninfo, schema, contract)
-    parent = table_name(contract)
-    partition = partition_name(contract, month)
-    stage = f"{partition}_load"
+    parts = split(reader, streams or settings.postgres_copy_streams())
+    stage = _Stage(conninfo, schema, contract, month, len(parts))
     with session.connect(conninfo) as cur:
-        session.advisory_lock(cur, f"{schema}.{parent}", month.year * 100 + month.month)
-        if (done := _kept(cur, schema, attempt, parent, month)) is not None:
+        session.advisory_lock(cur, f"{schema}.{stage.parent}", month.year * 100 + month.month)
+        if (done := _kept(cur, schema, attempt, stage.parent, month)) is not None:
             cur.rollback()
             return done
+        profile = _profile(cur, schema, contract, month)
+        try:
+            with cur.savepoint():
+                written = stage.fill(cur, parts, profile)
+                read = reader.rows = sum(part.rows for part in parts)  # the file's, as one reader
+                # Counted and logged before the swap: the stage becomes the partition as it is.
+                loaded = _checked(
+                    cur, schema, stage.name, stage.partition, (reader.file, read), written,
+                    profile, attempt,
+                )  # fmt: skip
+                stage.swap(cur)
+        except BaseException:
+            stage.drop(cur)
+            raise
+        cur.commit()
+    result = loaded.result(f"{schema}.{stage.parent}", read, time.monotonic() - started)
+    _log_replaced(result, stage.parent, month, loaded.warnings)
+    return result
+
+
+class _Stage:
+    """The month's stage table: created in the load's transaction and filled with FREEZE by one
+    stream, or committed first, filled by several, then vacuumed (parallel_copy)."""
+
+    def __init__(
+        self, conninfo: str, schema: str, contract: Contract, month: date, streams: int
+    ) -> None:
+        self.conninfo, self.schema, self.contract, self.month = conninfo, schema, contract, month
+        self.parent = table_name(contract)
+        self.partition = partition_name(contract, month)
+        self.name = f"{self.partition}_load"
+        self.committed = streams > 1
+
+    def _create(self, cur: session.Session) -> None:
         session.run(
             cur,
             "postgres/create_month_stage.sql",
-            stage=sql.Identifier(schema, stage),
-            columns=_column_defs(contract),
-            check_name=sql.Identifier(f"{partition}_month"),
-            month=sql.Literal(month),
+            stage=sql.Identifier(self.schema, self.name),
+            columns=_column_defs(self.contract),
+            check_name=sql.Identifier(f"{self.partition}_month"),
+            month=sql.Literal(self.month),
         )
-        profile = _profile(cur, schema, contract, month)
-        # Counted and logged before the swap: the stage becomes the partition as it is.
-        # FREEZE: the stage was created just above, in this transaction.
-        loaded = _load_checked(cur, reader, schema, stage, partition, profile, attempt, freeze=True)
-        lock_briefly(cur, schema, parent, f"the partition swap of {month:%Y-%m}")
+
+    def fill(self, cur: session.Session, parts: list[SourceReader], profile: Profile) -> int:
+        """COPY the parts into the stage; rows written."""
+        if not self.committed:
+            self._create(cur)  # FREEZE: the stage was created just above, in this transaction
+            return parallel_copy.ingest(cur, parts[0], self.schema, self.name, profile, freeze=True)
+        with session.connect(self.conninfo) as other:  # committed: the streams' sessions see it
+            self._create(other)
+            other.commit()
+        timeout = sql.Literal(session.STATEMENT_TIMEOUT)
+        session.run(cur, "postgres/await_streams.sql", timeout=timeout)
+        written = parallel_copy.copy_streams(self.conninfo, self.schema, self.name, parts, profile)
+        parallel_copy.vacuum(self.conninfo, self.schema, self.name)
+        return written
+
+    def swap(self, cur: session.Session) -> None:
+        """The stage becomes the month's partition, under the parent's lock, taken briefly."""
+        lock_briefly(cur, self.schema, self.parent, f"the partition swap of {self.month:%Y-%m}")
         session.run(
             cur,
             "postgres/swap_month_partition.sql",
-            partition=sql.Identifier(schema, partition),
-            partition_name=sql.Identifier(partition),
-            stage=sql.Identifier(schema, stage),
-            table=sql.Identifier(schema, parent),
-            month=sql.Literal(month),
+            partition=sql.Identifier(self.schema, self.partition),
+            partition_name=sql.Identifier(self.partition),
+            stage=sql.Identifier(self.schema, self.name),
+            table=sql.Identifier(self.schema, self.parent),
+            month=sql.Literal(self.month),
         )
-        cur.commit()
-    result = loaded.result(f"{schema}.{parent}", reader.rows, time.monotonic() - started)
-    for warning in loaded.warnings:
+
+    def drop(self, cur: session.Session) -> None:
+        """After a failure (the savepoint rolled back): a committed stage is dropped and the drop
+        committed, still under the month's lock. A dead session leaves it to the next load."""
+        if not self.committed:
+            return
+        try:
+            session.run(
+                cur, "postgres/drop_stage.sql", stage=sql.Identifier(self.schema, self.name)
+            )
+            cur.commit()
+        except session.Error:
+            log.warning(
+                "%s.%s: not dropped, the next load of the month drops it", self.schema, self.name
+            )
+
+
+def _log_replaced(
+    result: Replaced, parent: str, month: date, warnings: list[dict[str, str]]
+) -> None:
+    for warning in warnings:
         log.warning("%s %s: %s", parent, Month.of(month), warning["message"])
     log.info(
         "replaced %s month %s: %d rows read, %d written, %d in the month now, %.1f s",
@@ -369,7 +404,6 @@ def replace_month(
         result.rows_in_target,
         result.seconds,
     )
-    return result
 
 
 def _kept(
@@ -412,7 +446,10 @@ def replace_zones(
         session.advisory_lock(cur, f"{schema}.{name}", 1)
         session.run(cur, "postgres/clear_table.sql", table=table)
         profile = _profile(cur, schema, contract, None)
-        loaded = _load_checked(cur, reader, schema, name, name, profile, attempt)
+        written = parallel_copy.ingest(cur, reader, schema, name, profile)
+        loaded = _checked(
+            cur, schema, name, name, (reader.file, reader.rows), written, profile, attempt
+        )
         cur.commit()
     result = loaded.result(f"{schema}.{name}", reader.rows, time.monotonic() - started)
     log.info("replaced %s: %d rows, %.1f s", result.table, result.rows_in_target, result.seconds)

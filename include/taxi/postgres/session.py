@@ -40,6 +40,7 @@ IDLE_IN_TRANSACTION_TIMEOUT = "10min"
 """The load's own transaction is never idle for long; if its client hangs, the server ends the
 transaction and releases what it held."""
 
+Error = psycopg.Error
 ProgrammingError = psycopg.ProgrammingError
 LockNotAvailable = psycopg.errors.LockNotAvailable
 
@@ -111,6 +112,10 @@ class Session:
                     copy.write(tuples)
             copy.write(binary_copy.TRAILER)
         return self._cur.rowcount
+
+    def autocommit(self) -> None:
+        """Run each statement on its own from now on (VACUUM refuses a transaction block)."""
+        self._conn.autocommit = True
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

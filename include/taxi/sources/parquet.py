@@ -25,6 +25,8 @@ value silently).
 
 from __future__ import annotations
 
+import copy
+import itertools
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -347,16 +349,20 @@ class ParquetContractReader(ContractBatches):
         footer = _open(path)
         _check_declared(path, footer.metadata, max_rows, max_row_group_bytes)
         self._columns, self._older = _plan(footer.schema_arrow, contract, month, self.file)
-        texts = [field.name for field in footer.schema_arrow if _is_bytes(field.type)]
+        self._texts = [field.name for field in footer.schema_arrow if _is_bytes(field.type)]
         self._parquet = _parquet_file(
             path,
             metadata=footer.metadata,
-            read_dictionary=texts,
+            read_dictionary=self._texts,
             coerce_int96_timestamp_unit=INT96_UNIT,
         )
         if int96 := _int96_columns(footer):
             _check_int96(path, footer, int96, batch_rows)
         self._month = date_scalar(month) if contract.monthly and month is not None else None
+        self._groups = range(self._parquet.num_row_groups)
+        self._first_row = 0
+        """Rows of the file before this reader's first row group (a slice's rows are numbered
+        as in the whole file, in errors)."""
 
     @property
     def row_groups(self) -> int:
@@ -375,11 +381,41 @@ class ParquetContractReader(ContractBatches):
             provided.update(self._older[0].flags)
         return self._filled(provided)
 
+    def slices(self, n: int) -> list[ParquetContractReader]:
+        """At most ``n`` readers of disjoint runs of whole row groups, of about equal rows, that
+        together read the file: one per COPY stream. Each opens the file on its own (a
+        ParquetFile is not shared between threads); the footer checks are not repeated.
+
+        The streams share one memory budget: each reads batches and reads ahead 1/n of what
+        one reader would (2 streams of a 2 M-row fhvhv month: peak RSS 341 MB with full-size
+        batches, 249 MB with these; one stream 221 MB)."""
+        meta = self._parquet.metadata
+        sizes = [meta.row_group(i).num_rows for i in self._groups]
+        cuts = _balanced_cuts(sizes, n)
+        if len(cuts) <= 2:
+            return [self]
+        parts = []
+        for start, end in itertools.pairwise(cuts):
+            part = copy.copy(self)
+            part._groups = range(self._groups.start + start, self._groups.start + end)
+            part._first_row = self._first_row + sum(sizes[:start])
+            part._parquet = _parquet_file(
+                self.path,
+                metadata=meta,
+                read_dictionary=self._texts,
+                coerce_int96_timestamp_unit=INT96_UNIT,
+            )
+            part.rows, part.error = 0, None
+            part.read_ahead_batches = max(1, self.read_ahead_batches // (len(cuts) - 1))
+            part.batch_rows = max(8192, self.batch_rows // (len(cuts) - 1))
+            parts.append(part)
+        return parts
+
     def _batches(self) -> Iterator[pa.RecordBatch]:
         names = [source for source, _ in self._columns.values()]
         if self._older is not None:
             names.append(self._older[1])
-        for group in range(self._parquet.num_row_groups):
+        for group in self._groups:
             batches = self._parquet.iter_batches(
                 batch_size=self.batch_rows,
                 row_groups=[group],
@@ -390,7 +426,8 @@ class ParquetContractReader(ContractBatches):
                 try:
                     batch = next(batches, None)
                 except (pa.ArrowException, OSError) as exc:
-                    raise _unreadable(self.file, group, exc, f" after row {self.rows}") from None
+                    after = f" after row {self._first_row + self.rows}"
+                    raise _unreadable(self.file, group, exc, after) from None
                 if batch is None:
                     break
                 if batch.num_rows:
@@ -410,7 +447,7 @@ class ParquetContractReader(ContractBatches):
             if col.name not in self._columns:
                 continue
             source, _ = self._columns[col.name]
-            where = _Where(self.file, group, self.rows, source, col)
+            where = _Where(self.file, group, self._first_row + self.rows, source, col)
             array = _bounded(batch.column(source), where)
             with _located(where):
                 values[col.name] = _convert(array, col, where, self.pool)
@@ -418,7 +455,7 @@ class ParquetContractReader(ContractBatches):
                     values[col.raw] = pc.cast(_plain(array), TEXT)
         if self._older is not None:
             layout, marker = self._older
-            where = _Where(self.file, group, self.rows, marker, MARKER)
+            where = _Where(self.file, group, self._first_row + self.rows, marker, MARKER)
             array = _bounded(batch.column(marker), where)
             with _located(where):
                 values.update(dict.fromkeys(layout.flags, _shared_ride(array, where, self.pool)))
@@ -429,6 +466,21 @@ class ParquetContractReader(ContractBatches):
         if self._month is not None:
             arrays.append(pa.repeat(self._month, n, memory_pool=self.pool))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def _balanced_cuts(sizes: list[int], n: int) -> list[int]:
+    """Cut points (0, ..., len(sizes)) into at most ``n`` runs of about equal rows; a run never
+    holds only empty row groups (a slice must not fail as "the file has no rows")."""
+    total = sum(sizes)
+    cuts, at = [0], 0
+    for index, size in enumerate(sizes[:-1], start=1):
+        at += size
+        if len(cuts) < n and size and at >= total * len(cuts) / n:
+            cuts.append(index)
+    cuts.append(len(sizes))
+    if len(cuts) > 2 and not any(sizes[cuts[-2] :]):
+        cuts.pop(-2)
+    return cuts
 
 
 MARKER = Column("sr_flag", INT)

@@ -26,6 +26,14 @@ def source_format(name: str) -> str:
     return CSV_GZ if name.endswith(".gz") else CSV
 
 
+def split(reader: SourceReader, n: int) -> list[SourceReader]:
+    """At most ``n`` readers that together read ``reader``'s file, each its own part: a
+    parquet file's runs of row groups. A csv.gz is one gzip stream, read by one reader (split
+    it and the decompression would still be one thread's work)."""
+    slices = getattr(reader, "slices", None)
+    return list(slices(n)) if slices is not None and n > 1 else [reader]
+
+
 def open_source(
     path: Path,
     contract: Contract,
