@@ -5,7 +5,7 @@
   {%- if raw in ('', 'None', 'none') -%}
     {{ return(none) }}
   {%- endif -%}
-  {%- if not modules.re.match('^(19|20)[0-9]{2}$', raw) -%}
+  {%- if not modules.re.match('^[0-9]{4}$', raw) -%}
     {{ exceptions.raise_compiler_error("var year is '" ~ raw ~ "': expected YYYY, e.g. 2021") }}
   {%- endif -%}
   {{ return(raw | int) }}
