@@ -64,7 +64,8 @@ $(DBT_VENV)/.synced: dev/dbt/requirements.txt | $(VENV)/.synced
 	$(VENV)/bin/uv pip sync --quiet --python $(DBT_VENV)/bin/python --compile-bytecode dev/dbt/requirements.txt
 	touch $@
 
-# transform/dbt_ls.json, from which Cosmos renders taxi_models' tasks: after changing transform/
+# transform/dbt_ls.json and dbt_ls_yearly.json, from which Cosmos renders taxi_models' and
+# taxi_models_yearly's tasks: after changing transform/
 dbt-ls: dbt
 	$(PY) -m include.taxi.transform.project
 

@@ -4,8 +4,9 @@ Scheduled on taxi_to_postgres' asset event, partitioned by month (``PartitionedA
 one run per month announced, its ``partition_key`` the month it builds and tests (the month
 Param of a manual run wins). A partitioned event reaches only partitioned consumers, so this
 DAG must be one while taxi_to_postgres is; every model and its tests are tasks rendered by
-Cosmos; a last task logs the month built (or failed) for the Taxi months page. Logic lives in
-include/taxi/transform.
+Cosmos (not the yearly mart: taxi_models_yearly builds it); ``announce`` emits the month on
+``taxi_models_trip_months`` once they all passed (the yearly rollup counts it) and a last task
+logs the month built (or failed) for the Taxi months page. Logic lives in include/taxi/transform.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import airflow.providers.openlineage.extractors.base  # noqa: F401
 from airflow.sdk import Param, PartitionedAssetTimetable, dag, get_current_context, task, teardown
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS
+from include.taxi.orchestration.assets import MODELS_TRIP_MONTHS, POSTGRES_TRIP_MONTHS
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, MONTH_PATTERN
 from include.taxi.transform.cosmos_group import models_group
 
@@ -57,7 +58,16 @@ def taxi_models() -> None:
 
         return record_models(get_current_context())
 
-    plan() >> models_group("{{ ti.xcom_pull(task_ids='plan') }}") >> record()
+    @task(outlets=[MODELS_TRIP_MONTHS])
+    def announce() -> list[str]:
+        """Announce the months built, for the yearly rollup; not after a failed model or test."""
+        from include.taxi.transform.years import announce_models_months
+
+        return announce_models_months(get_current_context())
+
+    models = plan() >> models_group("{{ ti.xcom_pull(task_ids='plan') }}")
+    models >> announce()
+    models >> record()
 
 
 taxi_models()

@@ -5,7 +5,8 @@ Two REST-triggered taxi_to_postgres runs (2021-01 with yellow and green, then 20
 yellow) must each make the scheduler start an asset-triggered taxi_models run (dag.test()
 never creates one) that builds exactly that month: fct_trips and the mart per month and
 service are counted after each, the second adding its month without touching the first, and
-the models log (the Taxi months page's Models column) names the run that built each month.
+the models log (the Taxi months page's Models column) names the run that built each month, and
+each run announced its month on ``taxi_models_trip_months`` (partition key the month).
 ``TAXI_END_MONTH`` keeps the scheduler from adding a time-scheduled taxi_to_postgres run (and
 with it an event for a month nobody published).
 """
@@ -21,11 +22,13 @@ import pytest
 
 from dev.airflow_stack import PARSE_TIMEOUT_S, TERMINAL, AirflowStack, taxi_env
 from include.taxi.postgres.models_log import ModelsLog
+from tests.helpers.asset_events import asset_id
 from tests.helpers.transform import served_folder, write_all_zones, write_source_month
 
 pytestmark = pytest.mark.e2e
 
 LOAD, MODELS = "taxi_to_postgres", "taxi_models"
+MODELS_ASSET = "taxi_models_trip_months"
 ROWS = {("2021-01", "yellow"): 900, ("2021-01", "green"): 250, ("2021-02", "yellow"): 600}
 LOAD_TIMEOUT_S = 180
 MODELS_TIMEOUT_S = 600
@@ -132,3 +135,18 @@ def test_a_loaded_month_schedules_its_models(
     }
     runs = [r for r in stack.runs(MODELS) if r["run_type"] == "asset_triggered"]
     assert len(runs) == 2, runs  # one event, one run: nothing else announced a month
+
+    models_asset = asset_id(stack, MODELS_ASSET)
+    announced = stack.api(
+        "GET", "/api/v2/assets/events", params={"asset_id": models_asset, "limit": 100}
+    )
+    announced.raise_for_status()
+    events = sorted(
+        (e["partition_key"], e["source_dag_id"], e["source_task_id"])
+        for e in announced.json()["asset_events"]
+        if e["asset_id"] == models_asset
+    )
+    assert events == [  # each month built, for taxi_models_yearly
+        ("2021-01", MODELS, "announce"),
+        ("2021-02", MODELS, "announce"),
+    ], announced.json()

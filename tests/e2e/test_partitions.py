@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from dev.airflow_stack import TERMINAL, AirflowStack, taxi_env
+from tests.helpers.asset_events import asset_id, post_month
 
 pytestmark = pytest.mark.e2e
 
@@ -40,30 +41,21 @@ def stack(
         yield stack
 
 
-def _asset_id(stack: AirflowStack, name: str) -> int:
-    resp = stack.api("GET", "/api/v2/assets", params={"name_pattern": name})
-    resp.raise_for_status()
-    (asset,) = [a for a in resp.json()["assets"] if a["name"] == name]
-    return int(asset["id"])
-
-
-def _post_month(stack: AirflowStack, asset_id: int, month: str) -> None:
-    body = {"asset_id": asset_id, "partition_key": month, "extra": {"month": month}}
-    resp = stack.write("POST", "/api/v2/assets/events", body)
-    assert resp.status_code == 200, stack.explain(f"asset event {month}: {resp.text}")
+def _post_month(stack: AirflowStack, asset: int, month: str) -> None:
+    post_month(stack, asset, month, {"month": month})
 
 
 def test_the_year_rollup_waits_for_the_twelfth_month(stack: AirflowStack) -> None:
     stack.unpause(ROLLUP)
-    asset_id = _asset_id(stack, LAKE_ASSET)
+    lake_asset = asset_id(stack, LAKE_ASSET)
 
     for month in range(1, 12):
-        _post_month(stack, asset_id, f"2021-{month:02d}")
-    _post_month(stack, asset_id, "2022-12")  # another year's month counts for 2022 only
+        _post_month(stack, lake_asset, f"2021-{month:02d}")
+    _post_month(stack, lake_asset, "2022-12")  # another year's month counts for 2022 only
     time.sleep(QUIET_S)
     assert stack.runs(ROLLUP) == [], stack.explain("11 months of 2021 made a rollup run")
 
-    _post_month(stack, asset_id, "2021-12")
+    _post_month(stack, lake_asset, "2021-12")
 
     def rollup_done() -> dict[str, Any] | None:
         runs = stack.runs(ROLLUP)

@@ -1,4 +1,5 @@
-"""taxi_to_postgres announces its month; taxi_models (Cosmos) builds that month from it.
+"""taxi_to_postgres announces its month; taxi_models (Cosmos) builds that month from it and
+announces it for the yearly rollup; taxi_models_yearly builds the yearly mart of a year.
 
 Both DAGs run in-process (dag.test) against the real PostgreSQL; dbt runs as .venv-dbt's
 subprocess with the profile Cosmos builds from the taxi_postgres connection.
@@ -7,7 +8,7 @@ subprocess with the profile Cosmos builds from the taxi_postgres connection.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import psycopg
@@ -72,6 +73,28 @@ def test_a_loaded_month_is_announced_and_its_models_built(
         ("yellow", "2021-01"): (1_200, run.run_id),
         ("green", "2021-01"): (300, run.run_id),
     }
+    assert _announced(run) == [("2021-01", {"months": ["2021-01"]})]  # the yearly rollup's
+
+    yearly = dag_bag.dags["taxi_models_yearly"].test(
+        logical_date=datetime(2022, 1, 1, tzinfo=UTC), run_conf={"year": "2021"}
+    )
+    assert yearly.state == "success", task_states(yearly)
+    with psycopg.connect(postgres_url) as conn:
+        by_year = conn.execute(
+            f'SELECT source_year, service, sum(trips) FROM "{taxi_postgres}".'
+            "mart_yearly_zone_revenue GROUP BY 1, 2 ORDER BY 2"
+        ).fetchall()
+    assert by_year == [(2021, "green", 300), (2021, "yellow", 1_200)]
+
+
+def _announced(run) -> list[tuple[str | None, dict]]:
+    """taxi_models' events for the yearly rollup: (partition key, extra)."""
+    return [
+        (event.partition_key, event.extra)
+        for ti in run.get_task_instances()
+        if ti.task_id == "announce"
+        for event in _events(ti)
+    ]
 
 
 def _events(ti):
@@ -114,5 +137,7 @@ def test_a_broken_month_fails_its_test_task_and_alerts(
     )
     assert (latest.status, latest.run_id) == ("failed", run.run_id)  # a teardown: run stays failed
     assert PICKUP_ZONE_TEST in (latest.error or "")
+    assert states["announce[-1]"] == "upstream_failed", states  # no month for the yearly mart
+    assert _announced(run) == []
     alerts = [json.loads(body) for _, body in receiver.posted]
     assert [(a["dag_id"], a["task_id"]) for a in alerts] == [("taxi_models", PICKUP_ZONE_TEST)]

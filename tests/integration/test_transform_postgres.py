@@ -12,7 +12,14 @@ import pytest
 
 from include.taxi.months import Month
 from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
-from include.taxi.transform.project import DBT_LS_FILE, list_nodes, month_vars, run_dbt
+from include.taxi.transform.project import (
+    DBT_LS_FILE,
+    YEARLY_DBT_LS_FILE,
+    YEARLY_SELECTOR,
+    list_nodes,
+    month_vars,
+    run_dbt,
+)
 from tests.helpers.transform import (
     break_zone_id,
     postgres_profile_env,
@@ -109,6 +116,8 @@ def test_a_bad_month_var_is_refused_before_anything_runs(warehouse) -> None:
     assert "expected YYYY-MM" in done.stdout
 
 
-def test_the_committed_dbt_ls_file_is_current() -> None:
-    """Cosmos renders taxi_models from transform/dbt_ls.json: refresh it with `make dbt-ls`."""
+def test_the_committed_dbt_ls_files_are_current() -> None:
+    """Cosmos renders taxi_models from transform/dbt_ls.json and taxi_models_yearly from
+    dbt_ls_yearly.json: refresh them with `make dbt-ls`."""
     assert list_nodes() == DBT_LS_FILE.read_text()
+    assert list_nodes(YEARLY_SELECTOR) == YEARLY_DBT_LS_FILE.read_text()

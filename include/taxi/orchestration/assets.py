@@ -42,6 +42,12 @@ LAKE_TRIP_YEARS = Asset(name="taxi_lake_trip_years")
 """``taxi_year_complete`` emits an event once all twelve months of a year are in the lake,
 partitioned by the year (``YYYY``), with the services complete for that year in its extra."""
 
+MODELS_TRIP_MONTHS = Asset(name="taxi_models_trip_months")
+"""``taxi_models`` emits an event per month once every model and test of the month passed (not
+after a failed one), partitioned by the month, ``{"months"}`` the run built in its extra;
+``taxi_models_yearly`` rolls the months up into years and builds a year's yearly mart once all
+twelve have had one."""
+
 Target = Literal["postgres", "lake", "bigquery"]
 
 TABLES: dict[Target, AssetAlias] = {

@@ -18,7 +18,12 @@ TRANSFORM_DIR = PROJECT_ROOT / "transform"
 DBT_LS_FILE = TRANSFORM_DIR / "dbt_ls.json"
 """`dbt ls` of the project, committed: Cosmos renders taxi_models' tasks from it at parse time
 (LoadMode.DBT_LS_FILE) instead of running dbt in the DAG processor; `make dbt-ls` refreshes it
-and tests/integration/test_transform_postgres.py fails when it is stale."""
+and tests/integration/test_transform_postgres.py fails when it is stale. It holds what a plain
+`dbt ls` lists: the default selector (transform/selectors.yml) leaves the yearly models out."""
+YEARLY_DBT_LS_FILE = TRANSFORM_DIR / "dbt_ls_yearly.json"
+"""The same for taxi_models_yearly: `dbt ls --selector yearly`. Cosmos does not apply a
+RenderConfig's select or exclude to a dbt ls file, so each task group needs its own file."""
+YEARLY_SELECTOR = "yearly"
 LS_OUTPUT_KEYS = (
     "name",
     "unique_id",
@@ -40,6 +45,11 @@ def dbt_executable() -> Path:
 def month_vars(months: str) -> str:
     """``--vars`` for a build of ``months`` (comma-separated YYYY-MM; empty: every month)."""
     return "{month: '" + months.replace("'", "") + "'}"
+
+
+def year_vars(year: str) -> str:
+    """``--vars`` for a yearly build of ``year`` (YYYY; empty: every year)."""
+    return "{year: '" + year.replace("'", "") + "'}"
 
 
 def run_dbt(
@@ -82,15 +92,18 @@ def ls_lines(output: str) -> list[str]:
     return sorted(line for line in output.splitlines() if line.startswith("{"))
 
 
-def list_nodes() -> str:
-    """`dbt ls` of the project as Cosmos reads it (postgres target; no connection needed)."""
+def list_nodes(selector: str | None = None) -> str:
+    """`dbt ls` of the project as Cosmos reads it (postgres target; no connection needed):
+    the default selector's nodes, or ``selector``'s (transform/selectors.yml)."""
+    chosen = ["--selector", selector] if selector else []
     done = run_dbt(
-        ["ls", "--quiet", "--output", "json", "--output-keys", *LS_OUTPUT_KEYS],
+        ["ls", "--quiet", *chosen, "--output", "json", "--output-keys", *LS_OUTPUT_KEYS],
         target="postgres",
     )
     return "\n".join(ls_lines(done.stdout)) + "\n"
 
 
 if __name__ == "__main__":
-    DBT_LS_FILE.write_text(list_nodes())
-    print(f"wrote {DBT_LS_FILE}")
+    for path, selector in ((DBT_LS_FILE, None), (YEARLY_DBT_LS_FILE, YEARLY_SELECTOR)):
+        path.write_text(list_nodes(selector))
+        print(f"wrote {path}")
