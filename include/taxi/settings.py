@@ -86,11 +86,11 @@ ENV_POSTGRES_COPY_STREAMS = "TAXI_POSTGRES_COPY_STREAMS"
 """Binary COPY streams per month load (parquet: each reads its own row groups)."""
 
 
-def default_copy_streams(cores: int | None = None) -> int:
-    """One stream per two cores: each stream's server backend needs a core as much as its client
-    does; on 2 cores with the server beside the load, 2 streams did not beat 1 (docs/
-    performance.md, "Parallel COPY of one month")."""
-    return max(1, (cores or os.cpu_count() or 1) // 2)
+DEFAULT_POSTGRES_COPY_STREAMS = 1
+"""One stream unless asked for more: on 2 cores with the server beside the load, 2 streams did not
+beat 1 (docs/performance.md, "Parallel COPY of one month"), and a csv.gz month (the mirror's)
+is one stream whatever the setting, yet takes that many pool slots: a default above 1 would
+halve how many mirror months load at once."""
 
 
 def postgres_copy_streams(env: dict[str, str] | None = None) -> int:
@@ -98,7 +98,7 @@ def postgres_copy_streams(env: dict[str, str] | None = None) -> int:
     COPY pool's size. Each load takes that many pool slots (``load_trips``' ``pool_slots``); a
     task asking for more slots than its pool has would never be scheduled."""
     env = dict(os.environ) if env is None else env
-    raw = (env.get(ENV_POSTGRES_COPY_STREAMS) or "").strip() or str(default_copy_streams())
+    raw = (env.get(ENV_POSTGRES_COPY_STREAMS) or "").strip() or str(DEFAULT_POSTGRES_COPY_STREAMS)
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(
             f"{ENV_POSTGRES_COPY_STREAMS}={raw!r}: expected a whole number of streams, at least 1"

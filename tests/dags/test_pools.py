@@ -8,13 +8,13 @@ import pytest
 
 from dev.pools import pools_file
 from include.taxi.settings import (
+    DEFAULT_POSTGRES_COPY_STREAMS,
     ENV_BIGQUERY_MONTH_SLOTS,
     ENV_POSTGRES_COPY_SLOTS,
     ENV_POSTGRES_COPY_STREAMS,
     POOL_POSTGRES_COPY,
     SERVICES,
     bigquery_pool,
-    default_copy_streams,
     pool_sizes,
     postgres_copy_streams,
 )
@@ -77,7 +77,7 @@ def test_a_month_load_takes_a_pool_slot_per_copy_stream(dagbag) -> None:
 
 
 def test_copy_streams_default_to_one_per_two_cores_and_never_exceed_the_pool() -> None:
-    assert [default_copy_streams(cores) for cores in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+    assert DEFAULT_POSTGRES_COPY_STREAMS == 1  # opt-in: see settings.py for why
     assert postgres_copy_streams({ENV_POSTGRES_COPY_STREAMS: "3"}) == 2  # the pool's 2 slots
     env = {ENV_POSTGRES_COPY_STREAMS: "3", ENV_POSTGRES_COPY_SLOTS: "6"}
     assert postgres_copy_streams(env) == 3
