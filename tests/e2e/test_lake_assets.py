@@ -204,9 +204,25 @@ def test_a_lake_month_event_schedules_its_bigquery_load(
     assert str(extra.get("uri", "")).endswith(f"/{SERVICE}_tripdata_{MONTH}.parquet"), why(
         f"event extra: {extra}"
     )
-    assert [e["id"] for e in emitted["asset_events"]] == [consumed[0]["id"]], why(
+    # Beside it, one event on the service's lake table (through the alias taxi_lake_tables),
+    # which schedules nothing: the manual run has no partition key of its own to give it.
+    by_asset = {e["name"]: e for e in emitted["asset_events"]}
+    names = sorted(e["name"] for e in emitted["asset_events"])
+    assert names == [f"taxi_lake_{SERVICE}_tripdata", "taxi_lake_trip_months"], why(
         f"events emitted by {lake_run}: {emitted}"
     )
+    assert by_asset["taxi_lake_trip_months"]["id"] == consumed[0]["id"], why(f"{emitted}")
+    table_event = by_asset[f"taxi_lake_{SERVICE}_tripdata"]
+    assert (table_event["partition_key"], table_event["extra"]) == (
+        None,
+        {"month": MONTH, "rows": ROWS},
+    ), why(f"{emitted}")
+    loaded_tables = stack.api(
+        "GET", "/api/v2/assets/events", params={"source_run_id": bq_run_id}
+    ).json()["asset_events"]
+    assert [(e["name"], e["partition_key"], e["extra"]) for e in loaded_tables] == [
+        (f"taxi_bigquery_{SERVICE}_tripdata", MONTH, {"month": MONTH, "rows": ROWS})
+    ], why(f"events emitted by {bq_run_id}: {loaded_tables}")
 
     # One month named, one mapped load: map index 0 only, for green 2019-03, loaded.
     tis = _task_instances(stack, TO_BQ, bq_run_id)
