@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import PartitionedAssetTimetable, dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES, table_asset
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_lake_loads
 from include.taxi.results import BigQueryMonth, ZonesLoad
@@ -66,7 +66,11 @@ def lake_to_bigquery() -> None:
     # in parallel (a mapped task's pool is fixed at parse time, not per service).
     for service in SERVICES:
         months = plan.override(task_id=f"plan_{service}")(service)
-        load = load_month.override(task_id=f"load_{service}", pool=bigquery_pool(service))
+        load = load_month.override(
+            task_id=f"load_{service}",
+            pool=bigquery_pool(service),
+            inlets=[table_asset("lake", service), table_asset("bigquery", service)],
+        )
         load.expand_kwargs(months)
     load_zones()
 

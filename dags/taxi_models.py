@@ -18,7 +18,7 @@ import airflow.providers.openlineage.extractors.base  # noqa: F401
 from airflow.sdk import Param, PartitionedAssetTimetable, dag, get_current_context, task, teardown
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import MODELS_TRIP_MONTHS, POSTGRES_TRIP_MONTHS
+from include.taxi.orchestration.assets import MODELS_TRIP_MONTHS, POSTGRES_TRIP_MONTHS, table_assets
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, MONTH_PATTERN
 from include.taxi.transform.cosmos_group import models_group
 
@@ -44,7 +44,7 @@ from include.taxi.transform.cosmos_group import models_group
     doc_md=__doc__,
 )
 def taxi_models() -> None:
-    @task
+    @task(inlets=table_assets("postgres"))  # the raw tables dbt reads
     def plan() -> str:
         """The months to build, comma-separated (dbt's var month); fails without one."""
         from include.taxi.transform.months import models_months

@@ -58,9 +58,22 @@ TABLES: dict[Target, AssetAlias] = {
 """Each target's alias: its load task's outlet, through which the service's table gets events."""
 
 
-def table_asset(target: Target, service: Service) -> Asset:
+def table_asset(target: Target, service: Service | str) -> Asset:
     """The asset of one service's trip table in a target, e.g. ``taxi_lake_green_tripdata``."""
     return Asset(name=f"taxi_{target}_{service}_tripdata")
+
+
+def table_assets(target: Target) -> list[Asset]:
+    """Every service's table asset in a target: the inlets of the tasks that read them.
+
+    Declared as inlets, the dag processor registers them up front. An asset an alias names for
+    the first time is created by the api-server when the event arrives, and Airflow 3.3.2 races
+    there: two tasks announcing the same new table at once both insert it, one fails
+    (``UniqueViolation ... idx_asset_name_uri_unique``, seen with two months of green loading
+    side by side) and its task is marked failed although its load committed."""
+    from include.taxi.services import Service
+
+    return [table_asset(target, service) for service in Service]
 
 
 def announce_table(
