@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,3 +54,34 @@ def postgres_profile_env(url: str, schema: str) -> dict[str, str]:
         "TAXI_PG_DATABASE": parts.path.lstrip("/") or "postgres",
         "TAXI_PG_SCHEMA": schema,
     }
+
+
+def month_loader(
+    source_server: tuple[str, Path], name: str, url: str, schema: str
+) -> Callable[..., Path]:
+    """A served folder of its own with every zone, the zones loaded into ``schema``; returns
+    ``load(service, month, rows, seed=0, edit=None)``: writes the month's csv.gz (``edit`` may
+    change it first) and loads it with the pipeline's own month_to_postgres (forced)."""
+    from include.taxi.months import Month
+    from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
+
+    base, root = served_folder(source_server, name)
+    write_all_zones(root)
+    zones_to_postgres(source_base=base, conninfo=url, schema=schema)
+
+    def load(
+        service: str,
+        month: str,
+        rows: int,
+        seed: int = 0,
+        edit: Callable[[Path], None] | None = None,
+    ) -> Path:
+        path = write_source_month(root, service, month, rows, seed)
+        if edit is not None:
+            edit(path)
+        month_to_postgres(
+            service, Month.parse(month), source_base=base, conninfo=url, schema=schema, force=True
+        )
+        return path
+
+    return load

@@ -10,8 +10,6 @@ from datetime import date
 import psycopg
 import pytest
 
-from include.taxi.months import Month
-from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 from include.taxi.transform.project import (
     DBT_LS_FILE,
     YEARLY_DBT_LS_FILE,
@@ -20,13 +18,7 @@ from include.taxi.transform.project import (
     month_vars,
     run_dbt,
 )
-from tests.helpers.transform import (
-    break_zone_id,
-    postgres_profile_env,
-    served_folder,
-    write_all_zones,
-    write_source_month,
-)
+from tests.helpers.transform import break_zone_id, month_loader, postgres_profile_env
 
 JAN, FEB, MAR = date(2021, 1, 1), date(2021, 2, 1), date(2021, 3, 1)
 YELLOW_PICKUP_ZONE = 7
@@ -36,22 +28,12 @@ YELLOW_PICKUP_ZONE = 7
 @pytest.fixture
 def warehouse(source_server, postgres_url, pg_schema):
     """Zones and two months of yellow and green in a fresh schema; ``load(service, month)``."""
-    base, root = served_folder(source_server, "transform")
-    write_all_zones(root)
-    zones_to_postgres(source_base=base, conninfo=postgres_url, schema=pg_schema)
+    loader = month_loader(source_server, "transform", postgres_url, pg_schema)
 
     def load(service: str, month: str, rows: int, seed: int = 0) -> None:
-        path = write_source_month(root, service, month, rows, seed)
-        if seed < 0:
-            break_zone_id(path, YELLOW_PICKUP_ZONE)
-        month_to_postgres(
-            service,
-            Month.parse(month),
-            source_base=base,
-            conninfo=postgres_url,
-            schema=pg_schema,
-            force=True,
-        )
+        """A negative seed also gives the month's first trip a zone the lookup lacks."""
+        broken = (lambda path: break_zone_id(path, YELLOW_PICKUP_ZONE)) if seed < 0 else None
+        loader(service, month, rows, seed, broken)
 
     return load, postgres_profile_env(postgres_url, pg_schema)
 

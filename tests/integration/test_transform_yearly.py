@@ -10,15 +10,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from include.taxi.months import Month
-from include.taxi.postgres.load import month_to_postgres, zones_to_postgres
 from include.taxi.transform.project import month_vars, run_dbt, year_vars
-from tests.helpers.transform import (
-    postgres_profile_env,
-    served_folder,
-    write_all_zones,
-    write_source_month,
-)
+from tests.helpers.transform import month_loader, postgres_profile_env
 
 LOADS = {
     ("yellow", "2021-01"): 700,
@@ -32,21 +25,7 @@ LOADS = {
 def warehouse(source_server, postgres_url, pg_schema):
     """Zones and the LOADS months in a fresh schema, their monthly models built in one dbt call;
     ``load(service, month, rows, seed)`` reloads a month."""
-    base, root = served_folder(source_server, "transform_yearly")
-    write_all_zones(root)
-    zones_to_postgres(source_base=base, conninfo=postgres_url, schema=pg_schema)
-
-    def load(service: str, month: str, rows: int, seed: int = 0) -> None:
-        write_source_month(root, service, month, rows, seed)
-        month_to_postgres(
-            service,
-            Month.parse(month),
-            source_base=base,
-            conninfo=postgres_url,
-            schema=pg_schema,
-            force=True,
-        )
-
+    load = month_loader(source_server, "transform_yearly", postgres_url, pg_schema)
     for (service, month), rows in LOADS.items():
         load(service, month, rows)
     env = postgres_profile_env(postgres_url, pg_schema)
