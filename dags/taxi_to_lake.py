@@ -18,7 +18,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES
+from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES, table_assets
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_months
 from include.taxi.results import LakeMonth, ZonesLoad
@@ -46,7 +46,11 @@ def taxi_to_lake() -> None:
         """Validate the Params before any I/O; one entry per (service, month) to write."""
         return plan_months(get_current_context())
 
-    @task(outlets=[LAKE_TRIP_MONTHS, TABLES["lake"]], map_index_template="{{ service_month }}")
+    @task(
+        outlets=[LAKE_TRIP_MONTHS, TABLES["lake"]],
+        inlets=table_assets("lake"),  # registered with this DAG: see table_assets
+        map_index_template="{{ service_month }}",
+    )
     def write_month(service: str, month: str) -> LakeMonth:
         """Source file → contract → parquet → lake; announce the month to lake_to_bigquery."""
         from include.taxi.orchestration import tasks

@@ -14,7 +14,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.taxi.orchestration import schedule
-from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS, TABLES
+from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS, TABLES, table_assets
 from include.taxi.orchestration.defaults import DEFAULT_ARGS, month_params
 from include.taxi.orchestration.plan import Plan, plan_months
 from include.taxi.results import PostgresMonth, ZonesLoad
@@ -51,6 +51,7 @@ def taxi_to_postgres() -> None:
         pool=POOL_POSTGRES_COPY,
         pool_slots=postgres_copy_streams(),
         outlets=[TABLES["postgres"]],
+        inlets=table_assets("postgres"),  # registered with this DAG: see table_assets
     )
     def load_trips(service: str, month: str) -> PostgresMonth:
         """Download one source file and replace its month in Postgres (unless unchanged); an

@@ -64,7 +64,8 @@ def table_asset(target: Target, service: Service | str) -> Asset:
 
 
 def table_assets(target: Target) -> list[Asset]:
-    """Every service's table asset in a target: the inlets of the tasks that read them.
+    """Every service's table asset in a target: inlets of the tasks that read them, and of the
+    load that writes them (it reads the month it replaces), so they exist once its DAG is parsed.
 
     Declared as inlets, the dag processor registers them up front. An asset an alias names for
     the first time is created by the api-server when the event arrives, and Airflow 3.3.2 races
