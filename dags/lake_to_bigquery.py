@@ -17,7 +17,7 @@ one transaction (see include/taxi/bigquery/month.py). A month not in the lake is
 
 from __future__ import annotations
 
-from airflow.sdk import PartitionedAssetTimetable, dag, get_current_context, task
+from airflow.sdk import PartitionedAssetTimetable, dag, get_current_context, task, teardown
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES, table_asset
@@ -48,7 +48,7 @@ def lake_to_bigquery() -> None:
         """This service's month: the Param, else the run's partition key (the lake month)."""
         return plan_lake_loads(get_current_context(), service)
 
-    @task(map_index_template="{{ service_month }}", outlets=[TABLES["bigquery"]])
+    @task(map_index_template="{{ service_month }}")
     def load_month(service: str, month: str) -> BigQueryMonth:
         """Replace one month of {dataset}.{service}_tripdata from its lake object."""
         from include.taxi.orchestration import tasks
@@ -62,8 +62,19 @@ def lake_to_bigquery() -> None:
 
         return tasks.load_zones_to_bigquery(get_current_context())
 
+    @teardown  # after the loads whatever they did; the run's state stays theirs
+    @task(outlets=[TABLES["bigquery"]], max_active_tis_per_dag=1)
+    def announce_tables() -> list[str]:
+        """An event on each table a load changed (taxi_bigquery_<service>_tripdata), through
+        the alias; one at a time across runs (see tasks.announce_tables)."""
+        from include.taxi.orchestration import tasks
+
+        loads = [f"load_{service}" for service in SERVICES]
+        return tasks.announce_tables(get_current_context(), "bigquery", loads)
+
     # A task and a pool per table: one month transaction at a time on each table, the tables
     # in parallel (a mapped task's pool is fixed at parse time, not per service).
+    tables = announce_tables()
     for service in SERVICES:
         months = plan.override(task_id=f"plan_{service}")(service)
         load = load_month.override(
@@ -71,7 +82,7 @@ def lake_to_bigquery() -> None:
             pool=bigquery_pool(service),
             inlets=[table_asset("lake", service), table_asset("bigquery", service)],
         )
-        load.expand_kwargs(months)
+        load.expand_kwargs(months) >> tables
     load_zones()
 
 

@@ -15,7 +15,7 @@ rewritten to ``misc/taxi_zone_lookup.parquet`` with every run.
 
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task, teardown
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import LAKE_TRIP_MONTHS, TABLES, table_assets
@@ -47,7 +47,7 @@ def taxi_to_lake() -> None:
         return plan_months(get_current_context())
 
     @task(
-        outlets=[LAKE_TRIP_MONTHS, TABLES["lake"]],
+        outlets=[LAKE_TRIP_MONTHS],
         inlets=table_assets("lake"),  # registered with this DAG: see table_assets
         map_index_template="{{ service_month }}",
     )
@@ -64,7 +64,16 @@ def taxi_to_lake() -> None:
 
         return tasks.write_zones_to_lake(get_current_context())
 
-    write_month.expand_kwargs(plan())
+    @teardown  # after the loads whatever they did; the run's state stays theirs
+    @task(outlets=[TABLES["lake"]], max_active_tis_per_dag=1)
+    def announce_tables() -> list[str]:
+        """An event on each table a write changed (taxi_lake_<service>_tripdata), through the
+        alias; one at a time across runs (see tasks.announce_tables)."""
+        from include.taxi.orchestration import tasks
+
+        return tasks.announce_tables(get_current_context(), "lake", ["write_month"])
+
+    write_month.expand_kwargs(plan()) >> announce_tables()
     write_zones()
 
 

@@ -11,7 +11,7 @@ backfills never duplicate. Logic lives in include/taxi; this file only wires and
 
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task, teardown
 
 from include.taxi.orchestration import schedule
 from include.taxi.orchestration.assets import POSTGRES_TRIP_MONTHS, TABLES, table_assets
@@ -50,12 +50,10 @@ def taxi_to_postgres() -> None:
         map_index_template="{{ service_month }}",
         pool=POOL_POSTGRES_COPY,
         pool_slots=postgres_copy_streams(),
-        outlets=[TABLES["postgres"]],
         inlets=table_assets("postgres"),  # registered with this DAG: see table_assets
     )
     def load_trips(service: str, month: str) -> PostgresMonth:
-        """Download one source file and replace its month in Postgres (unless unchanged); an
-        event on the service's table asset (taxi_postgres_<service>_tripdata) when it did."""
+        """Download one source file and replace its month in Postgres (unless unchanged)."""
         from include.taxi.orchestration import tasks
 
         return tasks.load_trips_to_postgres(service, month, get_current_context())
@@ -74,7 +72,18 @@ def taxi_to_postgres() -> None:
 
         return announce_postgres_month(get_current_context())
 
-    [load_trips.expand_kwargs(plan()), load_zones()] >> announce()
+    @teardown  # after the loads whatever they did; the run's state stays theirs
+    @task(outlets=[TABLES["postgres"]], max_active_tis_per_dag=1)
+    def announce_tables() -> list[str]:
+        """An event on each table a load changed (taxi_postgres_<service>_tripdata), through
+        the alias; one at a time across runs (see tasks.announce_tables)."""
+        from include.taxi.orchestration import tasks
+
+        return tasks.announce_tables(get_current_context(), "postgres", ["load_trips"])
+
+    loads = load_trips.expand_kwargs(plan())
+    [loads, load_zones()] >> announce()
+    loads >> announce_tables()
 
 
 taxi_to_postgres()

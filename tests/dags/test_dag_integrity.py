@@ -68,6 +68,32 @@ def test_conventions(dagbag, dag_id: str) -> None:
         assert task.on_failure_callback, f"{dag_id}.{task.task_id}: no failure notifier"
 
 
+TABLE_TARGETS = {
+    "taxi_to_postgres": "postgres",
+    "taxi_to_lake": "lake",
+    "lake_to_bigquery": "bigquery",
+}
+
+
+@pytest.mark.parametrize("dag_id", sorted(TABLE_TARGETS))
+def test_one_task_announces_the_tables_one_run_at_a_time(dagbag, dag_id: str) -> None:
+    """Only announce_tables emits through the target's alias, never two runs at once (Airflow
+    3.3.2 races linking an alias to an asset), after every load and without owning the run's
+    state (a teardown)."""
+    from include.taxi.orchestration.assets import TABLES
+
+    dag = dagbag.dags[dag_id]
+    alias = TABLES[TABLE_TARGETS[dag_id]]
+    emitters = [t.task_id for t in dag.tasks if alias in t.outlets]
+    assert emitters == ["announce_tables"], f"{dag_id}: {alias.name} is an outlet of {emitters}"
+    announce = dag.get_task("announce_tables")
+    assert announce.max_active_tis_per_dag == 1
+    assert announce.is_teardown and not announce.on_failure_fail_dagrun
+    loads = {t.task_id for t in dag.tasks if t.task_id.startswith(("load_", "write_month"))}
+    loads -= {"load_zones"}
+    assert loads and loads == announce.upstream_task_ids, f"{dag_id}: {announce.upstream_task_ids}"
+
+
 OFFLINE_IMPORT = """
 import socket, sys
 def refuse(*args, **kwargs):

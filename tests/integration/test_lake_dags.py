@@ -54,6 +54,7 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
         "plan[-1]": "success",
         "write_month[0]": "success",
         "write_zones[-1]": "success",
+        "announce_tables[-1]": "success",
     }
     events = lake_month_events(run.run_id)
     assert len(events) == 1
@@ -78,6 +79,7 @@ def test_a_lake_month_emits_an_asset_event_naming_it_and_loads_into_bigquery(dag
         **{f"load_{s}[-1]": "skipped" for s in SERVICES if s != "green"},
         "load_green[0]": "success",
         "load_zones[-1]": "success",
+        "announce_tables[-1]": "success",
     }
     assert _bq_count(settings, "green") == 900
     assert asset_events(load.run_id) == [

@@ -57,6 +57,7 @@ def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse,
         "plan[-1]": "success",
         "load_zones[-1]": "success",
         "announce[-1]": "success",
+        "announce_tables[-1]": "success",
         "load_trips[0]": "success",
         "load_trips[1]": "success",
         "load_trips[2]": "success",
@@ -88,6 +89,26 @@ def test_a_month_loads_every_service_and_reruns_do_not_duplicate(dag, warehouse,
         zones = conn.execute(f'SELECT count(*) FROM "{warehouse}".taxi_zone_lookup').fetchone()[0]
     assert total > 0
     assert zones == 7
+
+
+def test_a_failed_service_fails_the_run_and_the_loaded_ones_are_still_announced(
+    dag, warehouse, postgres_url, source_server
+):
+    """announce_tables is a teardown: after green's bad file it still announces yellow's table,
+    and the run is failed by green's load, not succeeded by the teardown."""
+    _, root = source_server
+    write_month(root / "yellow" / "yellow_tripdata_2021-03.csv.gz", "yellow", date(2021, 3, 1), 700)
+    (root / "green" / "green_tripdata_2021-03.csv.gz").write_bytes(b"not a gzip file\n")
+    run = run_month(dag, "2021-03")
+    states = task_states(run)
+    assert run.state == "failed", states
+    assert (states["load_trips[0]"], states["load_trips[1]"]) == ("success", "failed"), states
+    assert states["announce_tables[-1]"] == "success", states
+    assert states["announce[-1]"] == "upstream_failed", "no month event: taxi_models waits"
+    assert [e for e in asset_events(run.run_id) if "tripdata" in e[0]] == [
+        ("taxi_postgres_yellow_tripdata", {"month": "2021-03", "rows": 700})
+    ]
+    assert _counts(postgres_url, warehouse, "yellow_tripdata") == {"2021-03": 700}
 
 
 def test_params_choose_service_and_month(dag, warehouse, postgres_url):

@@ -11,11 +11,12 @@ need a task per service in taxi_to_lake instead of one mapped task; and a month'
 landing together are one lake_to_bigquery run either way.
 
 The tables are assets too, one per service and target (``taxi_postgres_yellow_tripdata``,
-``taxi_lake_…``, ``taxi_bigquery_…``), so the asset graph shows each service's path. A load task
-declares its target's ``AssetAlias`` and, when it changed a month, adds an event on the
-service's table asset through it (``announce_table``): only that service's asset gets an event,
-with the run's partition key (the month), so one mapped task serves all services. An alias
-resolves to its assets when they first get an event; until then the graph shows the alias.
+``taxi_lake_…``, ``taxi_bigquery_…``), so the asset graph shows each service's path. Each
+loading DAG ends with ``announce_tables``, which declares its target's ``AssetAlias`` and adds an
+event through it on the table of every service whose month a load of the run changed
+(``announce_table``): only those assets get an event, with the run's partition key (the month),
+so one mapped load task serves all services. An alias resolves to its assets when they first
+get an event; until then the graph shows the alias.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ TABLES: dict[Target, AssetAlias] = {
     "lake": AssetAlias(name="taxi_lake_tables"),
     "bigquery": AssetAlias(name="taxi_bigquery_tables"),
 }
-"""Each target's alias: its load task's outlet, through which the service's table gets events."""
+"""Each target's alias: the outlet of its DAG's ``announce_tables``, through which the tables
+get their events."""
 
 
 def table_asset(target: Target, service: Service | str) -> Asset:
@@ -67,11 +69,9 @@ def table_assets(target: Target) -> list[Asset]:
     """Every service's table asset in a target: inlets of the tasks that read them, and of the
     load that writes them (it reads the month it replaces), so they exist once its DAG is parsed.
 
-    Declared as inlets, the dag processor registers them up front. An asset an alias names for
-    the first time is created by the api-server when the event arrives, and Airflow 3.3.2 races
-    there: two tasks announcing the same new table at once both insert it, one fails
-    (``UniqueViolation ... idx_asset_name_uri_unique``, seen with two months of green loading
-    side by side) and its task is marked failed although its load committed."""
+    Declared as inlets, the dag processor registers them up front, before any event names them
+    through an alias (the api-server would create them then, and Airflow 3.3.2 races there too:
+    ``UniqueViolation ... idx_asset_name_uri_unique``, see tasks.announce_tables)."""
     from include.taxi.services import Service
 
     return [table_asset(target, service) for service in Service]
