@@ -88,10 +88,12 @@ def test_one_task_announces_the_tables_one_run_at_a_time(dagbag, dag_id: str) ->
     assert emitters == ["announce_tables"], f"{dag_id}: {alias.name} is an outlet of {emitters}"
     announce = dag.get_task("announce_tables")
     assert announce.max_active_tis_per_dag == 1
-    assert announce.is_teardown and not announce.on_failure_fail_dagrun
+    assert announce.is_teardown
+    assert not announce.on_failure_fail_dagrun
     loads = {t.task_id for t in dag.tasks if t.task_id.startswith(("load_", "write_month"))}
     loads -= {"load_zones"}
-    assert loads and loads == announce.upstream_task_ids, f"{dag_id}: {announce.upstream_task_ids}"
+    assert loads, dag_id
+    assert loads == announce.upstream_task_ids, f"{dag_id}: {announce.upstream_task_ids}"
 
 
 OFFLINE_IMPORT = """
