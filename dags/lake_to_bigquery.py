@@ -69,8 +69,7 @@ def lake_to_bigquery() -> None:
         the alias; one at a time across runs (see tasks.announce_tables)."""
         from include.taxi.orchestration import tasks
 
-        loads = [f"load_{service}" for service in SERVICES]
-        return tasks.announce_tables(get_current_context(), "bigquery", loads)
+        return tasks.announce_tables(get_current_context(), "bigquery")
 
     # A task and a pool per table: one month transaction at a time on each table, the tables
     # in parallel (a mapped task's pool is fixed at parse time, not per service).

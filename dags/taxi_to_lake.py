@@ -71,7 +71,7 @@ def taxi_to_lake() -> None:
         alias; one at a time across runs (see tasks.announce_tables)."""
         from include.taxi.orchestration import tasks
 
-        return tasks.announce_tables(get_current_context(), "lake", ["write_month"])
+        return tasks.announce_tables(get_current_context(), "lake")
 
     write_month.expand_kwargs(plan()) >> announce_tables()
     write_zones()

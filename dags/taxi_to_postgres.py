@@ -79,7 +79,7 @@ def taxi_to_postgres() -> None:
         the alias; one at a time across runs (see tasks.announce_tables)."""
         from include.taxi.orchestration import tasks
 
-        return tasks.announce_tables(get_current_context(), "postgres", ["load_trips"])
+        return tasks.announce_tables(get_current_context(), "postgres")
 
     loads = load_trips.expand_kwargs(plan())
     [loads, load_zones()] >> announce()

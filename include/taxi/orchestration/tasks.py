@@ -84,8 +84,9 @@ CHANGED: dict[Target, dict[str, str]] = {
 holding the rows its table has for the month now."""
 
 
-def announce_tables(context: Context, target: Target, load_task_ids: list[str]) -> list[str]:
-    """The DAG's ``announce_tables``: an event on each table a load of this run changed.
+def announce_tables(context: Context, target: Target) -> list[str]:
+    """The DAG's ``announce_tables``: an event on each table a load of this run changed, from
+    the results of the task's upstream tasks (the loads).
 
     Not in the loads themselves: the first event an alias gives an asset links the two, and
     Airflow 3.3.2 races there: two tasks giving green's table its first event at once both
@@ -94,7 +95,8 @@ def announce_tables(context: Context, target: Target, load_task_ids: list[str]) 
     (``max_active_tis_per_dag=1``), as a teardown: after every load, failed or not (a service
     that loaded is announced though another failed), leaving the run's state to the loads."""
     announced = []
-    for result in context["ti"].xcom_pull(task_ids=load_task_ids) or []:
+    loads = sorted(context["task"].upstream_task_ids)
+    for result in context["ti"].xcom_pull(task_ids=loads) or []:
         rows_key = CHANGED[target].get((result or {}).get("status", ""))
         if rows_key is None:  # unchanged, superseded, skipped or failed: nothing changed
             continue
