@@ -47,6 +47,7 @@ from typing import Any
 
 import psycopg
 
+from bench.harness import cpu_reference_s
 from bench.process_memory import TreeMemory
 from dev import local_postgres
 from dev.airflow_env import CONNECT_ARGS
@@ -146,19 +147,6 @@ def make_source(root: Path, shape: Shape) -> None:
                 write_month(tmp, service, first, n, seed=first.month)
             tmp.rename(path)
     write_zones(root / "misc" / "taxi_zone_lookup.csv")
-
-
-def cpu_reference_s() -> float:
-    """Seconds for 10 M Python additions, best of 3: how fast this machine's cores are, so runs
-    on different machines can be compared (the overhead ratio falls as the tasks get slower)."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        total = 0
-        for i in range(10_000_000):
-            total += i
-        best = min(best, time.perf_counter() - started)
-    return round(best, 2)
 
 
 def _ts(value: str) -> datetime:

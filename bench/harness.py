@@ -12,6 +12,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,3 +52,16 @@ def spread(values: list[float]) -> dict[str, float]:
         "min": min(values),
         "max": max(values),
     }
+
+
+def cpu_reference_s() -> float:
+    """Seconds for 10 M Python additions, best of 3: how fast this machine's cores are, so runs
+    on different machines can be compared (the overhead ratio falls as the tasks get slower)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 2)

@@ -8,6 +8,7 @@ method's dirty pages from being flushed on the next one's time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import date
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -28,8 +30,10 @@ from bench.sources import Source
 from dev import local_postgres
 from include.taxi.contract import SOURCE_MONTH, contract_for, table_name
 from include.taxi.months import Month
+from include.taxi.postgres import binary_copy
 from include.taxi.postgres.month import PG_TYPES
 from include.taxi.sources.csv import read_header
+from include.taxi.sources.reader import open_source
 
 PROJECT_SCHEMA = "bench_project"
 BASELINE_SCHEMA = "bench_baseline"
@@ -213,6 +217,32 @@ def reset_baseline(url: str, source: Source) -> str:
     )
     checkpoint(url)
     return f"{BASELINE_SCHEMA}.{name}"
+
+
+def copy_stream(source: Path, service: str, month: date) -> tuple[Path, list[str]]:
+    """The project's binary COPY data of a source file, written once beside it (``.pgcopy``),
+    and the columns it fills: what ``replace_month`` sends, replayed to time the server alone.
+    """
+    stream = source.with_name(source.name + ".pgcopy")
+    columns_file = source.with_name(source.name + ".pgcopy.json")
+    if not (stream.exists() and columns_file.exists()):
+        reader = open_source(source, contract_for(service), month)
+        columns = reader.filled
+        partial = stream.with_suffix(".partial")
+        with partial.open("wb") as out:
+            out.write(binary_copy.HEADER)
+            for batch in reader:
+                for tuples in binary_copy.encode(batch.select(columns)):
+                    out.write(tuples)
+            out.write(binary_copy.TRAILER)
+        partial.rename(stream)
+        columns_file.write_text(json.dumps(columns))
+    return stream, json.loads(columns_file.read_text())
+
+
+def binary_copy_statement(table: str, columns: list[str]) -> str:
+    """COPY FROM STDIN of the project's binary stream into ``table``."""
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
 
 
 def copy_statement(table: str, path: Path, *, client_side: bool) -> str:

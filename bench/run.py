@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import postgres, report, sources
-from bench.harness import Measured, measure
+from bench.harness import Measured, cpu_reference_s, measure
 from bench.methods import Method, Outcome, Setup
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -128,6 +128,33 @@ def _reference_copy(setup: Setup, key: str, repeats: int) -> Method:
         repeats,
         prepare=prepare,
         notes="stand-in for psql, which is not installed here",
+    )
+
+
+def _server_alone(setup: Setup, key: str, repeats: int) -> Method:
+    """The project's own binary COPY data of the file, replayed into one backend by a client
+    that only sends: the most one COPY stream can ingest on this server, whatever the client."""
+    src = setup.sources[key]
+    stream, columns = postgres.copy_stream(setup.files[key], src.service, src.month)
+    table = f"{postgres.BASELINE_SCHEMA}.{postgres.table_name_for(src)}"
+
+    def argv(s: Setup, result: Path) -> list[str]:
+        statement = postgres.binary_copy_statement(table, columns)
+        return s.worker("psycopg-copy", result, "--file", str(stream), "--url", s.url,
+                        "--copy-sql", statement)  # fmt: skip
+
+    return Method(
+        f"server_alone_{key}",
+        f"diagnostic: one backend alone, the project's COPY data replayed ({src.service} "
+        f"{_size(key)})",
+        "postgres",
+        key,
+        argv,
+        repeats,
+        prepare=lambda s: postgres.reset_baseline(s.url, src),
+        notes="the bytes replace_month sends for this file (bench.postgres.copy_stream), sent "
+        "from a file in 1 MiB writes into a plain table: the server's share of the load, "
+        "and the ceiling of one COPY stream",
     )
 
 
@@ -237,7 +264,10 @@ def plan(setup: Setup, repeats: int, pandas_repeats: int) -> list[Method]:
         methods.append(_pandas(setup, "yellow_1x", pandas_repeats))
     return [
         *methods,
+        _server_alone(setup, "yellow_1x", repeats),
         _load(setup, "yellow_4x", repeats),
+        _reference_copy(setup, "yellow_4x", repeats),
+        _server_alone(setup, "yellow_4x", repeats),
         _load(setup, "green_1x", repeats),
         Method(
             "project_read_yellow_1x",
@@ -270,6 +300,7 @@ def run_once(setup: Setup, method: Method, round_no: int) -> dict[str, Any]:
     result = setup.work / "result.json"
     result.unlink(missing_ok=True)
     load_before, pressure_before = os.getloadavg()[0], _cpu_pressure()
+    server_before = postgres.server_cpu_s(setup.url) if method.group == "postgres" else None
     measured = measure(
         method.argv(setup, result), getattr(setup, method.env), PROJECT, setup.work / "child.log"
     )
@@ -288,6 +319,8 @@ def run_once(setup: Setup, method: Method, round_no: int) -> dict[str, Any]:
         "cpu_pressure_pct_before": pressure_before,
         **method.parse_result(measured, result),
     }
+    if server_before is not None and (server_after := postgres.server_cpu_s(setup.url)):
+        sample["server_cpu_s"] = round(server_after - server_before, 2)
     if "rows" in sample:
         sample["rows_per_s"] = sample["rows"] / measured.wall_s
     return sample
@@ -339,8 +372,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pandas-repeats",
         type=int,
-        help="rounds that also run the slow (~2 min) pandas method (default: every round, so "
-        "its ratio compares medians over the same rounds as the others)",
+        default=1,
+        help="rounds that also run the slow (~2 min) pandas method (default 1: its ratio is "
+        "~50× against a 40× target, so more rounds only add minutes to make bench)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny files, one round (smoke test)")
     parser.add_argument("--skip-pandas", action="store_true", help="leave out the pandas method")
@@ -378,6 +412,7 @@ def _machine(setup: Setup, version: str, url_source: str) -> dict[str, Any]:
         if setup.psql
         else "none found: psycopg COPY of the gunzipped stream stands in",
         "loadavg_at_start": os.getloadavg(),
+        "cpu_reference_s": cpu_reference_s(),
     }
 
 
@@ -398,8 +433,7 @@ def _print_summary(results: dict[str, Any], outcomes: list[Outcome], markdown: s
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     repeats = args.repeats or (1 if args.quick else 3)
-    wanted_pandas = repeats if args.pandas_repeats is None else args.pandas_repeats
-    pandas_repeats = 0 if args.skip_pandas else min(wanted_pandas, repeats)
+    pandas_repeats = 0 if args.skip_pandas else min(args.pandas_repeats, repeats)
 
     started = time.monotonic()
     wanted = sources.sources(args.quick)

@@ -277,16 +277,20 @@ def pandas_to_sql(args: argparse.Namespace) -> Result:
 
 
 def psycopg_copy(args: argparse.Namespace) -> Result:
-    """Stand-in for psql when none is installed: COPY the gunzipped stream in 1 MiB writes."""
+    """COPY a file's bytes in 1 MiB writes: a csv.gz gunzipped (the stand-in for psql when none
+    is installed), or the project's binary COPY data replayed from a ``.pgcopy`` file (the
+    server's side of the project's load, with a client that only sends)."""
     import gzip
 
     import psycopg
+
+    opener = gzip.open if args.file.endswith(".gz") else open
 
     def work() -> Result:
         with (
             psycopg.connect(args.url) as conn,
             conn.cursor() as cur,
-            gzip.open(args.file, "rb") as src,
+            opener(args.file, "rb") as src,
         ):
             with cur.copy(args.copy_sql) as copy:
                 while chunk := src.read(1 << 20):

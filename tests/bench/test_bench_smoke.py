@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from bench.postgres import server_cpu_s
+
 PROJECT = Path(__file__).resolve().parents[2]
 METHODS = {
     "project_pg_yellow_1x",
     "project_pg_yellow_1x_reload",
     "project_pg_yellow_4x",
     "project_pg_green_1x",
+    "server_alone_yellow_1x",
+    "server_alone_yellow_4x",
     "pandas_to_sql_yellow_1x",
     "project_read_yellow_1x",
     "duckdb_parquet_yellow_1x",
@@ -46,8 +50,10 @@ def test_quick_bench_writes_every_method_and_target(tmp_path: Path, postgres_url
 
     results = json.loads((out / "latest.json").read_text())
     methods = results["methods"]
-    reference = {"psql_copy_yellow_1x", "psycopg_copy_yellow_1x"} & methods.keys()
-    assert len(reference) == 1
+    reference = {
+        f"{tool}_copy_yellow_{size}" for tool in ("psql", "psycopg") for size in ("1x", "4x")
+    } & methods.keys()
+    assert len(reference) == 2
     assert METHODS | reference == methods.keys()
     for key, method in methods.items():
         assert not method["errors"], key
@@ -56,8 +62,20 @@ def test_quick_bench_writes_every_method_and_target(tmp_path: Path, postgres_url
             assert set(method[metric]) == STATS, (key, metric)
             assert method[metric]["median"] > 0, (key, metric)
 
+    # the server's side of every Postgres method, from its reaped backends when it is local
+    if server_cpu_s(postgres_url) is not None:
+        for key, method in methods.items():
+            if method["group"] == "postgres":
+                assert method["server_cpu_s"]["median"] > 0, key
+    assert results["machine"]["cpu_reference_s"] > 0
+
     targets = results["targets"]
-    assert len(targets) == 7
+    assert len(targets) == 9
+    ahead = [t for t in targets if "issue 24" in t["name"]]
+    assert len(ahead) == 2
+    for target in ahead:
+        assert "one backend alone" in target["detail"]
+        assert "n/a" not in target["detail"], target["detail"]
     for target in targets:
         assert {"name", "measured", "required", "met"} <= target.keys()
         assert isinstance(target["met"], bool)
