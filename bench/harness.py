@@ -65,3 +65,11 @@ def cpu_reference_s() -> float:
             total += i
         best = min(best, time.perf_counter() - started)
     return round(best, 2)
+
+
+def cpu_bound_rows_per_s(
+    rows: float, client_cpu_s: float, server_cpu_s: float, cores: int
+) -> float:
+    """The most rows/s a load can reach when its client and the server share ``cores``: its
+    CPU per file spread over every core, whatever its streams or threads."""
+    return rows / ((client_cpu_s + server_cpu_s) / cores)

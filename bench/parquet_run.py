@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import postgres
-from bench.harness import cpu_reference_s, measure
+from bench.harness import cpu_bound_rows_per_s, cpu_reference_s, measure
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT / "bench" / "results"
@@ -383,7 +383,7 @@ def _budget_lines(results: dict[str, Any]) -> list[str]:
         rows, duck = at.m(key, "rows"), at.m("duckdb_pg_1x")
         if client is None or server is None or not rows or not duck:
             continue
-        bound = rows / ((client + server) / cores)
+        bound = cpu_bound_rows_per_s(rows, client, server, cores)
         lines.append(
             f"- {key}: client {client:.1f} s + server {server:.1f} s of CPU; on {cores} cores "
             f"at most {bound:,.0f} rows/s = {bound / duck:.2f}× DuckDB's measured rows/s"

@@ -230,11 +230,8 @@ def copy_stream(source: Path, service: str, month: date) -> tuple[Path, list[str
         columns = reader.filled
         partial = stream.with_suffix(".partial")
         with partial.open("wb") as out:
-            out.write(binary_copy.HEADER)
-            for batch in reader:
-                for tuples in binary_copy.encode(batch.select(columns)):
-                    out.write(tuples)
-            out.write(binary_copy.TRAILER)
+            for data in binary_copy.copy_data(batch.select(columns) for batch in reader):
+                out.write(data)
         partial.rename(stream)
         columns_file.write_text(json.dumps(columns))
     return stream, json.loads(columns_file.read_text())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import spread
+from bench.harness import cpu_bound_rows_per_s, spread
 
 if TYPE_CHECKING:
     from bench.methods import Outcome
@@ -151,7 +151,7 @@ def _ahead_of_psql(methods: dict[str, Any], size: str, cores: int | None) -> dic
     server = _median(methods, f"project_pg_yellow_{size}", "server_cpu_s")
     rows = (methods.get(f"project_pg_yellow_{size}") or {}).get("rows")
     bound = (
-        rows / ((client + server) / cores)
+        cpu_bound_rows_per_s(rows, client, server, cores)
         if rows and cores and client is not None and server is not None
         else None
     )

@@ -13,7 +13,7 @@ Format: https://www.postgresql.org/docs/current/sql-copy.html#COPY-BINARY-FORMAT
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,3 +164,11 @@ def encode(batch: pa.RecordBatch) -> Iterator[memoryview]:
     columns = [_column(array) for array in batch.columns]
     for rows in _layouts(columns, batch.num_rows):
         yield memoryview(_group(columns, rows, batch.num_rows).data).cast("B")
+
+
+def copy_data(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
+    """A whole binary COPY stream of the batches: the header, their tuples, the trailer."""
+    yield HEADER
+    for batch in batches:
+        yield from encode(batch)
+    yield TRAILER

@@ -106,11 +106,8 @@ class Session:
             sql.SQL(", FREEZE" if freeze else ""),
         )
         with self._cur.copy(statement) as copy:
-            copy.write(binary_copy.HEADER)
-            for batch in batches:
-                for tuples in binary_copy.encode(batch):
-                    copy.write(tuples)
-            copy.write(binary_copy.TRAILER)
+            for data in binary_copy.copy_data(batches):
+                copy.write(data)
         return self._cur.rowcount
 
     def autocommit(self) -> None:
